@@ -1,0 +1,25 @@
+/* The one process-wide context: the libuv loop, the Lua VM and the lazily created
+ * subsystems hang off it. Code reaches it through handle->data or an explicit argument. */
+#ifndef SMG_LOOP_H
+#define SMG_LOOP_H
+
+#include <uv.h>
+
+typedef struct lua_State lua_State;
+typedef struct smg_http_client_s smg_http_client_t;
+
+typedef struct smg_loop_s {
+  uv_loop_t uv;
+  lua_State *L;                /* owned: the main Lua state */
+  smg_http_client_t *httpc;    /* owned, created on first outbound HTTP request */
+  char exe_path[4096];         /* this binary, so configs can spawn "smg run ..." children */
+  char root_dir[4096];         /* directory holding lua/, config/, examples/ */
+} smg_loop_t;
+
+int smg_loop_init(smg_loop_t *loop, const char *argv0);
+/* Runs until no handle is active. */
+int smg_loop_run(smg_loop_t *loop);
+/* Closes every remaining handle, then the loop itself; returns uv_loop_close's result. */
+int smg_loop_close(smg_loop_t *loop);
+
+#endif

@@ -1,0 +1,427 @@
+/* smg.core http functions: the HTTP server (one Lua callback per request, request objects
+ * with respond / stream methods) and outbound HTTP calls (streaming callbacks). The Lua
+ * side (lua/smg/http.lua) builds the coroutine-style API on top. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_client.h"
+#include "http_server.h"
+#include "log.h"
+#include "lua_vm.h"
+
+/* ---- server ------------------------------------------------------------------------------- */
+
+typedef struct {
+  smg_http_server_t *srv; /* NULL once closed */
+  lua_State *L;
+  int req_ref, abort_ref, self_ref;
+} lserver_t;
+
+typedef struct {
+  smg_http_req_t *req; /* NULL once released */
+  int self_ref;        /* anchored from dispatch until finished or aborted */
+} lreq_t;
+
+static void on_request(smg_http_req_t *req, void *data) {
+  lserver_t *s = data;
+  lua_State *L = s->L;
+  smg_lua_push_ref(L, s->req_ref);
+  lreq_t *u = lua_newuserdata(L, sizeof(*u));
+  u->req = req;
+  luaL_getmetatable(L, "smg.http.req");
+  lua_setmetatable(L, -2);
+  u->self_ref = smg_lua_ref(L, -1);
+  smg_http_req_set_data(req, u);
+  if (smg_lua_pcall(L, 1, 0, "http request handler") != 0 && smg_http_req_alive(req)) {
+    static const char body[] = "{\"error\":\"internal error\"}";
+    smg_http_req_respond(req, 500, "Content-Type: application/json\r\n", 32, body, sizeof(body) - 1);
+  }
+}
+
+static void on_abort(smg_http_req_t *req, void *data) {
+  lserver_t *s = data;
+  lreq_t *u = smg_http_req_get_data(req);
+  if (!u) return;
+  lua_State *L = s->L;
+  if (s->abort_ref != LUA_NOREF) {
+    smg_lua_push_ref(L, s->abort_ref);
+    smg_lua_push_ref(L, u->self_ref);
+    smg_lua_pcall(L, 1, 0, "http abort handler");
+  }
+  smg_lua_unref(L, &u->self_ref);
+}
+
+static lreq_t *check_req(lua_State *L) {
+  lreq_t *u = luaL_checkudata(L, 1, "smg.http.req");
+  luaL_argcheck(L, u->req != NULL, 1, "request is released");
+  return u;
+}
+
+static int req_gc(lua_State *L) {
+  lreq_t *u = luaL_checkudata(L, 1, "smg.http.req");
+  if (u->req) {
+    smg_http_req_set_data(u->req, NULL);
+    smg_http_req_release(u->req);
+    u->req = NULL;
+  }
+  return 0;
+}
+
+static int req_method(lua_State *L) {
+  lua_pushstring(L, smg_http_req_method(check_req(L)->req));
+  return 1;
+}
+static int req_path(lua_State *L) {
+  lua_pushstring(L, smg_http_req_path(check_req(L)->req));
+  return 1;
+}
+static int req_query(lua_State *L) {
+  lua_pushstring(L, smg_http_req_query(check_req(L)->req));
+  return 1;
+}
+static int req_peer(lua_State *L) {
+  lua_pushstring(L, smg_http_req_peer(check_req(L)->req));
+  return 1;
+}
+static int req_alive(lua_State *L) {
+  lreq_t *u = luaL_checkudata(L, 1, "smg.http.req");
+  lua_pushboolean(L, u->req && smg_http_req_alive(u->req));
+  return 1;
+}
+static int req_body(lua_State *L) {
+  size_t len;
+  const char *b = smg_http_req_body(check_req(L)->req, &len);
+  lua_pushlstring(L, b, len);
+  return 1;
+}
+static int req_header(lua_State *L) {
+  lreq_t *u = check_req(L);
+  size_t len;
+  const char *v = smg_http_req_header(u->req, luaL_checkstring(L, 2), &len);
+  if (v) lua_pushlstring(L, v, len);
+  else lua_pushnil(L);
+  return 1;
+}
+static int req_headers(lua_State *L) {
+  lreq_t *u = check_req(L);
+  int n = smg_http_req_header_count(u->req);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    const char *name, *value;
+    size_t nl, vl;
+    smg_http_req_header_at(u->req, i, &name, &nl, &value, &vl);
+    char lower[256];
+    if (nl >= sizeof(lower)) continue;
+    for (size_t k = 0; k < nl; k++) lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+    lua_pushlstring(L, lower, nl);
+    lua_rawget(L, -2);
+    int seen = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (seen) continue; /* first wins, as in req:header() */
+    lua_pushlstring(L, lower, nl);
+    lua_pushlstring(L, value, vl);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+/* Formats a {name = value} table as header lines, refusing CR/LF (response splitting). */
+static void push_header_block(lua_State *L, int idx) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t nl, vl;
+      const char *n = lua_tolstring(L, -2, &nl);
+      const char *v = lua_tolstring(L, -1, &vl);
+      if (!n || !v || strpbrk(n, "\r\n:") || memchr(v, '\r', vl) || memchr(v, '\n', vl)) {
+        luaL_error(L, "invalid header %s", n ? n : "?");
+      }
+      /* luaL_Buffer uses the stack: copy the strings before popping the value. */
+      lua_pushfstring(L, "%s: %s\r\n", n, v);
+      lua_insert(L, -2);
+      lua_pop(L, 1);
+      luaL_addvalue(&b);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static int req_done(lua_State *L, lreq_t *u, int rc) {
+  smg_lua_unref(L, &u->self_ref);
+  if (rc < 0) return smg_lua_push_uv_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int req_respond(lua_State *L) {
+  lreq_t *u = check_req(L);
+  int status = (int)luaL_checkinteger(L, 2);
+  size_t blen = 0;
+  const char *body = luaL_optlstring(L, 4, "", &blen);
+  lua_settop(L, 4);
+  push_header_block(L, 3);
+  size_t hlen;
+  const char *h = lua_tolstring(L, -1, &hlen);
+  int rc = smg_http_req_respond(u->req, status, h, hlen, body, blen);
+  return req_done(L, u, rc);
+}
+
+static int req_stream_start(lua_State *L) {
+  lreq_t *u = check_req(L);
+  int status = (int)luaL_checkinteger(L, 2);
+  lua_settop(L, 3);
+  push_header_block(L, 3);
+  size_t hlen;
+  const char *h = lua_tolstring(L, -1, &hlen);
+  int rc = smg_http_req_stream_start(u->req, status, h, hlen);
+  if (rc < 0) return smg_lua_push_uv_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int req_write(lua_State *L) {
+  lreq_t *u = check_req(L);
+  size_t len;
+  const char *d = luaL_checklstring(L, 2, &len);
+  int rc = smg_http_req_stream_write(u->req, d, len);
+  if (rc < 0) return smg_lua_push_uv_error(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int req_finish(lua_State *L) {
+  lreq_t *u = check_req(L);
+  return req_done(L, u, smg_http_req_stream_end(u->req));
+}
+
+static lserver_t *check_server(lua_State *L) {
+  lserver_t *s = luaL_checkudata(L, 1, "smg.http.server");
+  luaL_argcheck(L, s->srv != NULL, 1, "server is closed");
+  return s;
+}
+
+static int server_port(lua_State *L) {
+  lua_pushinteger(L, smg_http_server_port(check_server(L)->srv));
+  return 1;
+}
+
+static int server_connections(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)smg_http_server_connections(check_server(L)->srv));
+  return 1;
+}
+
+static int server_close(lua_State *L) {
+  lserver_t *s = luaL_checkudata(L, 1, "smg.http.server");
+  if (!s->srv) return 0;
+  smg_http_server_close(s->srv);
+  s->srv = NULL;
+  /* Requests still in flight keep calling back into s: the userdata stays anchored by
+   * their handlers' upvalues only, so keep the callbacks until the state closes. */
+  smg_lua_unref(L, &s->self_ref);
+  return 0;
+}
+
+static int server_gc(lua_State *L) {
+  lserver_t *s = luaL_checkudata(L, 1, "smg.http.server");
+  smg_http_server_t *srv = s->srv;
+  server_close(L);
+  if (srv) smg_http_server_forget(srv);
+  return 0;
+}
+
+static double opt_field(lua_State *L, int idx, const char *k, double def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  lua_getfield(L, idx, k);
+  double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : def;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* http_listen(host, port, limits, on_request, on_abort) */
+static int l_http_listen(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  int port = (int)luaL_checkinteger(L, 2);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  smg_http_limits_t lim;
+  smg_http_limits_default(&lim);
+  lim.max_header_bytes = (size_t)opt_field(L, 3, "max_header_bytes", (double)lim.max_header_bytes);
+  lim.max_body_bytes = (size_t)opt_field(L, 3, "max_body_bytes", (double)lim.max_body_bytes);
+  lim.max_connections = (size_t)opt_field(L, 3, "max_connections", (double)lim.max_connections);
+  lim.idle_timeout_ms = (uint64_t)opt_field(L, 3, "idle_timeout_ms", (double)lim.idle_timeout_ms);
+  lim.request_timeout_ms =
+      (uint64_t)opt_field(L, 3, "request_timeout_ms", (double)lim.request_timeout_ms);
+  lserver_t *s = lua_newuserdata(L, sizeof(*s));
+  memset(s, 0, sizeof(*s));
+  luaL_getmetatable(L, "smg.http.server");
+  lua_setmetatable(L, -2);
+  s->L = L;
+  s->req_ref = smg_lua_ref(L, 4);
+  s->abort_ref = lua_isfunction(L, 5) ? smg_lua_ref(L, 5) : LUA_NOREF;
+  char err[256];
+  int rc = smg_http_server_listen(&smg_lua_loop(L)->uv, host, port, &lim, on_request, on_abort, s,
+                                  &s->srv, err, sizeof(err));
+  if (rc < 0) {
+    smg_lua_unref(L, &s->req_ref);
+    smg_lua_unref(L, &s->abort_ref);
+    s->srv = NULL;
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, uv_err_name(rc));
+    return 3;
+  }
+  s->self_ref = smg_lua_ref(L, -1);
+  return 1;
+}
+
+/* ---- client ------------------------------------------------------------------------------- */
+
+typedef struct {
+  smg_http_call_t *call; /* NULL once done or cancelled */
+  lua_State *L;
+  int headers_ref, data_ref, done_ref, self_ref;
+} lcall_t;
+
+static void lcall_unref_all(lcall_t *c) {
+  smg_lua_unref(c->L, &c->headers_ref);
+  smg_lua_unref(c->L, &c->data_ref);
+  smg_lua_unref(c->L, &c->done_ref);
+  smg_lua_unref(c->L, &c->self_ref);
+}
+
+static void call_on_headers(smg_http_call_t *call, int status, const char *h, size_t len, void *d) {
+  lcall_t *c = d;
+  if (c->headers_ref == LUA_NOREF) return;
+  smg_lua_push_ref(c->L, c->headers_ref);
+  lua_pushinteger(c->L, status);
+  lua_pushlstring(c->L, h, len);
+  smg_lua_pcall(c->L, 2, 0, "http response headers callback");
+}
+
+static void call_on_data(smg_http_call_t *call, const char *p, size_t n, void *d) {
+  lcall_t *c = d;
+  if (c->data_ref == LUA_NOREF) return;
+  smg_lua_push_ref(c->L, c->data_ref);
+  lua_pushlstring(c->L, p, n);
+  smg_lua_pcall(c->L, 1, 0, "http response data callback");
+}
+
+static void call_on_done(smg_http_call_t *call, const char *err, void *d) {
+  lcall_t *c = d;
+  lua_State *L = c->L;
+  c->call = NULL;
+  smg_lua_push_ref(L, c->self_ref); /* keep alive through the callback */
+  int done = c->done_ref;
+  c->done_ref = LUA_NOREF;
+  if (done != LUA_NOREF) {
+    smg_lua_push_ref(L, done);
+    if (err) lua_pushstring(L, err);
+    else lua_pushnil(L);
+    luaL_unref(L, LUA_REGISTRYINDEX, done);
+    smg_lua_pcall(L, 1, 0, "http response done callback");
+  }
+  lcall_unref_all(c);
+  lua_pop(L, 1);
+}
+
+static int call_cancel(lua_State *L) {
+  lcall_t *c = luaL_checkudata(L, 1, "smg.http.call");
+  if (c->call) {
+    smg_http_call_cancel(c->call);
+    c->call = NULL;
+    lcall_unref_all(c);
+  }
+  return 0;
+}
+
+/* http_request{method, url, headers = {"K: v", ...}, body, timeout_ms, max_response},
+ *              on_headers(status, raw), on_data(chunk), on_done(err) */
+static int l_http_request(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  smg_loop_t *loop = smg_lua_loop(L);
+  if (!loop->httpc) loop->httpc = smg_http_client_new(&loop->uv);
+  if (!loop->httpc) return luaL_error(L, "cannot create http client");
+  smg_http_call_opts_t o;
+  memset(&o, 0, sizeof(o));
+  lua_getfield(L, 1, "url");
+  o.url = luaL_checkstring(L, -1);
+  lua_getfield(L, 1, "method");
+  o.method = luaL_optstring(L, -1, "GET");
+  lua_getfield(L, 1, "body");
+  if (!lua_isnil(L, -1)) o.body = luaL_checklstring(L, -1, &o.body_len);
+  o.timeout_ms = (uint64_t)opt_field(L, 1, "timeout_ms", 0);
+  o.connect_timeout_ms = (uint64_t)opt_field(L, 1, "connect_timeout_ms", 0);
+  o.max_response = (size_t)opt_field(L, 1, "max_response", 0);
+  const char *hdrs[65];
+  int nh = 0;
+  lua_getfield(L, 1, "headers");
+  if (lua_istable(L, -1)) {
+    int n = (int)lua_objlen(L, -1);
+    luaL_argcheck(L, n <= 64, 1, "at most 64 headers");
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      const char *h = luaL_checkstring(L, -1);
+      luaL_argcheck(L, !strpbrk(h, "\r\n"), 1, "header with CR/LF");
+      hdrs[nh++] = h; /* stays alive: the table holds it */
+      lua_pop(L, 1);
+    }
+  }
+  hdrs[nh] = NULL;
+  o.headers = hdrs;
+  lcall_t *c = lua_newuserdata(L, sizeof(*c));
+  memset(c, 0, sizeof(*c));
+  luaL_getmetatable(L, "smg.http.call");
+  lua_setmetatable(L, -2);
+  c->L = L;
+  c->headers_ref = lua_isfunction(L, 2) ? smg_lua_ref(L, 2) : LUA_NOREF;
+  c->data_ref = lua_isfunction(L, 3) ? smg_lua_ref(L, 3) : LUA_NOREF;
+  c->done_ref = smg_lua_ref(L, 4);
+  c->self_ref = smg_lua_ref(L, -1);
+  static const smg_http_call_cbs_t cbs = {call_on_headers, call_on_data, call_on_done};
+  char err[256];
+  int rc = smg_http_call_start(loop->httpc, &o, &cbs, c, &c->call, err, sizeof(err));
+  if (rc < 0) {
+    lcall_unref_all(c);
+    c->call = NULL;
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  return 1;
+}
+
+static void new_meta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  if (gc) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
+void smg_lua_http_register(lua_State *L) {
+  static const luaL_Reg req_m[] = {
+      {"method", req_method}, {"path", req_path},     {"query", req_query},
+      {"peer", req_peer},     {"alive", req_alive},   {"body", req_body},
+      {"header", req_header}, {"headers", req_headers}, {"respond", req_respond},
+      {"stream_start", req_stream_start}, {"write", req_write}, {"finish", req_finish},
+      {NULL, NULL}};
+  static const luaL_Reg srv_m[] = {{"port", server_port},
+                                   {"connections", server_connections},
+                                   {"close", server_close},
+                                   {NULL, NULL}};
+  static const luaL_Reg call_m[] = {{"cancel", call_cancel}, {NULL, NULL}};
+  new_meta(L, "smg.http.req", req_m, req_gc);
+  new_meta(L, "smg.http.server", srv_m, server_gc);
+  new_meta(L, "smg.http.call", call_m, call_cancel);
+  lua_pushcfunction(L, l_http_listen);
+  lua_setfield(L, -2, "http_listen");
+  lua_pushcfunction(L, l_http_request);
+  lua_setfield(L, -2, "http_request");
+}

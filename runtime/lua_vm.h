@@ -1,0 +1,39 @@
+/* The LuaJIT VM: creation, module paths, protected calls from C callbacks, and the
+ * registry anchors that keep Lua objects alive while C holds them. */
+#ifndef SMG_LUA_VM_H
+#define SMG_LUA_VM_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "loop.h"
+
+int smg_lua_open(smg_loop_t *loop);
+void smg_lua_close(smg_loop_t *loop);
+smg_loop_t *smg_lua_loop(lua_State *L);
+
+/* Calls the function below nargs arguments with a traceback handler. On error the message
+ * is logged with `what` and LUA_ERR* is returned; the stack is left as lua_pcall leaves it
+ * minus the handler (nres results on success, nothing on error). */
+int smg_lua_pcall(lua_State *L, int nargs, int nres, const char *what);
+
+/* Runs the Lua entry point `smg.main`'s main(argv) and returns its requested exit code. */
+int smg_lua_main(smg_loop_t *loop, int argc, char **argv);
+int smg_lua_exit_code(lua_State *L);
+
+/* Registry anchors: ref the value at idx, push it back, drop it. */
+int smg_lua_ref(lua_State *L, int idx);
+void smg_lua_push_ref(lua_State *L, int ref);
+void smg_lua_unref(lua_State *L, int *ref);
+
+/* Binding modules. */
+int luaopen_smg_core(lua_State *L);
+void smg_lua_http_register(lua_State *L);
+void smg_lua_proc_register(lua_State *L);
+void smg_lua_json_register(lua_State *L);
+
+/* Pushes nil, "ECODE: message", "ECODE" (luv style) and returns 3. */
+int smg_lua_push_uv_error(lua_State *L, int err);
+
+#endif
