@@ -119,7 +119,7 @@ static int l_timer(lua_State *L) {
   luaL_getmetatable(L, "smg.timer");
   lua_setmetatable(L, -2);
   ltimer_t *t = u->t;
-  t->L = L;
+  t->L = smg_lua_loop(L)->L;
   uv_timer_init(&smg_lua_loop(L)->uv, &t->h);
   t->h.data = t;
   t->cb_ref = smg_lua_ref(L, 3);
@@ -172,7 +172,7 @@ static int l_signal(lua_State *L) {
   luaL_getmetatable(L, "smg.signal");
   lua_setmetatable(L, -2);
   lsignal_t *s = *u;
-  s->L = L;
+  s->L = smg_lua_loop(L)->L;
   uv_signal_init(&smg_lua_loop(L)->uv, &s->h);
   s->h.data = s;
   s->cb_ref = smg_lua_ref(L, 2);
@@ -290,7 +290,7 @@ static int l_stdio_start(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   size_t max_line = (size_t)luaL_optnumber(L, 3, 64 << 20);
-  stdio_cb.L = L;
+  stdio_cb.L = smg_lua_loop(L)->L;
   smg_lua_unref(L, &stdio_cb.line_ref);
   smg_lua_unref(L, &stdio_cb.eof_ref);
   stdio_cb.line_ref = smg_lua_ref(L, 1);

@@ -257,7 +257,7 @@ static int l_http_listen(lua_State *L) {
   memset(s, 0, sizeof(*s));
   luaL_getmetatable(L, "smg.http.server");
   lua_setmetatable(L, -2);
-  s->L = L;
+  s->L = smg_lua_loop(L)->L;
   s->req_ref = smg_lua_ref(L, 4);
   s->abort_ref = lua_isfunction(L, 5) ? smg_lua_ref(L, 5) : LUA_NOREF;
   char err[256];
@@ -375,7 +375,7 @@ static int l_http_request(lua_State *L) {
   memset(c, 0, sizeof(*c));
   luaL_getmetatable(L, "smg.http.call");
   lua_setmetatable(L, -2);
-  c->L = L;
+  c->L = smg_lua_loop(L)->L;
   c->headers_ref = lua_isfunction(L, 2) ? smg_lua_ref(L, 2) : LUA_NOREF;
   c->data_ref = lua_isfunction(L, 3) ? smg_lua_ref(L, 3) : LUA_NOREF;
   c->done_ref = smg_lua_ref(L, 4);

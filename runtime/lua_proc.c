@@ -128,7 +128,7 @@ static int l_spawn(lua_State *L) {
   memset(u, 0, sizeof(*u));
   luaL_getmetatable(L, "smg.proc");
   lua_setmetatable(L, -2);
-  u->L = L;
+  u->L = smg_lua_loop(L)->L;
   char err[512];
   int rc = smg_proc_spawn(&smg_lua_loop(L)->uv, &o, on_line, on_exit_cb, u, &u->p, err,
                           sizeof(err));

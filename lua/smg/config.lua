@@ -1,0 +1,246 @@
+-- The gateway config: the seed's schema (common_mcp_gateway_config, plugins, mcp_configs,
+-- projects, users, apikeys), so a seed user's file loads unchanged, plus smg's own
+-- "gateway" section. Validated on load; every problem names its key path.
+local smg = require "smg"
+local core = require "smg.core"
+local schema = require "smg.schema"
+local json = smg.json
+
+local M = {}
+
+local function obj(fields, extra)
+  local n = { type = "object", fields = fields, default = {}, unknown = "warn" }
+  for k, v in pairs(extra or {}) do n[k] = v end
+  return n
+end
+local function str(d, extra)
+  local n = { type = "string", default = d }
+  for k, v in pairs(extra or {}) do n[k] = v end
+  return n
+end
+local function num(d, min) return { type = "number", default = d, min = min } end
+local function int(d, min, max) return { type = "integer", default = d, min = min, max = max } end
+local function bool(d) return { type = "boolean", default = d } end
+local function str_array() return { type = "array", items = { type = "string" }, default = json.array({}) } end
+local function map_of(node) return { type = "object", values = node, default = {} } end
+
+local guardrail_policy = obj({
+  enabled = bool(false),
+  policy_name = str(nil),
+  additional_config = { type = "object", default = {}, unknown = "allow" },
+  block = str_array(),
+}, { unknown = "allow" })
+
+local server_schema = obj({
+  server_name = str(nil, { required = true, pattern = "^[%w_%-%.]+$",
+    pattern_desc = "letters, digits, '_', '-' and '.'" }),
+  description = str(""),
+  config = obj({
+    command = str(nil),
+    args = str_array(),
+    env = { type = "object", values = { type = "string" }, default = {} },
+    cwd = str(nil),
+    url = str(nil, { pattern = "^https?://", pattern_desc = "an http:// or https:// URL" }),
+    headers = { type = "object", values = { type = "string" }, default = {} },
+  }, { required = true, default = nil, unknown = "warn", check = function(c)
+    if (c.command == nil) == (c.url == nil) then return "exactly one of command (stdio) or url (Streamable HTTP) is required" end
+  end }),
+  tools = { type = "object", default = {}, unknown = "allow" },
+  enable_tool_guardrails = bool(false),
+  input_guardrails_policy = guardrail_policy,
+  output_guardrails_policy = guardrail_policy,
+  oauth_config = { type = "object", unknown = "allow" },
+  -- smg's own keys
+  sharing = str("shared", { enum = { "shared", "per_session" } }),
+  allow_tools = str_array(),
+  deny_tools = str_array(),
+  max_restarts = int(100, 0),
+  restart_backoff_max = num(30, 0.1),
+})
+
+local timeout_schema = obj({
+  default_timeout = num(30, 0.001),
+  guardrail_timeout = num(15, 0.001),
+  auth_timeout = num(10, 0.001),
+  tool_execution_timeout = num(60, 0.001),
+  discovery_timeout = num(20, 0.001),
+  cache_timeout = num(5, 0.001),
+  connectivity_timeout = num(2, 0.001),
+  escalation_policies = obj({
+    warn_threshold = num(0.8, 0),
+    timeout_threshold = num(1.0, 0),
+    fail_threshold = num(1.2, 0),
+  }),
+})
+
+local plugin_ref = obj({ provider = str(nil), config = { type = "object", default = {}, unknown = "allow" } },
+  { unknown = "allow" })
+
+M.schema = obj({
+  common_mcp_gateway_config = obj({
+    enkrypt_log_level = str("INFO"),
+    enkrypt_use_remote_mcp_config = bool(false),
+    enkrypt_remote_mcp_gateway_name = str(nil),
+    enkrypt_remote_mcp_gateway_version = str(nil),
+    enkrypt_mcp_use_external_cache = bool(false),
+    enkrypt_cache_host = str("localhost"),
+    enkrypt_cache_port = int(6379, 1, 65535),
+    enkrypt_cache_db = int(0, 0),
+    enkrypt_cache_password = { type = "string", nullable = true },
+    enkrypt_tool_cache_expiration = num(4, 0),
+    enkrypt_gateway_cache_expiration = num(24, 0),
+    enkrypt_async_input_guardrails_enabled = bool(false),
+    enkrypt_async_output_guardrails_enabled = bool(false),
+    enkrypt_telemetry = { type = "object", default = {}, unknown = "allow" },
+    timeout_settings = timeout_schema,
+  }),
+  plugins = obj({ auth = plugin_ref, guardrails = plugin_ref, telemetry = plugin_ref }),
+  mcp_configs = map_of(obj({
+    mcp_config_name = str(""),
+    mcp_config = { type = "array", items = server_schema, default = json.array({}), check = function(list)
+      local seen = {}
+      for i, s in ipairs(list) do
+        if s and s.server_name then
+          if seen[s.server_name] then return ("server_name %q appears twice (entries %d and %d)"):format(s.server_name, seen[s.server_name], i) end
+          seen[s.server_name] = i
+        end
+      end
+    end },
+  })),
+  projects = map_of(obj({ project_name = str(""), mcp_config_id = str(nil), users = str_array(), created_at = str(nil) },
+    { unknown = "allow" })),
+  users = map_of(obj({ email = str(""), created_at = str(nil) }, { unknown = "allow" })),
+  apikeys = map_of(obj({ project_id = str(nil), user_id = str(nil), created_at = str(nil), disabled = bool(false) },
+    { unknown = "allow" })),
+  gateway = obj({
+    host = str("127.0.0.1"),
+    port = int(8000, 0, 65535),
+    path = str("/mcp", { pattern = "^/" }),
+    mode = str("meta", { enum = { "meta", "aggregate", "passthrough" } }),
+    tool_prefix = str("enkrypt_", { pattern = "^[%w_%-%.]*$" }),
+    separator = str("__", { pattern = "^[%w_%-%.]+$" }),
+    mcp_config_id = str(nil),
+    passthrough_server = str(nil),
+    allowed_origins = str_array(),
+    allowed_hosts = str_array(),
+    server_name = str("smg"),
+    limits = obj({
+      max_body_bytes = int(4 * 1024 * 1024, 1024),
+      max_header_bytes = int(16 * 1024, 1024),
+      max_connections = int(10000, 1),
+      idle_timeout = num(75, 0.1),
+      request_timeout = num(30, 0.1),
+      max_sessions = int(10000, 1),
+      session_idle_timeout = num(3600, 1),
+      max_message_bytes = int(64 * 1024 * 1024, 1024),
+    }),
+    shutdown_grace = num(10, 0),
+  }, { unknown = "error" }),
+}, { unknown = "warn" })
+
+-- ${VAR} in server commands, args, env, urls and headers: environment variables, plus
+-- SMG_EXE (this binary) and SMG_ROOT (the runtime root).
+local function expand(s)
+  if type(s) ~= "string" then return s end
+  local exe, root = core.paths()
+  return (s:gsub("%${([%w_]+)}", function(name)
+    if name == "SMG_EXE" then return exe end
+    if name == "SMG_ROOT" then return root end
+    return os.getenv(name) or ""
+  end))
+end
+
+local function expand_server(s)
+  local c = s.config
+  c.command = expand(c.command)
+  c.url = expand(c.url)
+  c.cwd = expand(c.cwd)
+  for i, a in ipairs(c.args) do c.args[i] = expand(a) end
+  for k, v in pairs(c.env) do c.env[k] = expand(v) end
+  for k, v in pairs(c.headers) do c.headers[k] = expand(v) end
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+-- Where the config comes from: explicit path, $SMG_CONFIG, ~/.smg/config.json, default.
+function M.locate(path)
+  if path then return path, false end
+  local env = os.getenv("SMG_CONFIG")
+  if env and env ~= "" then return env, false end
+  local home = os.getenv("HOME")
+  if home then
+    local p = home .. "/.smg/config.json"
+    local f = io.open(p, "rb")
+    if f then f:close() return p, false end
+  end
+  local _, root = core.paths()
+  return root .. "/config/default.json", true
+end
+
+-- Parses and validates text. Returns cfg, warnings | nil, errors.
+function M.parse(text, source)
+  local doc, err = json.decode(text)
+  if doc == nil then return nil, { (source or "config") .. ": " .. err } end
+  if schema.typeof(doc) ~= "object" then return nil, { (source or "config") .. ": top level must be an object" } end
+  local raw = json.decode(text) -- an untouched copy for `config show`
+  local cfg, errs, warns = schema.validate(M.schema, doc, "")
+  if #errs > 0 then return nil, errs end
+  -- Cross-references.
+  local xerrs = {}
+  for pid, p in pairs(cfg.projects) do
+    if p.mcp_config_id and not cfg.mcp_configs[p.mcp_config_id] then
+      xerrs[#xerrs + 1] = ("projects.%s.mcp_config_id: no mcp_config %q"):format(pid, p.mcp_config_id)
+    end
+  end
+  for key, k in pairs(cfg.apikeys) do
+    local masked = smg.mask(key)
+    if k.project_id and not cfg.projects[k.project_id] then
+      xerrs[#xerrs + 1] = ("apikeys.%s.project_id: no project %q"):format(masked, k.project_id)
+    end
+  end
+  local g = cfg.gateway
+  if g.mcp_config_id and not cfg.mcp_configs[g.mcp_config_id] then
+    xerrs[#xerrs + 1] = ("gateway.mcp_config_id: no mcp_config %q"):format(g.mcp_config_id)
+  end
+  if #xerrs > 0 then return nil, xerrs end
+  for _, mc in pairs(cfg.mcp_configs) do
+    for _, s in ipairs(mc.mcp_config) do expand_server(s) end
+  end
+  cfg.raw = raw
+  return cfg, warns
+end
+
+-- opts.path: explicit path. Returns cfg, warnings, source | nil, errors, source.
+function M.load(opts)
+  opts = opts or {}
+  local path, is_default = M.locate(opts.path)
+  local text, err = read_file(path)
+  if not text then return nil, { path .. ": " .. tostring(err) }, path end
+  local cfg, list = M.parse(text, path)
+  if cfg then
+    cfg.source = path
+    cfg.is_default = is_default
+  end
+  return cfg, list, path
+end
+
+-- The mcp_config a request without an auth identity is served from.
+function M.default_config_id(cfg)
+  if cfg.gateway.mcp_config_id then return cfg.gateway.mcp_config_id end
+  local ids = {}
+  for id in pairs(cfg.mcp_configs) do ids[#ids + 1] = id end
+  table.sort(ids)
+  return ids[1]
+end
+
+function M.timeouts(cfg)
+  return cfg.common_mcp_gateway_config.timeout_settings
+end
+
+return M

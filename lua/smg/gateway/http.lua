@@ -1,0 +1,275 @@
+-- The MCP Streamable HTTP server transport (spec 2025-11-25, serving 2025-06-18 and
+-- 2025-03-26 clients too): POST carries client messages, GET opens a server stream,
+-- DELETE ends a session. Every malformed input gets its HTTP status and, where the spec
+-- allows, a JSON-RPC error body; nothing reaches the router unless it is well-formed.
+local smg = require "smg"
+local core = require "smg.core"
+local rpc = require "smg.mcp.jsonrpc"
+local streams = require "smg.gateway.streams"
+local Session = require "smg.gateway.session"
+local json = smg.json
+local log = smg.log
+
+local M = {}
+
+local CORS_EXPOSE = "Mcp-Session-Id, MCP-Protocol-Version"
+local CORS_ALLOW = "Content-Type, Accept, Authorization, X-API-Key, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+
+local function error_body(code, message, data)
+  return json.encode({ jsonrpc = "2.0", id = json.null, error = { code = code, message = message, data = data } })
+end
+
+local function host_of(value)
+  -- "host:port", "[v6]:port", "scheme://host:port/..." -> lowercased host
+  if not value then return nil end
+  local v = value:lower():gsub("^%a[%w+.-]*://", "")
+  v = v:gsub("/.*$", "")
+  local v6 = v:match("^%[([^%]]+)%]")
+  if v6 then return "[" .. v6 .. "]" end
+  return (v:gsub(":%d+$", ""))
+end
+
+local LOCAL_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
+
+local function is_loopback_bind(host)
+  return host == "127.0.0.1" or host == "::1" or host == "localhost" or host:match("^127%.") ~= nil
+end
+
+-- DNS-rebinding protection: the Host must name us, and an Origin, when sent, must be one
+-- we trust. Returns nil when fine, else the reason.
+function M.check_origin(gw, req)
+  local g = gw.cfg.gateway
+  local host = host_of(req:header("host"))
+  if gw.loopback_only then
+    if not host or not (LOCAL_HOSTS[host] or gw.allowed_hosts[host]) then
+      return "Host header " .. tostring(req:header("host")) .. " is not allowed"
+    end
+  elseif next(gw.allowed_hosts) and not (host and gw.allowed_hosts[host]) then
+    return "Host header " .. tostring(req:header("host")) .. " is not allowed"
+  end
+  local origin = req:header("origin")
+  if origin then
+    local o = origin:lower()
+    if gw.allowed_origins[o] or gw.allowed_origins["*"] then return nil end
+    local oh = host_of(o)
+    if o ~= "null" and oh and LOCAL_HOSTS[oh] and (o:match("^https?://") ~= nil) then return nil end
+    return "Origin " .. origin .. " is not allowed"
+  end
+  return nil
+end
+
+local function cors_headers(req)
+  local origin = req:header("origin")
+  if not origin then return nil end
+  return { ["Access-Control-Allow-Origin"] = origin, ["Access-Control-Expose-Headers"] = CORS_EXPOSE, Vary = "Origin" }
+end
+
+local function with(h1, h2)
+  if not h2 then return h1 end
+  local out = {}
+  for k, v in pairs(h1 or {}) do out[k] = v end
+  for k, v in pairs(h2) do out[k] = v end
+  return out
+end
+
+local function respond(req, status, body, headers)
+  local h = with({ ["Content-Type"] = body and body ~= "" and "application/json" or nil }, headers)
+  req:respond(status, with(h, cors_headers(req)), body or "")
+end
+
+local function accepts(req, want)
+  local a = req:header("accept")
+  if not a then return false end
+  a = a:lower()
+  return a:find(want, 1, true) ~= nil or a:find("*/*", 1, true) ~= nil
+end
+
+-- Finds the session named by Mcp-Session-Id, or answers 400/404 and returns nil.
+local function find_session(gw, req)
+  local sid = req:header("mcp-session-id")
+  if not sid then
+    respond(req, 400, error_body(rpc.SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required"))
+    return nil
+  end
+  local s = gw.sessions[sid]
+  if not s or s.closed then
+    respond(req, 404, error_body(rpc.SERVER_ERROR, "Session not found"))
+    return nil
+  end
+  return s
+end
+
+local function check_version_header(session, req)
+  local v = req:header("mcp-protocol-version")
+  if not v then return true end
+  if not rpc.version_supported(v) then
+    respond(req, 400, error_body(rpc.SERVER_ERROR, "Bad Request: unsupported MCP-Protocol-Version: " .. v,
+      { supported = rpc.PROTOCOL_VERSIONS }))
+    return false
+  end
+  if session and session.protocol_version and v ~= session.protocol_version then
+    respond(req, 400, error_body(rpc.SERVER_ERROR,
+      ("Bad Request: MCP-Protocol-Version %s does not match the negotiated %s"):format(v, session.protocol_version)))
+    return false
+  end
+  return true
+end
+
+local function handle_initialize(gw, req, msg)
+  if gw.nsessions >= gw.limits.max_sessions then
+    log.warn("session limit reached; refusing initialize")
+    return respond(req, 503, error_body(rpc.SERVER_ERROR, "Too many sessions"), { ["Retry-After"] = "5" })
+  end
+  local sid = smg.random_hex(16)
+  local session = Session.new(gw, "http", sid)
+  session.http_headers = { authorization = req:header("authorization"), ["x-api-key"] = req:header("x-api-key"),
+    apikey = req:header("apikey") }
+  local stream = streams.post(req, with({ ["Mcp-Session-Id"] = sid }, cors_headers(req)))
+  smg.spawn(function()
+    local res, err = gw:dispatch(session, "initialize", msg.params or {}, { id = msg.id, session = session, stream = stream })
+    if res then
+      gw:add_session(session)
+      stream:reply(json.encode({ jsonrpc = "2.0", id = msg.id, result = res }))
+    else
+      stream.headers = cors_headers(req)
+      stream:reply(rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, err.message or "initialize failed", err.data))
+      session:close("initialize failed")
+    end
+  end)
+end
+
+local function handle_post(gw, req)
+  if not accepts(req, "application/json") or not accepts(req, "text/event-stream") then
+    return respond(req, 406, error_body(rpc.SERVER_ERROR,
+      "Not Acceptable: Accept must list both application/json and text/event-stream"))
+  end
+  local ctype = (req:header("content-type") or ""):lower()
+  if not ctype:find("application/json", 1, true) then
+    return respond(req, 415, error_body(rpc.SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json"))
+  end
+  local body = req:body()
+  local msg, perr = json.decode(body)
+  if msg == nil then
+    return respond(req, 400, error_body(rpc.PARSE_ERROR, "Parse error: " .. tostring(perr)))
+  end
+  local is_batch = json.is_array(msg)
+  local messages = is_batch and msg or { msg }
+  if is_batch and #messages == 0 then
+    return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: empty batch"))
+  end
+  local kinds = {}
+  for i, m in ipairs(messages) do
+    local kind, why = rpc.kind(m)
+    if not kind then
+      return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: " .. why))
+    end
+    kinds[i] = kind
+  end
+  -- initialize starts a session and must come alone.
+  if not is_batch and kinds[1] == "request" and msg.method == "initialize" then
+    if req:header("mcp-session-id") and gw.sessions[req:header("mcp-session-id")] then
+      return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: session is already initialized"))
+    end
+    if not check_version_header(nil, req) then return end
+    return handle_initialize(gw, req, msg)
+  end
+  local session = find_session(gw, req)
+  if not session then return end
+  if not check_version_header(session, req) then return end
+  if is_batch and session.protocol_version ~= "2025-03-26" then
+    return respond(req, 400, error_body(rpc.INVALID_REQUEST,
+      "Invalid Request: JSON-RPC batches are only allowed with protocol version 2025-03-26"))
+  end
+  local nreq = 0
+  for i, m in ipairs(messages) do
+    if kinds[i] == "request" then
+      if m.method == "initialize" then
+        return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: initialize must not be batched"))
+      end
+      nreq = nreq + 1
+    end
+  end
+  if nreq == 0 then
+    for i, m in ipairs(messages) do session:handle(m, kinds[i], nil) end
+    return respond(req, 202, "")
+  end
+  local stream = streams.post(req, cors_headers(req))
+  if is_batch then stream = streams.batch(stream, nreq) end
+  for i, m in ipairs(messages) do
+    session:handle(m, kinds[i], kinds[i] == "request" and stream or nil)
+  end
+end
+
+local function handle_get(gw, req)
+  if not accepts(req, "text/event-stream") then
+    return respond(req, 406, error_body(rpc.SERVER_ERROR, "Not Acceptable: Accept must include text/event-stream"))
+  end
+  local session = find_session(gw, req)
+  if not session then return end
+  if not check_version_header(session, req) then return end
+  session:touch()
+  local s = streams.get(req, cors_headers(req))
+  s.session = session
+  session.get_streams[#session.get_streams + 1] = s
+end
+
+local function handle_delete(gw, req)
+  local session = find_session(gw, req)
+  if not session then return end
+  if not check_version_header(session, req) then return end
+  gw:remove_session(session, "deleted by client")
+  respond(req, 200, "")
+end
+
+local function on_request(gw, req)
+  local path = req:path()
+  local method = req:method()
+  if path == "/health" or path == "/healthz" then
+    return req:respond(200, { ["Content-Type"] = "application/json" },
+      json.encode({ status = gw.draining and "draining" or "ok", sessions = gw.nsessions, version = smg.version }))
+  end
+  if path ~= gw.path and path ~= gw.path .. "/" then
+    return respond(req, 404, error_body(rpc.SERVER_ERROR, "Not Found"))
+  end
+  local why = M.check_origin(gw, req)
+  if why then
+    log.warn("refused request from " .. req:peer() .. ": " .. why)
+    return respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden: " .. why))
+  end
+  if gw.draining and method ~= "DELETE" then
+    return respond(req, 503, error_body(rpc.SERVER_ERROR, "Server is shutting down"), { Connection = "close" })
+  end
+  if method == "POST" then return handle_post(gw, req) end
+  if method == "GET" then return handle_get(gw, req) end
+  if method == "DELETE" then return handle_delete(gw, req) end
+  if method == "OPTIONS" then
+    return req:respond(204, with({ ["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS",
+      ["Access-Control-Allow-Headers"] = CORS_ALLOW, ["Access-Control-Max-Age"] = "86400" }, cors_headers(req)), "")
+  end
+  respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed"), { Allow = "GET, POST, DELETE, OPTIONS" })
+end
+
+function M.listen(gw)
+  local g = gw.cfg.gateway
+  local lim = g.limits
+  local server, err = core.http_listen(g.host, g.port, {
+    max_header_bytes = lim.max_header_bytes,
+    max_body_bytes = lim.max_body_bytes,
+    max_connections = lim.max_connections,
+    idle_timeout_ms = lim.idle_timeout * 1000,
+    request_timeout_ms = lim.request_timeout * 1000,
+  }, function(req)
+    local ok, e = xpcall(on_request, debug.traceback, gw, req)
+    if not ok then
+      log.error("http handler: " .. tostring(e))
+      if req:alive() then pcall(respond, req, 500, error_body(rpc.INTERNAL_ERROR, "Internal error")) end
+    end
+  end, function(req)
+    -- The client went away under an unfinished request; its streams notice on next write.
+  end)
+  if not server then return nil, err end
+  gw.loopback_only = is_loopback_bind(g.host)
+  return server
+end
+
+return M

@@ -1,0 +1,401 @@
+-- The gateway: one object that owns the config snapshot, the client sessions, the
+-- upstream pool and the discovery cache, and routes every client request through the
+-- router of the configured exposure mode (meta, aggregate, passthrough).
+local smg = require "smg"
+local core = require "smg.core"
+local async = require "smg.async"
+local config = require "smg.config"
+local rpc = require "smg.mcp.jsonrpc"
+local Client = require "smg.upstream.client"
+local Session = require "smg.gateway.session"
+local streams = require "smg.gateway.streams"
+local json = smg.json
+local log = smg.log
+
+local Gateway = {}
+Gateway.__index = Gateway
+
+local ROUTERS = {
+  meta = "smg.gateway.router_meta",
+  aggregate = "smg.gateway.router_aggregate",
+  passthrough = "smg.gateway.router_passthrough",
+}
+
+local DISCOVERY_METHODS = { ["tools/list"] = true, ["prompts/list"] = true, ["resources/list"] = true,
+  ["resources/templates/list"] = true }
+
+function Gateway.new(cfg)
+  local g = cfg.gateway
+  local self = setmetatable({
+    cfg = cfg,
+    mode = g.mode,
+    path = g.path,
+    limits = g.limits,
+    timeouts = config.timeouts(cfg),
+    max_message_bytes = g.limits.max_message_bytes,
+    default_config_id = config.default_config_id(cfg),
+    sessions = {}, nsessions = 0,
+    pool = {},               -- shared upstream clients by "config_id/server_name"
+    discovery = setmetatable({}, { __mode = "k" }), -- client -> { [method] = {value, expires} }
+    uri_owner = {},          -- config_id -> uri -> server_name
+    template_owner = {},     -- config_id -> list of {pattern, server}
+    stats = { requests = 0, errors = 0, timeout = {}, cache_hits = 0, cache_misses = 0, upstream_restarts = 0 },
+    allowed_origins = {}, allowed_hosts = {},
+    draining = false,
+  }, Gateway)
+  for _, o in ipairs(g.allowed_origins) do self.allowed_origins[o:lower()] = true end
+  for _, h in ipairs(g.allowed_hosts) do self.allowed_hosts[h:lower()] = true end
+  self.router = require(ROUTERS[self.mode])
+  return self
+end
+
+-- Server specs of an mcp_config, in config order.
+function Gateway:servers(config_id)
+  local mc = self.cfg.mcp_configs[config_id or self.default_config_id]
+  return mc and mc.mcp_config or {}
+end
+
+function Gateway:server(config_id, name)
+  for _, s in ipairs(self:servers(config_id)) do
+    if s.server_name == name then return s end
+  end
+  return nil
+end
+
+-- The upstream client serving `spec` for this session: the shared one, or the session's own.
+function Gateway:upstream_for(session, spec)
+  if spec.sharing == "per_session" and session then
+    local up = session.upstreams[spec.server_name]
+    if not up then
+      local caps = {}
+      for _, c in ipairs({ "sampling", "elicitation", "roots" }) do
+        if session:client_supports(c) then caps[c] = session.client_caps[c] end
+      end
+      up = Client.new(spec, { gateway = self, session = session, timeouts = self.timeouts,
+        protocol_version = session.protocol_version, client_capabilities = caps })
+      session.upstreams[spec.server_name] = up
+      up.config_id = session.config_id
+    end
+    return up
+  end
+  local key = tostring(session and session.config_id or self.default_config_id) .. "/" .. spec.server_name
+  local up = self.pool[key]
+  if not up then
+    up = Client.new(spec, { gateway = self, timeouts = self.timeouts })
+    up.config_id = session and session.config_id or self.default_config_id
+    self.pool[key] = up
+  end
+  return up
+end
+
+function Gateway:category_timeout(method)
+  local t = self.timeouts
+  if method == "tools/call" then return t.tool_execution_timeout, "tool_execution" end
+  if DISCOVERY_METHODS[method] then return t.discovery_timeout, "discovery" end
+  return t.default_timeout, "default"
+end
+
+-- Records an operation's duration against its budget (the seed's escalation policy:
+-- a warning past warn_threshold, a timeout past the budget).
+function Gateway:record_timing(category, elapsed, budget, timed_out)
+  local s = self.stats.timeout[category]
+  if not s then
+    s = { operations = 0, timeouts = 0, warnings = 0, total_seconds = 0, max_seconds = 0 }
+    self.stats.timeout[category] = s
+  end
+  s.operations = s.operations + 1
+  s.total_seconds = s.total_seconds + elapsed
+  if elapsed > s.max_seconds then s.max_seconds = elapsed end
+  local esc = self.timeouts.escalation_policies
+  if timed_out then
+    s.timeouts = s.timeouts + 1
+  elseif elapsed >= budget * esc.warn_threshold then
+    s.warnings = s.warnings + 1
+    log.warn(("%s operation took %.2fs of its %gs budget"):format(category, elapsed, budget))
+  end
+end
+
+-- Forwards a client request to an upstream with the method's timeout, progress mapping
+-- and cancellation. Returns result | nil, err.
+function Gateway:forward(session, up, method, params, call)
+  local budget, category = self:category_timeout(method)
+  local t0 = smg.monotime()
+  local opts = { timeout = budget, call = call, session = session }
+  if call and call.progress_token ~= nil then
+    opts.on_progress = function(p) session:notify("notifications/progress", p, call) end
+  end
+  local res, err = up:call(method, params, opts)
+  local timed_out = err and type(err.data) == "table" and err.data.reason == "timeout"
+  self:record_timing(category, smg.monotime() - t0, budget, timed_out)
+  return res, err
+end
+
+-- Cached discovery (tools/list and friends), all pages merged. Returns list | nil, err.
+function Gateway:discover(up, method, key, session)
+  local ttl = self.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600
+  local c = self.discovery[up]
+  if not c then
+    c = {}
+    self.discovery[up] = c
+  end
+  local hit = c[method]
+  if hit and hit.expires > smg.now() then
+    self.stats.cache_hits = self.stats.cache_hits + 1
+    return hit.value, nil, "cache"
+  end
+  self.stats.cache_misses = self.stats.cache_misses + 1
+  local all, cursor, pages = json.array({}), nil, 0
+  repeat
+    local res, err = self:forward(session, up, method, cursor and { cursor = cursor } or nil, nil)
+    if not res then return nil, err end
+    for _, item in ipairs(res[key] or {}) do all[#all + 1] = item end
+    cursor = res.nextCursor
+    pages = pages + 1
+  until cursor == nil or cursor == json.null or pages >= 100
+  c[method] = { value = all, expires = smg.now() + ttl, at = smg.now() }
+  return all, nil, "discovery"
+end
+
+function Gateway:clear_cache(server_name)
+  local n = 0
+  for up, c in pairs(self.discovery) do
+    if not server_name or up.name == server_name then
+      for _ in pairs(c) do n = n + 1 end
+      self.discovery[up] = nil
+    end
+  end
+  return n
+end
+
+
+-- Entry point of every client request (after transport checks).
+function Gateway:dispatch(session, method, params, call)
+  self.stats.requests = self.stats.requests + 1
+  if method == "initialize" then return self:initialize(session, params, call) end
+  if method == "ping" then return {} end
+  if not session.initialized then
+    return nil, { code = rpc.INVALID_REQUEST, message = "Invalid Request: the session is not initialized" }
+  end
+  local res, err = self.router.request(self, session, method, params, call)
+  if not res then self.stats.errors = self.stats.errors + 1 end
+  return res, err
+end
+
+function Gateway:initialize(session, params, call)
+  if session.initialized then
+    return nil, { code = rpc.INVALID_REQUEST, message = "Invalid Request: already initialized" }
+  end
+  if type(params.protocolVersion) ~= "string" then
+    return nil, { code = rpc.INVALID_PARAMS, message = "Invalid params: protocolVersion is required" }
+  end
+  session.protocol_version = rpc.negotiate(params.protocolVersion)
+  session.client_caps = type(params.capabilities) == "table" and params.capabilities or {}
+  session.client_info = params.clientInfo
+  local res, err = self.router.initialize(self, session, params, call)
+  if not res then return nil, err end
+  res.protocolVersion = session.protocol_version
+  session.initialized = true
+  log.info(("session %s: %s %s initialized (protocol %s)"):format(tostring(session.id or "stdio"),
+    tostring(type(params.clientInfo) == "table" and params.clientInfo.name), tostring(type(params.clientInfo) == "table" and params.clientInfo.version),
+    session.protocol_version))
+  return res
+end
+
+function Gateway:gateway_info()
+  return { name = self.cfg.gateway.server_name, title = "smg secure MCP gateway", version = smg.version }
+end
+
+---------------------------------------------------------------------------- sessions
+function Gateway:add_session(s)
+  self.sessions[s.id] = s
+  self.nsessions = self.nsessions + 1
+end
+
+function Gateway:remove_session(s, reason)
+  if s.id and self.sessions[s.id] then
+    self.sessions[s.id] = nil
+    self.nsessions = self.nsessions - 1
+  end
+  s:close(reason)
+end
+
+-- Sessions idle past the limit (no request in flight, no open GET stream) are dropped.
+function Gateway:sweep_sessions()
+  local limit = self.limits.session_idle_timeout
+  local now = smg.monotime()
+  for _, s in pairs(self.sessions) do
+    if now - s.last_seen > limit and next(s.inflight) == nil then
+      local live = false
+      for _, g in ipairs(s.get_streams) do if g:open() then live = true end end
+      if not live then self:remove_session(s, "idle") end
+    end
+  end
+end
+
+---------------------------------------------------------------------------- upstream events
+function Gateway:each_session_of(up, fn)
+  if up.session then return fn(up.session) end
+  for _, s in pairs(self.sessions) do
+    if s.config_id == up.config_id then fn(s) end
+  end
+  if self.stdio_session and self.stdio_session.config_id == up.config_id then fn(self.stdio_session) end
+end
+
+function Gateway:on_list_changed(up, method)
+  local c = self.discovery[up]
+  if c then
+    if method:find("tools") then c["tools/list"] = nil end
+    if method:find("prompts") then c["prompts/list"] = nil end
+    if method:find("resources") then
+      c["resources/list"] = nil
+      c["resources/templates/list"] = nil
+    end
+  end
+  if self.mode == "meta" then return end
+  self:each_session_of(up, function(s)
+    if s.initialized then s:notify(method, nil, nil) end
+  end)
+end
+
+function Gateway:on_resource_updated(up, uri)
+  self:each_session_of(up, function(s)
+    if up.session or s.subscriptions[uri] then s:notify("notifications/resources/updated", { uri = uri }, nil) end
+  end)
+end
+
+function Gateway:on_upstream_ready(up) end
+
+function Gateway:on_upstream_down(up, why)
+  self.stats.upstream_restarts = self.stats.upstream_restarts + 1
+  self.discovery[up] = nil
+end
+
+---------------------------------------------------------------------------- lifecycle
+local function count_inflight(self)
+  local n = 0
+  for _, s in pairs(self.sessions) do for _ in pairs(s.inflight) do n = n + 1 end end
+  if self.stdio_session then for _ in pairs(self.stdio_session.inflight) do n = n + 1 end end
+  return n
+end
+
+-- Graceful stop: refuse new work, let calls in flight finish (up to shutdown_grace),
+-- then end sessions and stop every upstream (stdin close -> SIGTERM -> SIGKILL).
+function Gateway:shutdown(reason)
+  if self.draining then return end
+  self.draining = true
+  log.info("shutting down (" .. tostring(reason) .. "); draining " .. count_inflight(self) .. " call(s)")
+  if self.server then self.server:close() end
+  if self.sweeper then self.sweeper:close() end
+  async.spawn(function()
+    local deadline = smg.monotime() + self.cfg.gateway.shutdown_grace
+    while count_inflight(self) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
+    local left = count_inflight(self)
+    if left > 0 then log.warn(left .. " call(s) still running at the end of the grace period") end
+    for _, s in pairs(self.sessions) do self:remove_session(s, "shutdown") end
+    if self.stdio_session then self.stdio_session:close("shutdown") end
+    for key, up in pairs(self.pool) do
+      up:close()
+      self.pool[key] = nil
+    end
+    for _, sig in ipairs(self.signals or {}) do sig:close() end
+    if self.stdio_session then core.stdio_close() end
+    log.info("stopped")
+  end)
+end
+
+local function parse_args(args)
+  local o = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local function val()
+      i = i + 1
+      if args[i] == nil then error("option " .. a .. " needs a value", 0) end
+      return args[i]
+    end
+    if a == "--config" or a == "-c" then o.config = val()
+    elseif a == "--stdio" then o.stdio = true
+    elseif a == "--host" then o.host = val()
+    elseif a == "--port" or a == "-p" then o.port = tonumber(val())
+    elseif a == "--mode" then o.mode = val()
+    elseif a == "--log-level" then o.log_level = val()
+    else error("unknown option " .. a, 0) end
+    i = i + 1
+  end
+  return o
+end
+
+local function serve_stdio(gw)
+  local session = Session.new(gw, "stdio", nil)
+  gw.stdio_session = session
+  local out = streams.stdio()
+  local ok, err = core.stdio_start(function(line)
+    local msg, perr = json.decode(line)
+    if msg == nil then return out:send(rpc.error(nil, rpc.PARSE_ERROR, "Parse error: " .. tostring(perr))) end
+    local list = json.is_array(msg) and msg or { msg }
+    local reqs, kinds = 0, {}
+    for i, m in ipairs(list) do
+      local kind, why = rpc.kind(m)
+      if not kind then return out:send(rpc.error(type(m) == "table" and m.id or nil, rpc.INVALID_REQUEST, "Invalid Request: " .. why)) end
+      kinds[i] = kind
+      if kind == "request" then reqs = reqs + 1 end
+    end
+    local stream = out
+    if json.is_array(msg) then
+      if session.protocol_version ~= "2025-03-26" then
+        return out:send(rpc.error(nil, rpc.INVALID_REQUEST, "Invalid Request: batches need protocol version 2025-03-26"))
+      end
+      stream = streams.batch(out, reqs)
+    end
+    for i, m in ipairs(list) do session:handle(m, kinds[i], stream) end
+  end, function()
+    gw:shutdown("stdin closed")
+  end, gw.max_message_bytes)
+  if not ok then return nil, err end
+  log.info(("serving MCP on stdio (mode %s, %d server(s))"):format(gw.mode, #gw:servers()))
+  return true
+end
+
+-- `smg serve`.
+function Gateway.serve(args)
+  local okp, o = pcall(parse_args, args)
+  if not okp then return nil, o end
+  local cfg, list, source = config.load({ path = o.config })
+  if not cfg then
+    return nil, source .. " is invalid:\n  " .. table.concat(list, "\n  ")
+  end
+  for _, w in ipairs(list) do log.warn(source .. ": " .. w) end
+  local lvl = (o.log_level or cfg.common_mcp_gateway_config.enkrypt_log_level or "INFO"):lower()
+  if not pcall(core.log_level, lvl) then log.warn("unknown log level " .. lvl) end
+  if o.host then cfg.gateway.host = o.host end
+  if o.port then cfg.gateway.port = o.port end
+  if o.mode then
+    if not ROUTERS[o.mode] then return nil, "unknown mode " .. o.mode end
+    cfg.gateway.mode = o.mode
+  end
+  local gw = Gateway.new(cfg)
+  local rok, rerr = gw.router.check(gw)
+  if not rok then return nil, rerr end
+  gw.signals = {
+    core.signal("SIGINT", function()
+      if gw.draining then core.stop(130) else gw:shutdown("SIGINT") end
+    end),
+    core.signal("SIGTERM", function() gw:shutdown("SIGTERM") end),
+  }
+  if o.stdio then return serve_stdio(gw) end
+  local server, err = require("smg.gateway.http").listen(gw)
+  if not server then return nil, err end
+  gw.server = server
+  gw.sweeper = smg.timer(60, function() gw:sweep_sessions() end, 60)
+  local g = cfg.gateway
+  local host = g.host:find(":") and ("[" .. g.host .. "]") or g.host
+  log.info(("smg %s serving MCP on http://%s:%d%s (mode %s, %d server(s), config %s)"):format(smg.version, host,
+    server:port(), g.path, gw.mode, #gw:servers(), cfg.is_default and "embedded default" or cfg.source))
+  -- Start shared upstreams ahead of need so the first call does not pay for the spawn.
+  for _, spec in ipairs(gw:servers()) do
+    if spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
+  end
+  return true
+end
+
+return Gateway

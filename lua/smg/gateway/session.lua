@@ -1,0 +1,173 @@
+-- One client session: its negotiated protocol version and capabilities, its requests in
+-- flight (for cancellation), the requests we forwarded to it on behalf of upstreams
+-- (sampling, elicitation, roots: our ids, mapped back), its open GET streams, its log
+-- level, and, for per-session upstreams, the upstream clients it owns.
+local smg = require "smg"
+local async = require "smg.async"
+local rpc = require "smg.mcp.jsonrpc"
+local json = smg.json
+local log = smg.log
+
+local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, critical = 5, alert = 6, emergency = 7 }
+
+local Session = {}
+Session.__index = Session
+
+function Session.new(gw, transport, id)
+  return setmetatable({
+    gw = gw, transport = transport, id = id,
+    initialized = false,       -- initialize answered
+    protocol_version = nil,
+    client_caps = {}, client_info = nil,
+    config_id = gw.default_config_id,
+    identity = nil,
+    log_level = nil,
+    inflight = {},             -- client request id (as string) -> call
+    outbound = {},             -- our request id -> future
+    next_out = 0,
+    get_streams = {},
+    upstreams = {},            -- per_session upstream clients by server name
+    subscriptions = {},        -- resource uri -> true
+    last_seen = smg.monotime(),
+    closed = false,
+  }, Session)
+end
+
+function Session:touch() self.last_seen = smg.monotime() end
+
+function Session:client_supports(cap)
+  return type(self.client_caps) == "table" and self.client_caps[cap] ~= nil
+end
+
+-- A stream for unsolicited messages: the first open GET stream.
+function Session:_any_stream()
+  if self.transport == "stdio" then return require("smg.gateway.streams").stdio() end
+  for i = #self.get_streams, 1, -1 do
+    local s = self.get_streams[i]
+    if s:open() then return s end
+    table.remove(self.get_streams, i)
+  end
+  return nil
+end
+
+-- Sends a notification, on the stream of `call` when it is still open, else on a GET stream.
+function Session:notify(method, params, call)
+  local line = rpc.notification(method, params)
+  local stream = call and call.stream
+  if stream and stream:open() then return stream:send(line) end
+  stream = self:_any_stream()
+  if stream then return stream:send(line) end
+  return false
+end
+
+function Session:log_message(params, call)
+  if self.log_level and (LOG_LEVELS[params.level] or 0) < self.log_level then return end
+  self:notify("notifications/message", params, call)
+end
+
+function Session:set_log_level(level)
+  local n = LOG_LEVELS[level]
+  if not n then return false end
+  self.log_level = n
+  return true
+end
+
+-- Asks the client (sampling, elicitation, roots) on behalf of an upstream. Yields.
+function Session:request_client(method, params, call, timeout)
+  self.next_out = self.next_out + 1
+  local id = "smg-" .. self.next_out
+  local f = async.future()
+  self.outbound[id] = f
+  local line = rpc.request(id, method, params)
+  local stream = call and call.stream
+  if not (stream and stream:open()) then stream = self:_any_stream() end
+  if not stream then
+    self.outbound[id] = nil
+    return nil, { code = rpc.INTERNAL_ERROR, message = "no open stream to the client for " .. method }
+  end
+  stream:send(line)
+  local res, err = f:wait(timeout or self.gw.timeouts.default_timeout * 10)
+  self.outbound[id] = nil
+  if err == "timeout" then
+    self:notify("notifications/cancelled", { requestId = id, reason = "timeout" }, call)
+    return nil, { code = rpc.INTERNAL_ERROR, message = "the client did not answer " .. method .. " in time" }
+  end
+  return res, err
+end
+
+local function reply(stream, line)
+  if stream then stream:reply(line) end
+end
+
+-- Handles one decoded message from the client. `stream` receives the reply of a request.
+function Session:handle(msg, kind, stream)
+  self:touch()
+  if kind == "request" then
+    local key = tostring(msg.id)
+    if self.inflight[key] then
+      return reply(stream, rpc.error(msg.id, rpc.INVALID_REQUEST, "request id " .. key .. " is already in use"))
+    end
+    local params = msg.params or {}
+    local meta = type(params._meta) == "table" and params._meta or nil
+    local call = { id = msg.id, session = self, stream = stream, method = msg.method,
+      progress_token = meta and meta.progressToken, cancelled = false }
+    self.inflight[key] = call
+    async.spawn(function()
+      local ok, res, err = xpcall(self.gw.dispatch, debug.traceback, self.gw, self, msg.method, params, call)
+      self.inflight[key] = nil
+      if call.cancelled then
+        if stream then stream:close() end
+        return
+      end
+      local line
+      if not ok then
+        log.error("request handler failed: " .. tostring(res))
+        line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "Internal error")
+      elseif res == nil then
+        err = err or { code = rpc.INTERNAL_ERROR, message = "Internal error" }
+        line = rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, tostring(err.message or "error"), err.data)
+      else
+        line = json.encode({ jsonrpc = "2.0", id = msg.id, result = res })
+        if not line then line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "result could not be encoded") end
+      end
+      reply(stream, line)
+    end)
+  elseif kind == "notification" then
+    local m, p = msg.method, msg.params or {}
+    if m == "notifications/initialized" then
+      self.ready = true
+    elseif m == "notifications/cancelled" then
+      local call = self.inflight[tostring(p.requestId)]
+      if call and call.method ~= "initialize" then
+        call.cancelled = true
+        if call.cancel_upstream then call.cancel_upstream(p.reason) end
+      end
+    elseif m == "notifications/roots/list_changed" then
+      for _, up in pairs(self.upstreams) do up:notify(m, nil) end
+    end
+  elseif kind == "response" then
+    local f = self.outbound[msg.id]
+    if f then
+      if msg.error then f:set(nil, msg.error) else f:set(msg.result) end
+    end
+  end
+end
+
+function Session:close(reason)
+  if self.closed then return end
+  self.closed = true
+  for _, call in pairs(self.inflight) do
+    call.cancelled = true
+    if call.cancel_upstream then call.cancel_upstream("session closed") end
+  end
+  for id, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
+  for _, s in ipairs(self.get_streams) do s:close() end
+  self.get_streams = {}
+  for name, up in pairs(self.upstreams) do
+    up:close()
+    self.upstreams[name] = nil
+  end
+  log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
+end
+
+return Session

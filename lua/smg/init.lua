@@ -1,0 +1,160 @@
+-- The smg binding, api_version 1: the one documented surface plugins, example servers
+-- and the CLI use (docs/plugin-api.md). Within a major version it only grows.
+local core = require "smg.core"
+local async = require "smg.async"
+
+local smg = {
+  api_version = 1,
+  version = core.version,
+}
+
+---------------------------------------------------------------------------- json
+local json = {
+  null = core.json_null,
+  array_mt = core.json_array_mt,
+}
+-- decode(str) -> value | nil, err (never raises on bad input, like cjson.safe)
+json.decode = core.json_decode
+-- encode(value) -> string | nil, err
+json.encode = core.json_encode
+-- Marks t as a JSON array, so it encodes as [] even when empty.
+function json.array(t)
+  return setmetatable(t or {}, core.json_array_mt)
+end
+function json.is_array(t)
+  return type(t) == "table" and getmetatable(t) == core.json_array_mt
+end
+smg.json = json
+
+---------------------------------------------------------------------------- masking
+local SECRET_KEYS = { "token", "key", "secret", "password", "passwd", "auth", "credential",
+  "cookie", "session", "bearer", "private" }
+
+-- mask("abcd1234efgh") -> "****efgh": keeps at most the last 4 characters of long values.
+function smg.mask(s)
+  if s == nil then return nil end
+  s = tostring(s)
+  if #s < 12 then return "****" end
+  return "****" .. s:sub(-4)
+end
+
+local function is_secret_key(k)
+  k = tostring(k):lower()
+  for i = 1, #SECRET_KEYS do
+    if k:find(SECRET_KEYS[i], 1, true) then return true end
+  end
+  return false
+end
+smg.is_secret_key = is_secret_key
+
+-- Copy of a table with the values under secret-looking keys masked, recursively.
+function smg.mask_table(t, depth)
+  depth = depth or 0
+  if type(t) ~= "table" or depth > 20 then return t end
+  local out = {}
+  for k, v in pairs(t) do
+    if type(v) == "table" then
+      out[k] = smg.mask_table(v, depth + 1)
+    elseif type(k) == "string" and is_secret_key(k) and type(v) ~= "boolean" then
+      out[k] = smg.mask(v)
+    else
+      out[k] = v
+    end
+  end
+  return setmetatable(out, getmetatable(t))
+end
+
+---------------------------------------------------------------------------- logging
+local LEVELS = { debug = 0, info = 1, warn = 2, error = 3 }
+local log = {}
+for name, level in pairs(LEVELS) do
+  log[name] = function(msg, fields)
+    if fields ~= nil then
+      local enc = json.encode(smg.mask_table(fields))
+      msg = tostring(msg) .. " " .. (enc or "{}")
+    end
+    core.log(level, tostring(msg))
+  end
+end
+function log.level(name)
+  return core.log_level(name)
+end
+smg.log = log
+
+---------------------------------------------------------------------------- time
+smg.now = core.now           -- wall clock, seconds (float)
+smg.monotime = core.hrtime   -- monotonic, seconds (float)
+smg.sleep = async.sleep      -- yields
+smg.spawn = async.spawn
+smg.future = async.future
+-- timer(seconds, fn[, repeat_seconds]) -> handle with :stop(), :close()
+function smg.timer(seconds, fn, repeat_seconds)
+  return core.timer(seconds * 1000, (repeat_seconds or 0) * 1000, fn)
+end
+
+---------------------------------------------------------------------------- hashing
+function smg.hash(s)
+  return core.hex(core.sha256(s))
+end
+function smg.random_hex(nbytes)
+  return core.hex(core.random_bytes(nbytes or 16))
+end
+smg.secure_equal = core.secure_equal
+
+---------------------------------------------------------------------------- http client
+local http = {}
+
+local function parse_headers(raw)
+  local h = {}
+  for line in raw:gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k then
+      k = k:lower()
+      h[k] = h[k] and (h[k] .. ", " .. v) or v
+    end
+  end
+  return h
+end
+http.parse_headers = parse_headers
+
+local function header_list(headers)
+  local list = {}
+  if headers then
+    for k, v in pairs(headers) do list[#list + 1] = k .. ": " .. tostring(v) end
+  end
+  return list
+end
+http.header_list = header_list
+
+-- request{method, url, headers = {k = v}, body, timeout (s), max_response (bytes)}
+--   -> {status, headers, body} | nil, err. Yields.
+function http.request(opts)
+  local co = async.current()
+  local resp = { status = 0, headers = {}, body = nil }
+  local chunks = {}
+  local call, err = core.http_request({
+    method = opts.method or "GET",
+    url = opts.url,
+    headers = header_list(opts.headers),
+    body = opts.body,
+    timeout_ms = (opts.timeout or 30) * 1000,
+    max_response = opts.max_response or 64 * 1024 * 1024,
+  }, function(status, raw)
+    resp.status = status
+    resp.headers = parse_headers(raw)
+  end, function(chunk)
+    chunks[#chunks + 1] = chunk
+  end, function(e)
+    if e then
+      async.resume(co, nil, e)
+    else
+      resp.body = table.concat(chunks)
+      async.resume(co, resp)
+    end
+  end)
+  if not call then return nil, err end
+  return coroutine.yield()
+end
+smg.http = http
+
+return smg

@@ -1,0 +1,112 @@
+-- The smg command line. C hands argv here; every subcommand is Lua. Long-running ones
+-- (serve, run) set things up and return, and the C side runs the loop.
+local core = require "smg.core"
+local async = require "smg.async"
+
+local M = {}
+
+local USAGE = [[
+usage: smg <command> [options]
+
+  serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough]
+                           run the gateway (HTTP on 127.0.0.1:8000/mcp by default)
+  run FILE.lua [args...]   run a Lua script with the smg binding (example MCP servers)
+  test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
+  config validate [PATH]   check a config file and report every problem with its path
+  config show [PATH]       print the effective config (defaults applied, secrets masked)
+  version                  print the version
+
+Config: --config PATH, else $SMG_CONFIG, else ~/.smg/config.json, else the embedded default.
+]]
+
+local function die(msg, code)
+  io.stderr:write("smg: ", msg, "\n")
+  core.set_exit_code(code or 2)
+end
+
+-- Runs fn in the main coroutine, so top-level code can wait on I/O.
+local function in_coroutine(fn, ...)
+  async.spawn(function(...)
+    local ok, err = xpcall(fn, debug.traceback, ...)
+    if not ok then
+      io.stderr:write("smg: ", tostring(err), "\n")
+      core.stop(1)
+    end
+  end, ...)
+end
+
+local commands = {}
+
+function commands.version()
+  io.stdout:write("smg ", core.version, " (api_version 1)\n")
+end
+
+function commands.help()
+  io.stdout:write(USAGE)
+end
+
+function commands.run(args)
+  local file = args[1]
+  if not file then return die("run: missing script\n" .. USAGE) end
+  local chunk, err = loadfile(file)
+  if not chunk then return die(err) end
+  _G.arg = { [0] = file }
+  for i = 2, #args do _G.arg[i - 1] = args[i] end
+  in_coroutine(chunk, unpack(args, 2))
+end
+
+function commands.test(args)
+  local exe, root = core.paths()
+  _G.arg = {}
+  if #args == 0 then args = { root .. "/tests/lua" } end
+  for i, a in ipairs(args) do _G.arg[i] = a end
+  _G.arg[0] = exe
+  package.path = root .. "/tests/?.lua;" .. package.path
+  in_coroutine(function()
+    require "busted.runner" ({ standalone = false })
+  end)
+end
+
+function commands.serve(args)
+  local gateway = require "smg.gateway"
+  in_coroutine(function()
+    local ok, err = gateway.serve(args)
+    if not ok then
+      io.stderr:write("smg: ", tostring(err), "\n")
+      core.stop(1)
+    end
+  end)
+end
+
+function commands.config(args)
+  local config = require "smg.config"
+  local verb = args[1]
+  local path = args[2]
+  if verb ~= "validate" and verb ~= "show" then return die("config: expected validate or show\n" .. USAGE) end
+  local cfg, errs, source = config.load({ path = path })
+  if not cfg then
+    io.stderr:write("smg: ", source or "config", " is invalid:\n")
+    for _, e in ipairs(errs) do io.stderr:write("  ", e, "\n") end
+    return core.set_exit_code(1)
+  end
+  if verb == "validate" then
+    io.stdout:write(source, ": ok\n")
+    for _, w in ipairs(errs or {}) do io.stderr:write("warning: ", w, "\n") end
+  else
+    local smg = require "smg"
+    io.stdout:write(smg.json.encode(smg.mask_table(cfg.raw)), "\n")
+  end
+end
+
+function M.main(argv)
+  local cmd = argv[2]
+  local args = {}
+  for i = 3, #argv do args[#args + 1] = argv[i] end
+  if cmd == nil or cmd == "--help" or cmd == "-h" then return commands.help() end
+  if cmd == "--version" then return commands.version() end
+  local fn = commands[cmd]
+  if not fn then return die("unknown command '" .. cmd .. "'\n" .. USAGE) end
+  fn(args)
+end
+
+return M

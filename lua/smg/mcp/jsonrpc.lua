@@ -1,0 +1,65 @@
+-- JSON-RPC 2.0 envelopes and the error codes MCP uses.
+local smg = require "smg"
+local json = smg.json
+
+local M = {
+  PARSE_ERROR = -32700,
+  INVALID_REQUEST = -32600,
+  METHOD_NOT_FOUND = -32601,
+  INVALID_PARAMS = -32602,
+  INTERNAL_ERROR = -32603,
+  RESOURCE_NOT_FOUND = -32002,
+  SERVER_ERROR = -32000,
+}
+
+M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26" }
+M.LATEST_VERSION = M.PROTOCOL_VERSIONS[1]
+local supported = {}
+for _, v in ipairs(M.PROTOCOL_VERSIONS) do supported[v] = true end
+function M.version_supported(v) return supported[v] == true end
+-- What a server answers to initialize: the client's version when supported, else ours.
+function M.negotiate(requested)
+  if supported[requested] then return requested end
+  return M.LATEST_VERSION
+end
+
+function M.result(id, result)
+  return json.encode({ jsonrpc = "2.0", id = id, result = result })
+end
+
+function M.error(id, code, message, data)
+  local e = { code = code, message = message, data = data }
+  return json.encode({ jsonrpc = "2.0", id = id == nil and json.null or id, error = e })
+end
+
+function M.request(id, method, params)
+  return json.encode({ jsonrpc = "2.0", id = id, method = method, params = params })
+end
+
+function M.notification(method, params)
+  return json.encode({ jsonrpc = "2.0", method = method, params = params })
+end
+
+-- Classifies a decoded message: "request", "notification", "response" or nil, err.
+function M.kind(msg)
+  if type(msg) ~= "table" or json.is_array(msg) then return nil, "not a JSON-RPC object" end
+  if msg.jsonrpc ~= "2.0" then return nil, "jsonrpc must be \"2.0\"" end
+  local id = msg.id
+  local tid = type(id)
+  if msg.method ~= nil then
+    if type(msg.method) ~= "string" then return nil, "method must be a string" end
+    if msg.params ~= nil and type(msg.params) ~= "table" then return nil, "params must be an object or array" end
+    if id == nil then return "notification" end
+    if tid ~= "string" and tid ~= "number" then return nil, "id must be a string or an integer" end
+    if tid == "number" and id ~= math.floor(id) then return nil, "id must be a string or an integer" end
+    return "request"
+  end
+  if msg.result ~= nil or msg.error ~= nil then
+    if id == nil then return nil, "response without id" end
+    if msg.error ~= nil and type(msg.error) ~= "table" then return nil, "error must be an object" end
+    return "response"
+  end
+  return nil, "neither request, notification nor response"
+end
+
+return M

@@ -1,0 +1,337 @@
+-- An MCP client session to one upstream server, over a transport (stdio child or remote
+-- Streamable HTTP). It owns the upstream side of id remapping: every request gets a
+-- fresh id from this client's own space, progress tokens are replaced by ours and mapped
+-- back, and a crash or disconnect fails every in-flight call at once with a clear error,
+-- then restarts the upstream with exponential backoff.
+local smg = require "smg"
+local async = require "smg.async"
+local rpc = require "smg.mcp.jsonrpc"
+local json = smg.json
+local log = smg.log
+
+local Client = {}
+Client.__index = Client
+
+local CLIENT_INFO = { name = "smg", version = smg.version }
+
+-- spec: a server entry of the config. opts: gateway (for notifications), session (owner,
+-- per_session sharing only), timeouts, protocol_version, client_capabilities.
+function Client.new(spec, opts)
+  local self = setmetatable({
+    name = spec.server_name,
+    spec = spec,
+    gw = opts.gateway,
+    session = opts.session,
+    timeouts = opts.timeouts,
+    protocol_version = opts.protocol_version or rpc.LATEST_VERSION,
+    client_capabilities = opts.client_capabilities or {},
+    state = "idle",      -- idle | starting | ready | backoff | closed
+    pending = {},        -- our id -> entry
+    npending = 0,
+    by_token = {},       -- our progress token -> entry
+    next_id = 0,
+    ready = nil,         -- future, set when initialized (or failed)
+    init = nil,          -- InitializeResult
+    restarts = 0,
+    backoff = 0.25,
+    last_error = nil,
+    stats = { calls = 0, errors = 0, timeouts = 0, restarts = 0 },
+  }, Client)
+  if spec.config.url then
+    self.transport = require("smg.upstream.http").new(self)
+  else
+    self.transport = require("smg.upstream.stdio").new(self)
+  end
+  return self
+end
+
+function Client:describe()
+  return { name = self.name, state = self.state, transport = self.spec.config.url and "http" or "stdio",
+    pid = self.transport.pid and self.transport:pid() or nil, restarts = self.stats.restarts,
+    last_error = self.last_error, server_info = self.init and self.init.serverInfo }
+end
+
+local function timeout_error(self, method, secs)
+  return { code = rpc.INTERNAL_ERROR, message = ("upstream %s did not answer %s within %gs"):format(self.name, method, secs),
+    data = { server = self.name, reason = "timeout", timeout = secs } }
+end
+
+local function down_error(self, why)
+  return { code = rpc.INTERNAL_ERROR, message = ("upstream %s is unavailable: %s"):format(self.name, why),
+    data = { server = self.name, reason = "unavailable" } }
+end
+
+-- Sends a request and waits for its answer; never raises. Returns result | nil, err.
+local function raw_call(self, method, params, opts, timeout)
+  self.next_id = self.next_id + 1
+  local id = self.next_id
+  local entry = { id = id, method = method, future = async.future(), opts = opts or {}, started = smg.monotime() }
+  if params and type(params._meta) == "table" and params._meta.progressToken ~= nil then
+    -- Our own token upstream; the client's is restored on the way back.
+    local p = {}
+    for k, v in pairs(params) do p[k] = v end
+    local meta = {}
+    for k, v in pairs(params._meta) do meta[k] = v end
+    entry.client_token = meta.progressToken
+    meta.progressToken = "smg-" .. id
+    p._meta = meta
+    params = p
+    self.by_token[meta.progressToken] = entry
+  end
+  self.pending[id] = entry
+  self.npending = self.npending + 1
+  local line, err = json.encode({ jsonrpc = "2.0", id = id, method = method, params = params })
+  if not line then
+    self:_finish(entry)
+    return nil, { code = rpc.INTERNAL_ERROR, message = "cannot encode request: " .. err }
+  end
+  local ok, serr = self.transport:send(line, entry)
+  if not ok then
+    self:_finish(entry)
+    return nil, down_error(self, serr or "send failed")
+  end
+  if opts and opts.call then
+    -- Lets a client cancellation reach the upstream.
+    opts.call.cancel_upstream = function(reason)
+      if self.pending[id] then
+        self:notify("notifications/cancelled", { requestId = id, reason = reason })
+        self:_finish(entry)
+        entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = "cancelled" })
+      end
+    end
+  end
+  local res, rerr = entry.future:wait(timeout)
+  if rerr == "timeout" then
+    self.stats.timeouts = self.stats.timeouts + 1
+    self:_finish(entry)
+    self:notify("notifications/cancelled", { requestId = id, reason = "timeout" })
+    return nil, timeout_error(self, method, timeout)
+  end
+  return res, rerr
+end
+
+function Client:_finish(entry)
+  if self.pending[entry.id] then
+    self.pending[entry.id] = nil
+    self.npending = self.npending - 1
+  end
+  if entry.client_token ~= nil then self.by_token["smg-" .. entry.id] = nil end
+end
+
+function Client:notify(method, params)
+  local line = json.encode({ jsonrpc = "2.0", method = method, params = params })
+  return self.transport:send(line, nil)
+end
+
+local function client_capabilities(self)
+  local caps = {}
+  for k, v in pairs(self.client_capabilities) do caps[k] = v end
+  return caps
+end
+
+-- Starts the transport and runs the MCP handshake, in its own coroutine.
+function Client:start()
+  if self.state == "starting" or self.state == "ready" or self.state == "closed" then return end
+  self.state = "starting"
+  self.ready = async.future()
+  local ready = self.ready
+  async.spawn(function()
+    local ok, err = self.transport:open()
+    if ok then
+      local t = self.timeouts and self.timeouts.discovery_timeout or 20
+      local res, e = raw_call(self, "initialize", {
+        protocolVersion = self.protocol_version,
+        capabilities = client_capabilities(self),
+        clientInfo = CLIENT_INFO,
+      }, nil, t)
+      if res and type(res) == "table" and res.protocolVersion then
+        self.init = res
+        self.transport:initialized(res)
+        self:notify("notifications/initialized", nil)
+        if self.state ~= "starting" then return end -- went down meanwhile
+        self.state = "ready"
+        self.backoff = 0.25
+        self.last_error = nil
+        log.info(("upstream %s ready (%s %s, protocol %s)"):format(self.name,
+          tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
+          res.protocolVersion))
+        ready:set(true)
+        if self.gw then self.gw:on_upstream_ready(self) end
+        return
+      end
+      err = e and e.message or "invalid initialize result"
+    end
+    self.last_error = err
+    log.error(("upstream %s failed to start: %s"):format(self.name, tostring(err)))
+    self.transport:close()
+    self:_down(tostring(err))
+  end)
+end
+
+-- Waits until ready (starting it if needed). Returns true | nil, err.
+function Client:ensure_ready(timeout)
+  if self.state == "ready" then return true end
+  if self.state == "closed" then return nil, down_error(self, "closed") end
+  if self.state == "idle" then self:start() end
+  local ok, err = self.ready:wait(timeout)
+  if ok then return true end
+  if err == "timeout" then return nil, timeout_error(self, "initialize", timeout) end
+  return nil, down_error(self, self.last_error or tostring(err and err.message or err))
+end
+
+-- Calls a method on the upstream. opts: timeout (s), call (the client call, for progress
+-- and cancellation), on_progress(params), session. Returns result | nil, err.
+function Client:call(method, params, opts)
+  opts = opts or {}
+  local timeout = opts.timeout or (self.timeouts and self.timeouts.default_timeout) or 30
+  local t0 = smg.monotime()
+  local ok, err = self:ensure_ready(timeout)
+  if not ok then return nil, err end
+  local left = math.max(0.001, timeout - (smg.monotime() - t0))
+  self.stats.calls = self.stats.calls + 1
+  local res, e = raw_call(self, method, params, opts, left)
+  if not res then self.stats.errors = self.stats.errors + 1 end
+  return res, e
+end
+
+-- The transport is gone: fail everything in flight, then restart after a backoff.
+function Client:_down(why)
+  local was = self.state
+  if was == "closed" then return end
+  self.state = "backoff"
+  self.last_error = why
+  local err = down_error(self, why)
+  local entries = self.pending
+  self.pending, self.by_token, self.npending = {}, {}, 0
+  for _, entry in pairs(entries) do entry.future:set(nil, err) end
+  if self.ready and not self.ready.done then self.ready:set(nil, err) end
+  if self.gw then self.gw:on_upstream_down(self, why) end
+  if self.stats.restarts >= (self.spec.max_restarts or 100) then
+    log.error(("upstream %s: giving up after %d restarts"):format(self.name, self.stats.restarts))
+    self.state = "failed"
+    self.ready = async.future()
+    self.ready:set(nil, err)
+    return
+  end
+  local delay = self.backoff
+  self.backoff = math.min(self.backoff * 2, self.spec.restart_backoff_max or 30)
+  log.warn(("upstream %s down (%s); restarting in %.2fs"):format(self.name, why, delay))
+  -- Calls arriving during the backoff wait for the restart instead of failing.
+  self.ready = async.future()
+  local ready = self.ready
+  smg.timer(delay, function()
+    if self.state ~= "backoff" then return end
+    self.stats.restarts = self.stats.restarts + 1
+    self.state = "idle"
+    local old = ready
+    self:start()
+    -- Waiters on the backoff future follow the new start.
+    async.spawn(function()
+      local ok, e = self.ready:wait()
+      old:set(ok, e)
+    end)
+  end)
+end
+
+-- Called by the transport for every message from the upstream. `related` is the entry of
+-- the request whose HTTP response stream carried it, when known.
+function Client:on_message(msg, related)
+  local kind = rpc.kind(msg)
+  if kind == "response" then
+    local entry = self.pending[msg.id]
+    if not entry then return end -- late answer to a cancelled or timed-out call
+    self:_finish(entry)
+    if msg.error then entry.future:set(nil, msg.error) else entry.future:set(msg.result) end
+  elseif kind == "notification" then
+    self:_on_notification(msg, related)
+  elseif kind == "request" then
+    async.spawn(function() self:_on_request(msg, related) end)
+  else
+    log.warn(("upstream %s sent an invalid message"):format(self.name))
+  end
+end
+
+-- The client call a server-initiated message belongs to: the related request if the
+-- transport knows it, else the only call in flight (stdio cannot tell more).
+function Client:_related_call(related)
+  if related and related.opts and related.opts.call then return related.opts.call end
+  if self.npending == 1 then
+    local _, entry = next(self.pending)
+    return entry.opts and entry.opts.call
+  end
+  return nil
+end
+
+function Client:_on_notification(msg, related)
+  local m, p = msg.method, msg.params or {}
+  if m == "notifications/progress" then
+    local entry = self.by_token[p.progressToken]
+    if entry and entry.opts.on_progress then
+      local out = {}
+      for k, v in pairs(p) do out[k] = v end
+      out.progressToken = entry.client_token
+      entry.opts.on_progress(out)
+    end
+  elseif m == "notifications/message" then
+    local call = self:_related_call(related)
+    if call then
+      call.session:log_message(p, call)
+    elseif self.session then
+      self.session:log_message(p, nil)
+    else
+      log.debug(("upstream %s log: %s"):format(self.name, tostring(json.encode(p))))
+    end
+  elseif m == "notifications/tools/list_changed" or m == "notifications/prompts/list_changed"
+      or m == "notifications/resources/list_changed" then
+    if self.gw then self.gw:on_list_changed(self, m) end
+  elseif m == "notifications/resources/updated" then
+    if self.gw then self.gw:on_resource_updated(self, p.uri) end
+  end
+end
+
+local FORWARDED_REQUESTS = { ["sampling/createMessage"] = "sampling", ["elicitation/create"] = "elicitation",
+  ["roots/list"] = "roots" }
+
+function Client:_reply(id, result, err)
+  local line
+  if err then
+    line = json.encode({ jsonrpc = "2.0", id = id, error = { code = err.code or rpc.INTERNAL_ERROR,
+      message = err.message or "error", data = err.data } })
+  else
+    line = json.encode({ jsonrpc = "2.0", id = id, result = result })
+  end
+  self.transport:send(line, nil)
+end
+
+function Client:_on_request(msg, related)
+  if msg.method == "ping" then return self:_reply(msg.id, {}) end
+  local cap = FORWARDED_REQUESTS[msg.method]
+  if not cap then
+    return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND, message = "Method not found: " .. msg.method })
+  end
+  local call = self:_related_call(related)
+  local session = call and call.session or self.session
+  if not session then
+    return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND,
+      message = msg.method .. " is not available: this upstream is shared by several clients" })
+  end
+  if not session:client_supports(cap) then
+    return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND,
+      message = "the client did not declare the " .. cap .. " capability" })
+  end
+  local res, err = session:request_client(msg.method, msg.params, call)
+  self:_reply(msg.id, res, err)
+end
+
+function Client:close()
+  if self.state == "closed" then return end
+  self.state = "closed"
+  local err = down_error(self, "closed")
+  local entries = self.pending
+  self.pending, self.by_token, self.npending = {}, {}, 0
+  for _, entry in pairs(entries) do entry.future:set(nil, err) end
+  if self.ready and not self.ready.done then self.ready:set(nil, err) end
+  self.transport:close()
+end
+
+return Client

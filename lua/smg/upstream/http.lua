@@ -1,0 +1,157 @@
+-- Streamable HTTP upstream transport (libcurl multi on the loop): every message is its own
+-- POST; a JSON or SSE reply is parsed as it streams, and each message on a request's SSE
+-- stream is attributed to that request. After initialize a GET stream carries what the
+-- server sends unprompted. The upstream session id and protocol version ride on every
+-- request; a 404 means the session expired, and the client re-initializes.
+local smg = require "smg"
+local core = require "smg.core"
+local sse = require "smg.sse"
+local json = smg.json
+local log = smg.log
+
+local Http = {}
+Http.__index = Http
+
+function Http.new(client)
+  return setmetatable({ client = client, session_id = nil, version = nil, calls = {}, get = nil,
+    open_ = false }, Http)
+end
+
+function Http:open()
+  self.open_ = true
+  self.session_id = nil
+  return true
+end
+
+local function headers(self, extra)
+  local h = {}
+  for k, v in pairs(self.client.spec.config.headers or {}) do h[#h + 1] = k .. ": " .. v end
+  h[#h + 1] = "Accept: application/json, text/event-stream"
+  if self.session_id then h[#h + 1] = "Mcp-Session-Id: " .. self.session_id end
+  if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
+  for _, x in ipairs(extra or {}) do h[#h + 1] = x end
+  return h
+end
+
+local function deliver(self, body, entry)
+  local msg = json.decode(body)
+  if type(msg) ~= "table" then
+    log.warn(("upstream %s sent invalid JSON"):format(self.client.name))
+    return
+  end
+  if json.is_array(msg) then
+    for _, m in ipairs(msg) do self.client:on_message(m, entry) end
+  else
+    self.client:on_message(msg, entry)
+  end
+end
+
+-- POSTs one message; entry is the pending request it carries (nil for notifications and
+-- responses). Returns true at once; the reply arrives through callbacks.
+function Http:send(line, entry)
+  if not self.open_ then return nil, "not connected" end
+  local c = self.client
+  local status, ctype, is_sse, parser, chunks = 0, "", false, nil, {}
+  local key = {}
+  local call, err = core.http_request({
+    method = "POST", url = c.spec.config.url, body = line,
+    headers = headers(self, { "Content-Type: application/json" }),
+    timeout_ms = 0, max_response = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
+  }, function(st, raw)
+    status = st
+    local h = smg.http.parse_headers(raw)
+    ctype = (h["content-type"] or ""):lower()
+    is_sse = ctype:find("text/event-stream", 1, true) ~= nil
+    if entry and entry.method == "initialize" and h["mcp-session-id"] then self.session_id = h["mcp-session-id"] end
+    if is_sse and status == 200 then
+      parser = sse.parser(function(data) deliver(self, data, entry) end)
+    end
+  end, function(chunk)
+    if parser then
+      local ok, perr = parser:feed(chunk)
+      if not ok then log.warn(("upstream %s: %s"):format(c.name, perr)) end
+    else
+      chunks[#chunks + 1] = chunk
+    end
+  end, function(e)
+    self.calls[key] = nil
+    if e then
+      if entry and c.pending[entry.id] then
+        c:_finish(entry)
+        entry.future:set(nil, { code = -32603, message = ("upstream %s: %s"):format(c.name, e),
+          data = { server = c.name, reason = "unavailable" } })
+      end
+      return
+    end
+    if status == 404 and self.session_id and not (entry and entry.method == "initialize") then
+      log.warn(("upstream %s: session expired, re-initializing"):format(c.name))
+      self.session_id = nil
+      c:_down("session expired")
+      return
+    end
+    if not parser then
+      local body = table.concat(chunks)
+      if ctype:find("application/json", 1, true) and body ~= "" then
+        deliver(self, body, entry)
+      end
+    end
+    -- A request that got no answer at all (an HTTP error without a JSON-RPC body, or a
+    -- stream that ended early) fails now rather than at its timeout.
+    if entry and c.pending[entry.id] then
+      c:_finish(entry)
+      entry.future:set(nil, { code = -32603, message = ("upstream %s answered HTTP %d without a response"):format(c.name, status),
+        data = { server = c.name, reason = "unavailable", status = status } })
+    end
+  end)
+  if not call then return nil, err end
+  self.calls[key] = call
+  return true
+end
+
+-- Opens the standalone GET stream for server-initiated messages; reconnects while open.
+function Http:_open_get(delay)
+  if not self.open_ or self.get then return end
+  local c = self.client
+  local parser = sse.parser(function(data) deliver(self, data, nil) end)
+  local ok_status = false
+  local call
+  call = core.http_request({ method = "GET", url = c.spec.config.url, headers = headers(self, nil), timeout_ms = 0 },
+    function(st, raw)
+      ok_status = st == 200
+    end, function(chunk)
+      if ok_status then parser:feed(chunk) end
+    end, function(e)
+      if self.get ~= call then return end
+      self.get = nil
+      if not ok_status then return end -- 405: the server offers no GET stream
+      local d = math.min((delay or 0.5) * 2, 30)
+      smg.timer(d, function() self:_open_get(d) end)
+    end)
+  self.get = call
+end
+
+function Http:initialized(res)
+  self.version = res.protocolVersion
+  self:_open_get(0.25)
+end
+
+function Http:close()
+  self.open_ = false
+  if self.get then
+    local g = self.get
+    self.get = nil
+    g:cancel()
+  end
+  for k, call in pairs(self.calls) do
+    call:cancel()
+    self.calls[k] = nil
+  end
+  if self.session_id then
+    -- End the upstream session politely; nobody waits for the answer.
+    core.http_request({ method = "DELETE", url = self.client.spec.config.url, headers = headers(self, nil),
+      timeout_ms = 2000 }, nil, nil, function() end)
+    self.session_id = nil
+  end
+end
+
+return Http
