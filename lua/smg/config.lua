@@ -150,14 +150,22 @@ local function expand(s)
   end))
 end
 
-local function expand_server(s)
-  local c = s.config
-  c.command = expand(c.command)
-  c.url = expand(c.url)
-  c.cwd = expand(c.cwd)
-  for i, a in ipairs(c.args) do c.args[i] = expand(a) end
-  for k, v in pairs(c.env) do c.env[k] = expand(v) end
-  for k, v in pairs(c.headers) do c.headers[k] = expand(v) end
+-- Runs before validation so that URL and path checks see the expanded values.
+local function expand_servers(doc)
+  if type(doc.mcp_configs) ~= "table" then return end
+  for _, mc in pairs(doc.mcp_configs) do
+    if type(mc) == "table" and type(mc.mcp_config) == "table" then
+      for _, s in ipairs(mc.mcp_config) do
+        local c = type(s) == "table" and s.config
+        if type(c) == "table" then
+          for _, k in ipairs({ "command", "url", "cwd" }) do c[k] = expand(c[k]) end
+          for _, t in ipairs({ c.args, c.env, c.headers }) do
+            if type(t) == "table" then for k, v in pairs(t) do t[k] = expand(v) end end
+          end
+        end
+      end
+    end
+  end
 end
 
 local function read_file(path)
@@ -189,6 +197,7 @@ function M.parse(text, source)
   if doc == nil then return nil, { (source or "config") .. ": " .. err } end
   if schema.typeof(doc) ~= "object" then return nil, { (source or "config") .. ": top level must be an object" } end
   local raw = json.decode(text) -- an untouched copy for `config show`
+  expand_servers(doc)
   local cfg, errs, warns = schema.validate(M.schema, doc, "")
   if #errs > 0 then return nil, errs end
   -- Cross-references.
@@ -209,9 +218,6 @@ function M.parse(text, source)
     xerrs[#xerrs + 1] = ("gateway.mcp_config_id: no mcp_config %q"):format(g.mcp_config_id)
   end
   if #xerrs > 0 then return nil, xerrs end
-  for _, mc in pairs(cfg.mcp_configs) do
-    for _, s in ipairs(mc.mcp_config) do expand_server(s) end
-  end
   cfg.raw = raw
   return cfg, warns
 end
