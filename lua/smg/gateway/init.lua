@@ -284,7 +284,7 @@ function Gateway:shutdown(reason)
   if self.draining then return end
   self.draining = true
   log.info("shutting down (" .. tostring(reason) .. "); draining " .. count_inflight(self) .. " call(s)")
-  if self.server then self.server:close() end
+  if self.http_server then self.http_server:close() end
   if self.sweeper then self.sweeper:close() end
   async.spawn(function()
     local deadline = smg.monotime() + self.cfg.gateway.shutdown_grace
@@ -385,7 +385,7 @@ function Gateway.serve(args)
   if o.stdio then return serve_stdio(gw) end
   local server, err = require("smg.gateway.http").listen(gw)
   if not server then return nil, err end
-  gw.server = server
+  gw.http_server = server
   gw.sweeper = smg.timer(60, function() gw:sweep_sessions() end, 60)
   local g = cfg.gateway
   local host = g.host:find(":") and ("[" .. g.host .. "]") or g.host

@@ -287,7 +287,8 @@ end
 function Server:run_stdio()
   core.stdio_start(function(line) self:handle_line(line) end, function()
     core.stdio_close()
-    if self.on_close then self.on_close() end
+    -- The MCP stdio rule: a server exits when its stdin closes, work in flight or not.
+    if self.on_close then self.on_close() else core.stop(0) end
   end)
 end
 

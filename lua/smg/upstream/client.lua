@@ -30,7 +30,8 @@ function Client.new(spec, opts)
     npending = 0,
     by_token = {},       -- our progress token -> entry
     next_id = 0,
-    ready = nil,         -- future, set when initialized (or failed)
+    attempt = nil,       -- future of the current start
+    restart_wait = nil,  -- during backoff: future of the next start's attempt
     init = nil,          -- InitializeResult
     restarts = 0,
     backoff = 0.25,
@@ -129,12 +130,13 @@ local function client_capabilities(self)
   return caps
 end
 
--- Starts the transport and runs the MCP handshake, in its own coroutine.
+-- Starts the transport and runs the MCP handshake in its own coroutine. self.attempt is
+-- the future of this start: true once initialized, or nil, err.
 function Client:start()
   if self.state == "starting" or self.state == "ready" or self.state == "closed" then return end
   self.state = "starting"
-  self.ready = async.future()
-  local ready = self.ready
+  local attempt = async.future()
+  self.attempt = attempt
   async.spawn(function()
     local ok, err = self.transport:open()
     if ok then
@@ -144,39 +146,52 @@ function Client:start()
         capabilities = client_capabilities(self),
         clientInfo = CLIENT_INFO,
       }, nil, t)
+      if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
       if res and type(res) == "table" and res.protocolVersion then
         self.init = res
         self.transport:initialized(res)
         self:notify("notifications/initialized", nil)
-        if self.state ~= "starting" then return end -- went down meanwhile
         self.state = "ready"
         self.backoff = 0.25
         self.last_error = nil
         log.info(("upstream %s ready (%s %s, protocol %s)"):format(self.name,
           tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
           res.protocolVersion))
-        ready:set(true)
+        attempt:set(true)
         if self.gw then self.gw:on_upstream_ready(self) end
         return
       end
       err = e and e.message or "invalid initialize result"
     end
-    self.last_error = err
     log.error(("upstream %s failed to start: %s"):format(self.name, tostring(err)))
     self.transport:close()
     self:_down(tostring(err))
   end)
 end
 
--- Waits until ready (starting it if needed). Returns true | nil, err.
+-- Waits until ready, starting the upstream if needed. A call that arrives during a
+-- restart backoff waits for that one restart, and fails with its error if it fails.
+-- Returns true | nil, err.
 function Client:ensure_ready(timeout)
   if self.state == "ready" then return true end
-  if self.state == "closed" then return nil, down_error(self, "closed") end
+  if self.state == "closed" or self.state == "failed" then
+    return nil, down_error(self, self.last_error or self.state)
+  end
+  local deadline = smg.monotime() + timeout
   if self.state == "idle" then self:start() end
-  local ok, err = self.ready:wait(timeout)
+  local attempt = self.attempt
+  if self.state == "backoff" then
+    local a, err = self.restart_wait:wait(timeout)
+    if not a then
+      if err == "timeout" then return nil, timeout_error(self, "initialize", timeout) end
+      return nil, down_error(self, self.last_error or "restart failed")
+    end
+    attempt = a
+  end
+  local ok, err = attempt:wait(math.max(0.001, deadline - smg.monotime()))
   if ok then return true end
   if err == "timeout" then return nil, timeout_error(self, "initialize", timeout) end
-  return nil, down_error(self, self.last_error or tostring(err and err.message or err))
+  return nil, down_error(self, self.last_error or tostring(type(err) == "table" and err.message or err))
 end
 
 -- Calls a method on the upstream. opts: timeout (s), call (the client call, for progress
@@ -196,41 +211,36 @@ end
 
 -- The transport is gone: fail everything in flight, then restart after a backoff.
 function Client:_down(why)
-  local was = self.state
-  if was == "closed" then return end
+  if self.state == "closed" or self.state == "failed" then return end
   self.state = "backoff"
   self.last_error = why
   local err = down_error(self, why)
   local entries = self.pending
   self.pending, self.by_token, self.npending = {}, {}, 0
   for _, entry in pairs(entries) do entry.future:set(nil, err) end
-  if self.ready and not self.ready.done then self.ready:set(nil, err) end
+  if self.attempt and not self.attempt.done then self.attempt:set(nil, err) end
   if self.gw then self.gw:on_upstream_down(self, why) end
+  local wait = async.future()
+  self.restart_wait = wait
   if self.stats.restarts >= (self.spec.max_restarts or 100) then
     log.error(("upstream %s: giving up after %d restarts"):format(self.name, self.stats.restarts))
     self.state = "failed"
-    self.ready = async.future()
-    self.ready:set(nil, err)
+    wait:set(nil, err)
     return
   end
   local delay = self.backoff
   self.backoff = math.min(self.backoff * 2, self.spec.restart_backoff_max or 30)
   log.warn(("upstream %s down (%s); restarting in %.2fs"):format(self.name, why, delay))
-  -- Calls arriving during the backoff wait for the restart instead of failing.
-  self.ready = async.future()
-  local ready = self.ready
-  smg.timer(delay, function()
-    if self.state ~= "backoff" then return end
+  local t
+  t = smg.timer(delay, function()
+    t:close()
+    if self.state ~= "backoff" or self.restart_wait ~= wait then return end
     self.stats.restarts = self.stats.restarts + 1
     self.state = "idle"
-    local old = ready
     self:start()
-    -- Waiters on the backoff future follow the new start.
-    async.spawn(function()
-      local ok, e = self.ready:wait()
-      old:set(ok, e)
-    end)
+    wait:set(self.attempt)
   end)
+  self.restart_timer = t
 end
 
 -- Called by the transport for every message from the upstream. `related` is the entry of
@@ -330,7 +340,9 @@ function Client:close()
   local entries = self.pending
   self.pending, self.by_token, self.npending = {}, {}, 0
   for _, entry in pairs(entries) do entry.future:set(nil, err) end
-  if self.ready and not self.ready.done then self.ready:set(nil, err) end
+  if self.attempt and not self.attempt.done then self.attempt:set(nil, err) end
+  if self.restart_wait and not self.restart_wait.done then self.restart_wait:set(nil, err) end
+  if self.restart_timer then self.restart_timer:close() end
   self.transport:close()
 end
 
