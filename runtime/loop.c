@@ -17,37 +17,36 @@ static int is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Copies src into the fixed-size root_dir; refuses (returns 0) when it does not fit. */
+static int set_root(smg_loop_t *loop, const char *src) {
+  size_t n = strlen(src);
+  if (n >= sizeof(loop->root_dir)) return 0;
+  memcpy(loop->root_dir, src, n + 1);
+  return 1;
+}
+
 /* The runtime root is, in order: $SMG_ROOT; the directory above the binary when it holds
  * lua/smg (a build tree inside the source tree, or an install prefix with share/smg);
  * the source directory the binary was built from. */
 static void find_root(smg_loop_t *loop) {
   const char *env = getenv("SMG_ROOT");
-  char cand[4096 + 32];
-  if (env && *env) {
-    snprintf(loop->root_dir, sizeof(loop->root_dir), "%s", env);
-    return;
-  }
-  char dir[4096 - 32];
-  if (strlen(loop->exe_path) >= sizeof(dir)) goto fallback;
-  memcpy(dir, loop->exe_path, strlen(loop->exe_path) + 1);
+  if (env && *env && set_root(loop, env)) return;
+  char dir[sizeof(loop->exe_path)];
+  memcpy(dir, loop->exe_path, sizeof(dir));
+  char cand[sizeof(dir) + 32];
   char *slash = strrchr(dir, '/');
   for (int up = 0; slash && up < 3; up++) {
     *slash = '\0';
     snprintf(cand, sizeof(cand), "%s/lua/smg", dir);
-    if (is_dir(cand)) {
-      snprintf(loop->root_dir, sizeof(loop->root_dir), "%s", dir);
-      return;
-    }
+    if (is_dir(cand) && set_root(loop, dir)) return;
     snprintf(cand, sizeof(cand), "%s/share/smg/lua/smg", dir);
     if (is_dir(cand)) {
       cand[strlen(cand) - strlen("/lua/smg")] = '\0';
-      snprintf(loop->root_dir, sizeof(loop->root_dir), "%s", cand);
-      return;
+      if (set_root(loop, cand)) return;
     }
     slash = strrchr(dir, '/');
   }
-fallback:
-  snprintf(loop->root_dir, sizeof(loop->root_dir), "%s", SMG_SOURCE_DIR);
+  set_root(loop, SMG_SOURCE_DIR);
 }
 
 int smg_loop_init(smg_loop_t *loop, const char *argv0) {

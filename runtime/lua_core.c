@@ -124,6 +124,8 @@ static int l_timer(lua_State *L) {
   t->h.data = t;
   t->cb_ref = smg_lua_ref(L, 3);
   t->self_ref = smg_lua_ref(L, -1);
+  /* The loop's clock is cached per iteration; Lua may have run for a while since. */
+  uv_update_time(&smg_lua_loop(L)->uv);
   uv_timer_start(&t->h, on_timer, (uint64_t)ms, (uint64_t)repeat);
   return 1;
 }

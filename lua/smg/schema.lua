@@ -9,8 +9,7 @@ local function typeof(v)
   if t == "table" then
     return getmetatable(v) == require("smg").json.array_mt and "array" or (next(v) ~= nil and #v > 0 and "array" or "object")
   end
-  if t == "userdata" and v == nil then return "null" end
-  if t == "userdata" then return "null" end
+  if t == "userdata" then return "null" end -- smg.json.null
   return t
 end
 M.typeof = typeof
@@ -32,6 +31,7 @@ end
 -- fields (object members), values (schema of map values), items (array items),
 -- required, default, enum, min, max, pattern, nullable, unknown ("warn"|"error"|"allow")
 local function check(node, v, path, errs, warns)
+  local nerr = #errs
   if v == nil or typeof(v) == "null" then
     if v ~= nil and node.nullable then return v end
     if node.required then
@@ -89,7 +89,7 @@ local function check(node, v, path, errs, warns)
   elseif want == "array" and node.items then
     for i = 1, #v do v[i] = check(node.items, v[i], join(path, i), errs, warns) end
   end
-  if node.check then
+  if node.check and #errs == nerr then
     local msg = node.check(v)
     if msg then errs[#errs + 1] = path .. ": " .. msg end
   end

@@ -145,12 +145,18 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // error, and the gateway is always stopped within its deadline.
 export async function withGateway(configPath, fn, opts = {}) {
   const gw = await startSmg(configPath, opts);
+  let failure;
   try {
     return await fn(gw);
   } catch (e) {
-    e.message += `\n--- smg log ---\n${gw.logs().slice(-6000)}`;
+    failure = e;
     throw e;
   } finally {
-    await gw.stop();
+    const code = await gw.stop();
+    // A gateway that crashed (or a sanitizer abort) fails the test even if the calls did.
+    const bad = code !== 0 ? new Error(`smg exited with ${code}`) : null;
+    const err = failure || bad;
+    if (err) err.message += `\n--- smg log ---\n${gw.logs().slice(-8000)}`;
+    if (bad && !failure) throw bad;
   }
 }

@@ -63,7 +63,7 @@ local function down_error(self, why)
 end
 
 -- Sends a request and waits for its answer; never raises. Returns result | nil, err.
-local function raw_call(self, method, params, opts, timeout)
+local function raw_call(self, method, params, opts, timeout, budget)
   self.next_id = self.next_id + 1
   local id = self.next_id
   local entry = { id = id, method = method, future = async.future(), opts = opts or {}, started = smg.monotime() }
@@ -106,7 +106,7 @@ local function raw_call(self, method, params, opts, timeout)
     self.stats.timeouts = self.stats.timeouts + 1
     self:_finish(entry)
     self:notify("notifications/cancelled", { requestId = id, reason = "timeout" })
-    return nil, timeout_error(self, method, timeout)
+    return nil, timeout_error(self, method, budget or timeout)
   end
   return res, rerr
 end
@@ -204,7 +204,7 @@ function Client:call(method, params, opts)
   if not ok then return nil, err end
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
-  local res, e = raw_call(self, method, params, opts, left)
+  local res, e = raw_call(self, method, params, opts, left, timeout)
   if not res then self.stats.errors = self.stats.errors + 1 end
   return res, e
 end
