@@ -45,8 +45,10 @@ int main(int argc, char **argv) {
   close(out[1]);
   FILE *w = fdopen(in[1], "w");
   FILE *r = fdopen(out[0], "r");
-  fprintf(w, "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\","
-             "\"capabilities\":{},\"clientInfo\":{\"name\":\"pipe_bench\",\"version\":\"1\"}}}\n");
+  fprintf(w,
+          "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+          "\"2025-06-18\","
+          "\"capabilities\":{},\"clientInfo\":{\"name\":\"pipe_bench\",\"version\":\"1\"}}}\n");
   fflush(w);
   char *line = NULL;
   size_t cap = 0;
@@ -58,7 +60,10 @@ int main(int argc, char **argv) {
   double t0 = now(), end = t0 + secs;
   for (int i = 0; i < window; i++) {
     sent[(next - 1) % window] = now();
-    fprintf(w, "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n", next);
+    fprintf(w,
+            "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/"
+            "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n",
+            next);
     next++;
   }
   fflush(w);
@@ -70,7 +75,10 @@ int main(int argc, char **argv) {
     done++;
     if (t < end) {
       sent[(next - 1) % window] = t;
-      fprintf(w, "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n", next);
+      fprintf(w,
+              "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"tools/"
+              "call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hello\"}}}\n",
+              next);
       next++;
       /* Flush once the batch of answers already read is handled. */
       if (r->_IO_read_ptr >= r->_IO_read_end) fflush(w);
@@ -82,7 +90,8 @@ int main(int argc, char **argv) {
   double elapsed = now() - t0;
   size_t n = (size_t)done < max_samples ? (size_t)done : max_samples;
   qsort(lat, n, sizeof(double), cmp);
-  printf("%.0f %.1f %.1f\n", (double)done / elapsed, lat[n / 2] * 1e6, lat[(size_t)(n * 0.99)] * 1e6);
+  printf("%.0f %.1f %.1f\n", (double)done / elapsed, lat[n / 2] * 1e6,
+         lat[(size_t)(n * 0.99)] * 1e6);
   fclose(w);
   kill(pid, SIGTERM);
   waitpid(pid, NULL, 0);

@@ -35,7 +35,9 @@ void smg_buf_consume(smg_buf_t *b, size_t n) {
   b->len -= n;
 }
 
-void smg_buf_reset(smg_buf_t *b) { b->len = 0; }
+void smg_buf_reset(smg_buf_t *b) {
+  b->len = 0;
+}
 
 void smg_buf_free(smg_buf_t *b) {
   free(b->data);

@@ -50,8 +50,10 @@ static void check_done(smg_http_client_t *c);
 
 static void call_free(smg_http_call_t *call) {
   smg_http_client_t *c = call->client;
-  if (call->prev) call->prev->next = call->next;
-  else c->calls = call->next;
+  if (call->prev)
+    call->prev->next = call->next;
+  else
+    c->calls = call->next;
   if (call->next) call->next->prev = call->prev;
   curl_multi_remove_handle(call->client->multi, call->easy);
   curl_easy_cleanup(call->easy);
@@ -86,7 +88,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   socket_action(s->client, s->fd, ev);
 }
 
-static void on_poll_closed(uv_handle_t *h) { free(h->data); }
+static void on_poll_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
   smg_http_client_t *c = userp;
@@ -118,12 +122,16 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
   return 0;
 }
 
-static void on_timeout(uv_timer_t *t) { socket_action(t->data, CURL_SOCKET_TIMEOUT, 0); }
+static void on_timeout(uv_timer_t *t) {
+  socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
   smg_http_client_t *c = userp;
-  if (timeout_ms < 0) uv_timer_stop(&c->timer);
-  else uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  if (timeout_ms < 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
   return 0;
 }
 
@@ -147,7 +155,9 @@ smg_http_client_t *smg_http_client_new(uv_loop_t *loop) {
   return c;
 }
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 void smg_http_client_free(smg_http_client_t *c) {
   /* Every call still running is abandoned without callbacks. */
@@ -201,8 +211,10 @@ static void check_done(smg_http_client_t *c) {
     if (!call || call->cancelled) continue;
     CURLcode res = msg->data.result;
     const char *err = NULL;
-    if (res != CURLE_OK) err = call->errbuf[0] ? call->errbuf : curl_easy_strerror(res);
-    else deliver_headers(call);
+    if (res != CURLE_OK)
+      err = call->errbuf[0] ? call->errbuf : curl_easy_strerror(res);
+    else
+      deliver_headers(call);
     call->cancelled = 1; /* no callback after done */
     if (call->cbs.on_done) call->cbs.on_done(call, err, call->data);
     call->next_doomed = c->doomed;

@@ -25,7 +25,7 @@ typedef struct {
   const char *const *headers; /* "Name: value", NULL-terminated */
   const char *body;
   size_t body_len;
-  uint64_t timeout_ms;  /* whole transfer; 0 = none (long-lived SSE) */
+  uint64_t timeout_ms; /* whole transfer; 0 = none (long-lived SSE) */
   uint64_t connect_timeout_ms;
   size_t max_response; /* bytes; the call fails past it; 0 = unlimited */
 } smg_http_call_opts_t;

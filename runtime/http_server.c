@@ -55,7 +55,7 @@ struct smg_http_conn_s {
   int nhdrs;
   size_t url_len;
   int in_field;
-  int error_status; /* set by a parser callback that rejects the request */
+  int error_status;    /* set by a parser callback that rejects the request */
   smg_http_req_t *req; /* dispatched and not finished */
   char peer[64];
   unsigned in_message : 1, keep_alive : 1, closing : 1, reading : 1, processing : 1,
@@ -69,7 +69,7 @@ struct smg_http_req_s {
   int streaming;
   int keep_alive;
   char method[16];
-  char *url;  /* owned copy: path, then '\0', query */
+  char *url; /* owned copy: path, then '\0', query */
   char *query;
   char *hblock; /* owned copy of header bytes */
   hdr_span_t *hdrs;
@@ -92,29 +92,52 @@ void smg_http_limits_default(smg_http_limits_t *l) {
 
 const char *smg_http_status_text(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 
@@ -125,8 +148,10 @@ static void conn_close(smg_http_conn_t *c);
 static void on_write_done(uv_stream_t *s, int status) {
   smg_http_conn_t *c = s->data;
   if (c->closing) return;
-  if (status < 0) conn_close(c);
-  else if (c->close_after_write && uv_stream_get_write_queue_size(s) == 0) conn_close(c);
+  if (status < 0)
+    conn_close(c);
+  else if (c->close_after_write && uv_stream_get_write_queue_size(s) == 0)
+    conn_close(c);
 }
 
 static int conn_write(smg_http_conn_t *c, uv_buf_t *bufs, unsigned n) {
@@ -138,8 +163,10 @@ static int conn_write(smg_http_conn_t *c, uv_buf_t *bufs, unsigned n) {
     return UV_ENOBUFS;
   }
   int r = smg_stream_write(s, bufs, n, on_write_done);
-  if (r < 0) conn_close(c);
-  else if (r == 0 && c->close_after_write) conn_close(c);
+  if (r < 0)
+    conn_close(c);
+  else if (r == 0 && c->close_after_write)
+    conn_close(c);
   return r < 0 ? r : 0;
 }
 
@@ -216,18 +243,34 @@ static void req_finish(smg_http_req_t *r) {
   conn_process(c);
 }
 
-const char *smg_http_req_method(const smg_http_req_t *r) { return r->method; }
-const char *smg_http_req_path(const smg_http_req_t *r) { return r->url; }
-const char *smg_http_req_query(const smg_http_req_t *r) { return r->query; }
+const char *smg_http_req_method(const smg_http_req_t *r) {
+  return r->method;
+}
+const char *smg_http_req_path(const smg_http_req_t *r) {
+  return r->url;
+}
+const char *smg_http_req_query(const smg_http_req_t *r) {
+  return r->query;
+}
 const char *smg_http_req_body(const smg_http_req_t *r, size_t *len) {
   *len = r->body_len;
   return r->body ? r->body : "";
 }
-const char *smg_http_req_peer(const smg_http_req_t *r) { return r->conn ? r->conn->peer : ""; }
-int smg_http_req_alive(const smg_http_req_t *r) { return r->conn != NULL; }
-void *smg_http_req_get_data(const smg_http_req_t *r) { return r->data; }
-void smg_http_req_set_data(smg_http_req_t *r, void *data) { r->data = data; }
-int smg_http_req_header_count(const smg_http_req_t *r) { return r->nhdrs; }
+const char *smg_http_req_peer(const smg_http_req_t *r) {
+  return r->conn ? r->conn->peer : "";
+}
+int smg_http_req_alive(const smg_http_req_t *r) {
+  return r->conn != NULL;
+}
+void *smg_http_req_get_data(const smg_http_req_t *r) {
+  return r->data;
+}
+void smg_http_req_set_data(smg_http_req_t *r, void *data) {
+  r->data = data;
+}
+int smg_http_req_header_count(const smg_http_req_t *r) {
+  return r->nhdrs;
+}
 
 void smg_http_req_header_at(const smg_http_req_t *r, int i, const char **name, size_t *nlen,
                             const char **value, size_t *vlen) {
@@ -302,7 +345,9 @@ int smg_http_req_stream_end(smg_http_req_t *r) {
   return rc;
 }
 
-void smg_http_req_release(smg_http_req_t *r) { req_unref(r); }
+void smg_http_req_release(smg_http_req_t *r) {
+  req_unref(r);
+}
 
 /* ---- parsing ------------------------------------------------------------------------ */
 
@@ -356,7 +401,9 @@ static int on_header_field_complete(llhttp_t *p) {
   return 0;
 }
 
-static int on_header_value(llhttp_t *p, const char *at, size_t len) { return append_head(p, at, len); }
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  return append_head(p, at, len);
+}
 
 static int on_header_value_complete(llhttp_t *p) {
   smg_http_conn_t *c = CONN(p);
@@ -494,8 +541,10 @@ static void conn_close(smg_http_conn_t *c) {
   if (c->closing) return;
   c->closing = 1;
   smg_http_server_t *srv = c->srv;
-  if (c->prev) c->prev->next = c->next;
-  else srv->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   smg_http_req_t *r = c->req;
   c->req = NULL;
@@ -657,8 +706,12 @@ void smg_http_server_forget(smg_http_server_t *srv) {
   srv->data = NULL;
 }
 
-int smg_http_server_port(const smg_http_server_t *srv) { return srv->port; }
-size_t smg_http_server_connections(const smg_http_server_t *srv) { return srv->nconns; }
+int smg_http_server_port(const smg_http_server_t *srv) {
+  return srv->port;
+}
+size_t smg_http_server_connections(const smg_http_server_t *srv) {
+  return srv->nconns;
+}
 
 static void on_server_closed(uv_handle_t *h) {
   smg_http_server_t *srv = h->data;

@@ -57,8 +57,8 @@ void *smg_http_req_get_data(const smg_http_req_t *req);
 void smg_http_req_set_data(smg_http_req_t *req, void *data);
 
 /* extra_headers: preformatted "Name: value\r\n" lines, validated by the caller. */
-int smg_http_req_respond(smg_http_req_t *req, int status, const char *extra_headers,
-                         size_t hlen, const char *body, size_t blen);
+int smg_http_req_respond(smg_http_req_t *req, int status, const char *extra_headers, size_t hlen,
+                         const char *body, size_t blen);
 /* Starts a chunked response; each write is one chunk; end sends the last chunk. */
 int smg_http_req_stream_start(smg_http_req_t *req, int status, const char *extra_headers,
                               size_t hlen);

@@ -12,14 +12,18 @@
 static int log_level = SMG_LOG_INFO;
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void smg_log_set_level(int level) { log_level = level; }
-int smg_log_get_level(void) { return log_level; }
+void smg_log_set_level(int level) {
+  log_level = level;
+}
+int smg_log_get_level(void) {
+  return log_level;
+}
 
 int smg_log_level_from_name(const char *name) {
   static const struct {
     const char *name;
     int level;
-  } names[] = {{"debug", SMG_LOG_DEBUG}, {"info", SMG_LOG_INFO},   {"warn", SMG_LOG_WARN},
+  } names[] = {{"debug", SMG_LOG_DEBUG},  {"info", SMG_LOG_INFO},   {"warn", SMG_LOG_WARN},
                {"warning", SMG_LOG_WARN}, {"error", SMG_LOG_ERROR}, {"critical", SMG_LOG_ERROR}};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcasecmp(name, names[i].name) == 0) return names[i].level;

@@ -53,7 +53,8 @@ int smg_loop_init(smg_loop_t *loop, const char *argv0) {
   memset(loop, 0, sizeof(*loop));
   size_t n = sizeof(loop->exe_path);
   if (uv_exepath(loop->exe_path, &n) != 0) {
-    if (!realpath(argv0, loop->exe_path)) snprintf(loop->exe_path, sizeof(loop->exe_path), "%s", argv0);
+    if (!realpath(argv0, loop->exe_path))
+      snprintf(loop->exe_path, sizeof(loop->exe_path), "%s", argv0);
   }
   find_root(loop);
   int rc = uv_loop_init(&loop->uv);
@@ -62,7 +63,9 @@ int smg_loop_init(smg_loop_t *loop, const char *argv0) {
   return 0;
 }
 
-int smg_loop_run(smg_loop_t *loop) { return uv_run(&loop->uv, UV_RUN_DEFAULT); }
+int smg_loop_run(smg_loop_t *loop) {
+  return uv_run(&loop->uv, UV_RUN_DEFAULT);
+}
 
 static void close_walk_cb(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);

@@ -10,10 +10,10 @@ typedef struct smg_http_client_s smg_http_client_t;
 
 typedef struct smg_loop_s {
   uv_loop_t uv;
-  lua_State *L;                /* owned: the main Lua state */
-  smg_http_client_t *httpc;    /* owned, created on first outbound HTTP request */
-  char exe_path[4096];         /* this binary, so configs can spawn "smg run ..." children */
-  char root_dir[4096];         /* directory holding lua/, config/, examples/ */
+  lua_State *L;             /* owned: the main Lua state */
+  smg_http_client_t *httpc; /* owned, created on first outbound HTTP request */
+  char exe_path[4096];      /* this binary, so configs can spawn "smg run ..." children */
+  char root_dir[4096];      /* directory holding lua/, config/, examples/ */
 } smg_loop_t;
 
 int smg_loop_init(smg_loop_t *loop, const char *argv0);

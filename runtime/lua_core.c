@@ -54,16 +54,20 @@ static int l_hrtime(lua_State *L) {
 typedef struct {
   uv_timer_t h;
   lua_State *L;
-  int cb_ref, self_ref;
+  int cb_ref, arg_ref, self_ref;
 } ltimer_t;
 
 typedef struct {
   ltimer_t *t;
 } ltimer_ud;
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+static void timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
-static void timer_unanchor(ltimer_t *t) { smg_lua_unref(t->L, &t->self_ref); }
+static void timer_unanchor(ltimer_t *t) {
+  smg_lua_unref(t->L, &t->self_ref);
+}
 
 static void on_timer(uv_timer_t *h) {
   ltimer_t *t = h->data;
@@ -79,7 +83,12 @@ static void on_timer(uv_timer_t *h) {
     lua_pushnil(L);
   }
   smg_lua_push_ref(L, cb);
-  smg_lua_pcall(L, 0, 0, "timer callback");
+  int nargs = 0;
+  if (t->arg_ref != LUA_NOREF) {
+    smg_lua_push_ref(L, t->arg_ref);
+    nargs = 1;
+  }
+  smg_lua_pcall(L, nargs, 0, "timer callback");
   lua_pop(L, 1);
 }
 
@@ -104,10 +113,12 @@ static int timer_close(lua_State *L) {
   uv_timer_stop(&t->h);
   timer_unanchor(t);
   smg_lua_unref(L, &t->cb_ref);
+  smg_lua_unref(L, &t->arg_ref);
   uv_close((uv_handle_t *)&t->h, timer_closed);
   return 0;
 }
 
+/* timer(ms, repeat_ms, fn[, arg]): fn(arg) runs when it fires. */
 static int l_timer(lua_State *L) {
   double ms = luaL_checknumber(L, 1);
   double repeat = luaL_optnumber(L, 2, 0);
@@ -123,6 +134,7 @@ static int l_timer(lua_State *L) {
   uv_timer_init(&smg_lua_loop(L)->uv, &t->h);
   t->h.data = t;
   t->cb_ref = smg_lua_ref(L, 3);
+  t->arg_ref = lua_isnoneornil(L, 4) ? LUA_NOREF : smg_lua_ref(L, 4);
   t->self_ref = smg_lua_ref(L, -1);
   /* The loop's clock is cached per iteration; Lua may have run for a while since. */
   uv_update_time(&smg_lua_loop(L)->uv);
@@ -160,7 +172,10 @@ static int l_signal(lua_State *L) {
   static const struct {
     const char *name;
     int num;
-  } sigs[] = {{"SIGINT", SIGINT}, {"SIGTERM", SIGTERM}, {"SIGHUP", SIGHUP}, {"SIGUSR1", SIGUSR1},
+  } sigs[] = {{"SIGINT", SIGINT},
+              {"SIGTERM", SIGTERM},
+              {"SIGHUP", SIGHUP},
+              {"SIGUSR1", SIGUSR1},
               {"SIGUSR2", SIGUSR2}};
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -327,7 +342,8 @@ static int l_stdio_close(lua_State *L) {
 }
 
 int luaopen_smg_core(lua_State *L) {
-  static const luaL_Reg timer_methods[] = {{"stop", timer_stop}, {"close", timer_close}, {NULL, NULL}};
+  static const luaL_Reg timer_methods[] = {
+      {"stop", timer_stop}, {"close", timer_close}, {NULL, NULL}};
   luaL_newmetatable(L, "smg.timer");
   lua_newtable(L);
   luaL_register(L, NULL, timer_methods);

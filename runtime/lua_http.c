@@ -34,7 +34,8 @@ static void on_request(smg_http_req_t *req, void *data) {
   smg_http_req_set_data(req, u);
   if (smg_lua_pcall(L, 1, 0, "http request handler") != 0 && smg_http_req_alive(req)) {
     static const char body[] = "{\"error\":\"internal error\"}";
-    smg_http_req_respond(req, 500, "Content-Type: application/json\r\n", 32, body, sizeof(body) - 1);
+    smg_http_req_respond(req, 500, "Content-Type: application/json\r\n", 32, body,
+                         sizeof(body) - 1);
   }
 }
 
@@ -98,8 +99,10 @@ static int req_header(lua_State *L) {
   lreq_t *u = check_req(L);
   size_t len;
   const char *v = smg_http_req_header(u->req, luaL_checkstring(L, 2), &len);
-  if (v) lua_pushlstring(L, v, len);
-  else lua_pushnil(L);
+  if (v)
+    lua_pushlstring(L, v, len);
+  else
+    lua_pushnil(L);
   return 1;
 }
 static int req_headers(lua_State *L) {
@@ -112,7 +115,8 @@ static int req_headers(lua_State *L) {
     smg_http_req_header_at(u->req, i, &name, &nl, &value, &vl);
     char lower[256];
     if (nl >= sizeof(lower)) continue;
-    for (size_t k = 0; k < nl; k++) lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+    for (size_t k = 0; k < nl; k++)
+      lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
     lua_pushlstring(L, lower, nl);
     lua_rawget(L, -2);
     int seen = !lua_isnil(L, -1);
@@ -317,8 +321,10 @@ static void call_on_done(smg_http_call_t *call, const char *err, void *d) {
   c->done_ref = LUA_NOREF;
   if (done != LUA_NOREF) {
     smg_lua_push_ref(L, done);
-    if (err) lua_pushstring(L, err);
-    else lua_pushnil(L);
+    if (err)
+      lua_pushstring(L, err);
+    else
+      lua_pushnil(L);
     luaL_unref(L, LUA_REGISTRYINDEX, done);
     smg_lua_pcall(L, 1, 0, "http response done callback");
   }
@@ -406,12 +412,19 @@ static void new_meta(lua_State *L, const char *name, const luaL_Reg *methods, lu
 }
 
 void smg_lua_http_register(lua_State *L) {
-  static const luaL_Reg req_m[] = {
-      {"method", req_method}, {"path", req_path},     {"query", req_query},
-      {"peer", req_peer},     {"alive", req_alive},   {"body", req_body},
-      {"header", req_header}, {"headers", req_headers}, {"respond", req_respond},
-      {"stream_start", req_stream_start}, {"write", req_write}, {"finish", req_finish},
-      {NULL, NULL}};
+  static const luaL_Reg req_m[] = {{"method", req_method},
+                                   {"path", req_path},
+                                   {"query", req_query},
+                                   {"peer", req_peer},
+                                   {"alive", req_alive},
+                                   {"body", req_body},
+                                   {"header", req_header},
+                                   {"headers", req_headers},
+                                   {"respond", req_respond},
+                                   {"stream_start", req_stream_start},
+                                   {"write", req_write},
+                                   {"finish", req_finish},
+                                   {NULL, NULL}};
   static const luaL_Reg srv_m[] = {{"port", server_port},
                                    {"connections", server_connections},
                                    {"close", server_close},

@@ -23,10 +23,18 @@ static void push_array_mt(lua_State *L) {
 static int push_value(lua_State *L, yyjson_val *v, int depth) {
   if (depth > MAX_DEPTH) return -1;
   switch (yyjson_get_type(v)) {
-    case YYJSON_TYPE_NULL: lua_pushlightuserdata(L, NULL); return 0;
-    case YYJSON_TYPE_BOOL: lua_pushboolean(L, yyjson_get_bool(v)); return 0;
-    case YYJSON_TYPE_NUM: lua_pushnumber(L, yyjson_get_num(v)); return 0;
-    case YYJSON_TYPE_STR: lua_pushlstring(L, yyjson_get_str(v), yyjson_get_len(v)); return 0;
+    case YYJSON_TYPE_NULL:
+      lua_pushlightuserdata(L, NULL);
+      return 0;
+    case YYJSON_TYPE_BOOL:
+      lua_pushboolean(L, yyjson_get_bool(v));
+      return 0;
+    case YYJSON_TYPE_NUM:
+      lua_pushnumber(L, yyjson_get_num(v));
+      return 0;
+    case YYJSON_TYPE_STR:
+      lua_pushlstring(L, yyjson_get_str(v), yyjson_get_len(v));
+      return 0;
     case YYJSON_TYPE_ARR: {
       size_t n = yyjson_arr_size(v), i, max;
       yyjson_val *item;
@@ -52,7 +60,8 @@ static int push_value(lua_State *L, yyjson_val *v, int depth) {
       }
       return 0;
     }
-    default: return -1;
+    default:
+      return -1;
   }
 }
 
@@ -119,11 +128,13 @@ static yyjson_mut_val *encode_value(enc_t *e, int idx, int depth) {
     return NULL;
   }
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: return yyjson_mut_null(doc);
+    case LUA_TNIL:
+      return yyjson_mut_null(doc);
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == NULL) return yyjson_mut_null(doc);
       break;
-    case LUA_TBOOLEAN: return yyjson_mut_bool(doc, lua_toboolean(L, idx));
+    case LUA_TBOOLEAN:
+      return yyjson_mut_bool(doc, lua_toboolean(L, idx));
     case LUA_TNUMBER: {
       double d = lua_tonumber(L, idx);
       if (isnan(d) || isinf(d)) {
@@ -182,7 +193,8 @@ static yyjson_mut_val *encode_value(enc_t *e, int idx, int depth) {
       }
       return obj;
     }
-    default: break;
+    default:
+      break;
   }
   static char msg[64];
   snprintf(msg, sizeof(msg), "cannot encode a %s value", luaL_typename(L, idx));

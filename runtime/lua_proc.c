@@ -113,9 +113,9 @@ static int l_spawn(lua_State *L) {
   lua_settop(L, 3);
   lua_getfield(L, 1, "file"); /* 4 */
   const char *file = luaL_checkstring(L, 4);
-  lua_getfield(L, 1, "args"); /* 5 */
-  lua_getfield(L, 1, "env");  /* 6 */
-  lua_getfield(L, 1, "cwd");  /* 7 */
+  lua_getfield(L, 1, "args");     /* 5 */
+  lua_getfield(L, 1, "env");      /* 6 */
+  lua_getfield(L, 1, "cwd");      /* 7 */
   lua_getfield(L, 1, "max_line"); /* 8 */
   smg_proc_opts_t o;
   memset(&o, 0, sizeof(o));
@@ -130,8 +130,8 @@ static int l_spawn(lua_State *L) {
   lua_setmetatable(L, -2);
   u->L = smg_lua_loop(L)->L;
   char err[512];
-  int rc = smg_proc_spawn(&smg_lua_loop(L)->uv, &o, on_line, on_exit_cb, u, &u->p, err,
-                          sizeof(err));
+  int rc =
+      smg_proc_spawn(&smg_lua_loop(L)->uv, &o, on_line, on_exit_cb, u, &u->p, err, sizeof(err));
   free(o.args);
   free(o.env);
   if (rc < 0) {
@@ -148,13 +148,10 @@ static int l_spawn(lua_State *L) {
 }
 
 void smg_lua_proc_register(lua_State *L) {
-  static const luaL_Reg m[] = {{"write", proc_write},
-                               {"pid", proc_pid},
-                               {"write_queue", proc_write_queue},
-                               {"kill", proc_kill},
-                               {"shutdown", proc_shutdown},
-                               {"release", proc_release},
-                               {NULL, NULL}};
+  static const luaL_Reg m[] = {
+      {"write", proc_write}, {"pid", proc_pid},           {"write_queue", proc_write_queue},
+      {"kill", proc_kill},   {"shutdown", proc_shutdown}, {"release", proc_release},
+      {NULL, NULL}};
   luaL_newmetatable(L, "smg.proc");
   lua_newtable(L);
   luaL_register(L, NULL, m);

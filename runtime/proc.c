@@ -19,6 +19,8 @@ struct smg_proc_s {
   uv_process_t proc;
   uv_pipe_t in, out, err;
   uv_timer_t timer;
+  uv_prepare_t flush; /* writes made during one loop iteration leave in one write(2) */
+  smg_buf_t outq;     /* bytes for stdin not yet handed to the kernel */
   int handles_open;
   smg_lines_t out_lines, err_lines;
   smg_proc_line_cb on_line;
@@ -37,6 +39,7 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--p->handles_open > 0) return;
   smg_lines_free(&p->out_lines);
   smg_lines_free(&p->err_lines);
+  smg_buf_free(&p->outq);
   free(p);
 }
 
@@ -51,6 +54,7 @@ static void maybe_free(smg_proc_t *p) {
   close_handle(p, (uv_handle_t *)&p->out);
   close_handle(p, (uv_handle_t *)&p->err);
   close_handle(p, (uv_handle_t *)&p->timer);
+  close_handle(p, (uv_handle_t *)&p->flush);
 }
 
 static void report_exit(smg_proc_t *p) {
@@ -84,8 +88,10 @@ static void on_process_exit(uv_process_t *h, int64_t status, int term_signal) {
   p->exited = 1;
   p->exit_status = status;
   p->term_signal = term_signal;
-  if (p->out_eof) report_exit(p);
-  else uv_timer_start(&p->timer, on_timer, EXIT_DRAIN_MS, 0);
+  if (p->out_eof)
+    report_exit(p);
+  else
+    uv_timer_start(&p->timer, on_timer, EXIT_DRAIN_MS, 0);
 }
 
 static void line_cb_out(void *data, const char *line, size_t len) {
@@ -139,8 +145,9 @@ int smg_proc_spawn(uv_loop_t *loop, const smg_proc_opts_t *opts, smg_proc_line_c
   uv_pipe_init(loop, &p->out, 0);
   uv_pipe_init(loop, &p->err, 0);
   uv_timer_init(loop, &p->timer);
-  p->proc.data = p->in.data = p->out.data = p->err.data = p->timer.data = p;
-  p->handles_open = 5;
+  uv_prepare_init(loop, &p->flush);
+  p->proc.data = p->in.data = p->out.data = p->err.data = p->timer.data = p->flush.data = p;
+  p->handles_open = 6;
 
   uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
@@ -161,7 +168,7 @@ int smg_proc_spawn(uv_loop_t *loop, const smg_proc_opts_t *opts, smg_proc_line_c
   int rc = uv_spawn(loop, &p->proc, &po);
   if (rc < 0) {
     snprintf(err, errlen, "spawn %s: %s", opts->file, uv_strerror(rc));
-    /* The process handle must be closed even when spawn failed. */
+    /* Every handle must be closed even when spawn failed. */
     p->released = p->exited = p->reported = 1;
     maybe_free(p);
     return rc;
@@ -173,20 +180,37 @@ int smg_proc_spawn(uv_loop_t *loop, const smg_proc_opts_t *opts, smg_proc_line_c
   return 0;
 }
 
-static void on_stdin_written(uv_stream_t *s, int status) { /* errors surface as the exit */ }
+static void on_stdin_written(uv_stream_t *s, int status) { /* errors surface as the exit */
+}
+
+/* Runs just before the loop polls: everything written since the last poll goes out at
+ * once, so N concurrent calls to one upstream cost one write(2), not N. */
+static void on_flush(uv_prepare_t *h) {
+  smg_proc_t *p = h->data;
+  uv_prepare_stop(h);
+  if (p->outq.len == 0 || p->in_closed || p->exited) {
+    smg_buf_reset(&p->outq);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(p->outq.data, (unsigned)p->outq.len);
+  smg_stream_write((uv_stream_t *)&p->in, &b, 1, on_stdin_written);
+  smg_buf_reset(&p->outq);
+}
 
 int smg_proc_write(smg_proc_t *p, const char *data, size_t len) {
   if (p->in_closed || p->exited) return UV_EPIPE;
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  int r = smg_stream_write((uv_stream_t *)&p->in, &b, 1, on_stdin_written);
-  return r < 0 ? r : 0;
+  if (smg_buf_append(&p->outq, data, len, (size_t)1 << 31) < 0) return UV_ENOMEM;
+  if (!uv_is_active((uv_handle_t *)&p->flush)) uv_prepare_start(&p->flush, on_flush);
+  return 0;
 }
 
 size_t smg_proc_write_queue(const smg_proc_t *p) {
-  return uv_stream_get_write_queue_size((const uv_stream_t *)&p->in);
+  return uv_stream_get_write_queue_size((const uv_stream_t *)&p->in) + p->outq.len;
 }
 
-int smg_proc_pid(const smg_proc_t *p) { return p->pid; }
+int smg_proc_pid(const smg_proc_t *p) {
+  return p->pid;
+}
 
 int smg_proc_kill(smg_proc_t *p, int signum) {
   if (p->exited) return UV_ESRCH;
@@ -195,6 +219,7 @@ int smg_proc_kill(smg_proc_t *p, int signum) {
 
 void smg_proc_shutdown(smg_proc_t *p, uint64_t grace_ms) {
   if (!p->in_closed) {
+    on_flush(&p->flush); /* what was written before the shutdown still goes out */
     p->in_closed = 1;
     close_handle(p, (uv_handle_t *)&p->in);
   }
@@ -210,6 +235,8 @@ void smg_proc_release(smg_proc_t *p) {
     if (!p->stage) smg_proc_shutdown(p, 2000);
     return; /* freed after the exit is reported */
   }
-  if (!p->reported) report_exit(p);
-  else maybe_free(p);
+  if (!p->reported)
+    report_exit(p);
+  else
+    maybe_free(p);
 }

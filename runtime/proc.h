@@ -17,8 +17,8 @@ typedef void (*smg_proc_exit_cb)(smg_proc_t *p, int64_t status, int term_signal,
 
 typedef struct {
   const char *file;
-  char **args;    /* NULL-terminated, args[0] is the program name */
-  char **env;     /* NULL-terminated "K=V", or NULL to inherit */
+  char **args; /* NULL-terminated, args[0] is the program name */
+  char **env;  /* NULL-terminated "K=V", or NULL to inherit */
   const char *cwd;
   size_t max_line; /* longest stdout line accepted */
 } smg_proc_opts_t;

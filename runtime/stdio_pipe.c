@@ -26,7 +26,9 @@ static struct {
   int reading;
 } io;
 
-void smg_stdio_init(uv_loop_t *loop) { io.loop = loop; }
+void smg_stdio_init(uv_loop_t *loop) {
+  io.loop = loop;
+}
 
 static void line_cb(void *data, const char *line, size_t len) {
   if (io.on_line) io.on_line(line, len, io.data);
@@ -150,7 +152,8 @@ size_t smg_stdio_pending(void) {
 
 void smg_stdio_close(void) {
   smg_stdio_stop();
-  if (io.in_kind == 1 && !uv_is_closing((uv_handle_t *)&io.in)) uv_close((uv_handle_t *)&io.in, NULL);
+  if (io.in_kind == 1 && !uv_is_closing((uv_handle_t *)&io.in))
+    uv_close((uv_handle_t *)&io.in, NULL);
   if (io.out_kind == 1 && !uv_is_closing((uv_handle_t *)&io.out))
     uv_close((uv_handle_t *)&io.out, NULL);
   smg_lines_free(&io.lines);

@@ -24,8 +24,10 @@ int smg_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, smg_strea
   /* Writing directly is only safe when nothing is queued ahead of us. */
   if (uv_stream_get_write_queue_size(s) == 0) {
     int r = uv_try_write(s, bufs, n);
-    if (r >= 0) done = (size_t)r;
-    else if (r != UV_EAGAIN && r != UV_ENOSYS) return r;
+    if (r >= 0)
+      done = (size_t)r;
+    else if (r != UV_EAGAIN && r != UV_ENOSYS)
+      return r;
   }
   if (done == total) return 0;
   write_req_t *wr = malloc(sizeof(*wr) + (total - done));
@@ -82,12 +84,16 @@ void smg_lines_feed(smg_lines_t *l, const char *p, size_t n, smg_lines_cb cb, vo
       l->buf = (smg_buf_t){0};
       emit(line.data, line.len, cb, data);
       smg_buf_reset(&line);
-      if (!l->buf.data) l->buf = line;
-      else smg_buf_free(&line);
+      if (!l->buf.data)
+        l->buf = line;
+      else
+        smg_buf_free(&line);
     }
     p = nl + 1;
     n -= seg + 1;
   }
 }
 
-void smg_lines_free(smg_lines_t *l) { smg_buf_free(&l->buf); }
+void smg_lines_free(smg_lines_t *l) {
+  smg_buf_free(&l->buf);
+}

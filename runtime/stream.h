@@ -18,9 +18,9 @@ typedef void (*smg_lines_cb)(void *data, const char *line, size_t len);
 
 typedef struct {
   smg_buf_t buf;
-  size_t max_line;   /* a longer line is dropped whole and reported once */
-  int discarding;    /* inside a line that already overflowed */
-  size_t dropped;    /* lines dropped because of max_line */
+  size_t max_line; /* a longer line is dropped whole and reported once */
+  int discarding;  /* inside a line that already overflowed */
+  size_t dropped;  /* lines dropped because of max_line */
 } smg_lines_t;
 
 /* Feeds bytes; calls cb once per complete line, without the "\n" or a trailing "\r".

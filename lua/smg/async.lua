@@ -65,30 +65,37 @@ function Future:set(...)
   return true
 end
 
+-- Module-level timer callbacks: closures created per call would keep LuaJIT from
+-- compiling the request path.
+local function on_wait_timeout(w)
+  if w.gone then return end
+  w.gone = true
+  w.timer:close()
+  M.resume(w.co, nil, "timeout")
+end
+
 -- Waits for the value; with timeout (seconds) returns nil, "timeout" when it passes first.
 function Future:wait(timeout)
   if self.done then return unpack(self.values, 1, self.n) end
   local w = { co = current() }
-  self.waiters = self.waiters or {}
-  self.waiters[#self.waiters + 1] = w
-  if timeout then
-    w.timer = core.timer(timeout * 1000, 0, function()
-      if w.gone then return end
-      w.gone = true
-      w.timer:close()
-      M.resume(w.co, nil, "timeout")
-    end)
+  local waiters = self.waiters
+  if not waiters then
+    waiters = {}
+    self.waiters = waiters
   end
+  waiters[#waiters + 1] = w
+  if timeout then w.timer = core.timer(timeout * 1000, 0, on_wait_timeout, w) end
   return co_yield()
 end
 
+local function on_sleep_done(s)
+  s.timer:close()
+  M.resume(s.co)
+end
+
 function M.sleep(seconds)
-  local co = current()
-  local t
-  t = core.timer(math.max(0, seconds) * 1000, 0, function()
-    t:close()
-    M.resume(co)
-  end)
+  local s = { co = current() }
+  s.timer = core.timer(math.max(0, seconds) * 1000, 0, on_sleep_done, s)
   co_yield()
 end
 

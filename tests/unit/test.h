@@ -6,16 +6,16 @@
 #include <stdlib.h>
 
 static int test_failures;
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      test_failures++;                                                     \
-    }                                                                      \
+      test_failures++;                                                         \
+    }                                                                          \
   } while (0)
-#define TEST_DONE()                                                          \
-  do {                                                                       \
+#define TEST_DONE()                                                            \
+  do {                                                                         \
     if (test_failures) fprintf(stderr, "%d check(s) failed\n", test_failures); \
-    return test_failures ? 1 : 0;                                            \
+    return test_failures ? 1 : 0;                                              \
   } while (0)
 #endif

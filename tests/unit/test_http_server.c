@@ -47,7 +47,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   smg_buf_append(&c->got, b->base, (size_t)n, 1 << 20);
 }
 
-static void on_write(uv_write_t *w, int status) { free(w); }
+static void on_write(uv_write_t *w, int status) {
+  free(w);
+}
 
 static void on_connect(uv_connect_t *req, int status) {
   client_t *c = req->data;

@@ -99,6 +99,29 @@ local function reply(stream, line)
   if stream then stream:reply(line) end
 end
 
+-- Runs one client request in its own coroutine and sends the reply (a module-level
+-- function rather than a closure per request: LuaJIT compiles the request path then).
+local function run_request(self, msg, call, stream, key)
+  local ok, res, err = xpcall(self.gw.dispatch, debug.traceback, self.gw, self, msg.method, msg.params or {}, call)
+  self.inflight[key] = nil
+  if call.cancelled then
+    if stream then stream:close() end
+    return
+  end
+  local line
+  if not ok then
+    log.error("request handler failed: " .. tostring(res))
+    line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "Internal error")
+  elseif res == nil then
+    err = err or { code = rpc.INTERNAL_ERROR, message = "Internal error" }
+    line = rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, tostring(err.message or "error"), err.data)
+  else
+    line = json.encode({ jsonrpc = "2.0", id = msg.id, result = res })
+    if not line then line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "result could not be encoded") end
+  end
+  reply(stream, line)
+end
+
 -- Handles one decoded message from the client. `stream` receives the reply of a request.
 function Session:handle(msg, kind, stream)
   self:touch()
@@ -112,26 +135,7 @@ function Session:handle(msg, kind, stream)
     local call = { id = msg.id, session = self, stream = stream, method = msg.method,
       progress_token = meta and meta.progressToken, cancelled = false }
     self.inflight[key] = call
-    async.spawn(function()
-      local ok, res, err = xpcall(self.gw.dispatch, debug.traceback, self.gw, self, msg.method, params, call)
-      self.inflight[key] = nil
-      if call.cancelled then
-        if stream then stream:close() end
-        return
-      end
-      local line
-      if not ok then
-        log.error("request handler failed: " .. tostring(res))
-        line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "Internal error")
-      elseif res == nil then
-        err = err or { code = rpc.INTERNAL_ERROR, message = "Internal error" }
-        line = rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, tostring(err.message or "error"), err.data)
-      else
-        line = json.encode({ jsonrpc = "2.0", id = msg.id, result = res })
-        if not line then line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "result could not be encoded") end
-      end
-      reply(stream, line)
-    end)
+    async.spawn(run_request, self, msg, call, stream, key)
   elseif kind == "notification" then
     local m, p = msg.method, msg.params or {}
     if m == "notifications/initialized" then
@@ -140,7 +144,7 @@ function Session:handle(msg, kind, stream)
       local call = self.inflight[tostring(p.requestId)]
       if call and call.method ~= "initialize" then
         call.cancelled = true
-        if call.cancel_upstream then call.cancel_upstream(p.reason) end
+        if call.upstream then call.upstream:cancel(call.upstream_entry, p.reason) end
       end
     elseif m == "notifications/roots/list_changed" then
       for _, up in pairs(self.upstreams) do up:notify(m, nil) end
@@ -158,7 +162,7 @@ function Session:close(reason)
   self.closed = true
   for _, call in pairs(self.inflight) do
     call.cancelled = true
-    if call.cancel_upstream then call.cancel_upstream("session closed") end
+    if call.upstream then call.upstream:cancel(call.upstream_entry, "session closed") end
   end
   for id, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
   for _, s in ipairs(self.get_streams) do s:close() end

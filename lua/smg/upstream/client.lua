@@ -92,14 +92,8 @@ local function raw_call(self, method, params, opts, timeout, budget)
     return nil, down_error(self, serr or "send failed")
   end
   if opts and opts.call then
-    -- Lets a client cancellation reach the upstream.
-    opts.call.cancel_upstream = function(reason)
-      if self.pending[id] then
-        self:notify("notifications/cancelled", { requestId = id, reason = reason })
-        self:_finish(entry)
-        entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = "cancelled" })
-      end
-    end
+    -- Lets a client cancellation reach the upstream (Session calls Client.cancel).
+    opts.call.upstream, opts.call.upstream_entry = self, entry
   end
   local res, rerr = entry.future:wait(timeout)
   if rerr == "timeout" then
@@ -109,6 +103,15 @@ local function raw_call(self, method, params, opts, timeout, budget)
     return nil, timeout_error(self, method, budget or timeout)
   end
   return res, rerr
+end
+
+-- The client cancelled the call: tell the upstream and stop waiting.
+function Client:cancel(entry, reason)
+  if self.pending[entry.id] then
+    self:notify("notifications/cancelled", { requestId = entry.id, reason = reason })
+    self:_finish(entry)
+    entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = "cancelled" })
+  end
 end
 
 function Client:_finish(entry)
