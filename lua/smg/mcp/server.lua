@@ -44,6 +44,9 @@ function Server:tool(def)
   self.tools[def.name] = def
 end
 
+-- Tells the client the tool list changed (after tools were added or removed).
+function Server:tools_changed() self:notify("notifications/tools/list_changed", nil) end
+
 function Server:resource(def)
   self.resource_list[#self.resource_list + 1] = { uri = def.uri, name = def.name, title = def.title,
     description = def.description, mimeType = def.mimeType }
@@ -279,7 +282,10 @@ function Server:handle_line(line)
     end
   elseif msg.method == "notifications/cancelled" then
     local ctx = msg.params and self.running[tostring(msg.params.requestId)]
-    if ctx then ctx.cancelled = true end
+    if ctx then
+      ctx.cancelled = true
+      self.cancellations = (self.cancellations or 0) + 1
+    end
   end
 end
 
