@@ -344,22 +344,10 @@ static int l_stdio_close(lua_State *L) {
 int luaopen_smg_core(lua_State *L) {
   static const luaL_Reg timer_methods[] = {
       {"stop", timer_stop}, {"close", timer_close}, {NULL, NULL}};
-  luaL_newmetatable(L, "smg.timer");
-  lua_newtable(L);
-  luaL_register(L, NULL, timer_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, timer_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  smg_lua_new_meta(L, "smg.timer", timer_methods, timer_close);
 
-  luaL_newmetatable(L, "smg.signal");
-  lua_newtable(L);
-  lua_pushcfunction(L, signal_close);
-  lua_setfield(L, -2, "close");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, signal_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  static const luaL_Reg signal_methods[] = {{"close", signal_close}, {NULL, NULL}};
+  smg_lua_new_meta(L, "smg.signal", signal_methods, signal_close);
 
   smg_stdio_init(&smg_lua_loop(L)->uv);
 

@@ -399,18 +399,6 @@ static int l_http_request(lua_State *L) {
   return 1;
 }
 
-static void new_meta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  if (gc) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-}
-
 void smg_lua_http_register(lua_State *L) {
   static const luaL_Reg req_m[] = {{"method", req_method},
                                    {"path", req_path},
@@ -430,9 +418,9 @@ void smg_lua_http_register(lua_State *L) {
                                    {"close", server_close},
                                    {NULL, NULL}};
   static const luaL_Reg call_m[] = {{"cancel", call_cancel}, {NULL, NULL}};
-  new_meta(L, "smg.http.req", req_m, req_gc);
-  new_meta(L, "smg.http.server", srv_m, server_gc);
-  new_meta(L, "smg.http.call", call_m, call_cancel);
+  smg_lua_new_meta(L, "smg.http.req", req_m, req_gc);
+  smg_lua_new_meta(L, "smg.http.server", srv_m, server_gc);
+  smg_lua_new_meta(L, "smg.http.call", call_m, call_cancel);
   lua_pushcfunction(L, l_http_listen);
   lua_setfield(L, -2, "http_listen");
   lua_pushcfunction(L, l_http_request);

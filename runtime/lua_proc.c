@@ -152,13 +152,7 @@ void smg_lua_proc_register(lua_State *L) {
       {"write", proc_write}, {"pid", proc_pid},           {"write_queue", proc_write_queue},
       {"kill", proc_kill},   {"shutdown", proc_shutdown}, {"release", proc_release},
       {NULL, NULL}};
-  luaL_newmetatable(L, "smg.proc");
-  lua_newtable(L);
-  luaL_register(L, NULL, m);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, proc_release);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  smg_lua_new_meta(L, "smg.proc", m, proc_release);
   lua_pushcfunction(L, l_spawn);
   lua_setfield(L, -2, "spawn");
 }

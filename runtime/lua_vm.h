@@ -27,6 +27,9 @@ int smg_lua_ref(lua_State *L, int idx);
 void smg_lua_push_ref(lua_State *L, int ref);
 void smg_lua_unref(lua_State *L, int *ref);
 
+/* Registers metatable `name` with `methods` as __index and `gc` (may be NULL) as __gc. */
+void smg_lua_new_meta(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
+
 /* Binding modules. */
 int luaopen_smg_core(lua_State *L);
 void smg_lua_http_register(lua_State *L);
