@@ -129,8 +129,13 @@ static int req_headers(lua_State *L) {
   return 1;
 }
 
-/* Formats a {name = value} table as header lines, refusing CR/LF (response splitting). */
+/* Formats a {name = value} table as header lines, refusing CR/LF (response splitting).
+ * A string is taken as already formatted lines (trusted callers on the hot path). */
 static void push_header_block(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+    return;
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   if (!lua_isnoneornil(L, idx)) {

@@ -37,6 +37,67 @@ local function current()
 end
 M.current = current
 
+-- Deadlines of waiting futures live on a wheel of TICK-sized slots served by one
+-- repeating timer, instead of a libuv timer per wait: a gateway call waits with a timeout
+-- every time, and this keeps that to a few table operations. Timeouts fire up to one
+-- TICK late.
+local TICK = 0.025
+local wheel, wheel_count, wheel_timer, last_slot = {}, 0, nil, 0
+
+local function wheel_tick()
+  local now_slot = math.floor(core.hrtime() / TICK)
+  for slot = last_slot + 1, now_slot do
+    local list = wheel[slot]
+    if list then
+      wheel[slot] = nil
+      for i = 1, #list do
+        local w = list[i]
+        if w then
+          wheel_count = wheel_count - 1
+          if not w.gone then
+            w.gone = true
+            M.resume(w.co, nil, "timeout")
+          end
+        end
+      end
+    end
+  end
+  last_slot = now_slot
+  if wheel_count == 0 and wheel_timer then
+    wheel_timer:close()
+    wheel_timer = nil
+  end
+end
+
+local function wheel_add(w, timeout)
+  if not wheel_timer then
+    last_slot = math.floor(core.hrtime() / TICK)
+    wheel_timer = core.timer(TICK * 1000, TICK * 1000, wheel_tick)
+  end
+  local slot = math.floor((core.hrtime() + timeout) / TICK) + 1
+  local list = wheel[slot]
+  if not list then
+    list = {}
+    wheel[slot] = list
+  end
+  local i = #list + 1
+  list[i] = w
+  w.slot, w.index = slot, i
+  wheel_count = wheel_count + 1
+end
+
+local function wheel_remove(w)
+  local list = wheel[w.slot]
+  if list and list[w.index] == w then
+    list[w.index] = false
+    wheel_count = wheel_count - 1
+    if wheel_count == 0 and wheel_timer then
+      wheel_timer:close()
+      wheel_timer = nil
+    end
+  end
+end
+
 -- A one-shot result that coroutines can wait on.
 local Future = {}
 Future.__index = Future
@@ -57,21 +118,12 @@ function Future:set(...)
       local w = waiters[i]
       if not w.gone then
         w.gone = true
-        if w.timer then w.timer:close() end
+        if w.slot then wheel_remove(w) end
         M.resume(w.co, unpack(self.values, 1, self.n))
       end
     end
   end
   return true
-end
-
--- Module-level timer callbacks: closures created per call would keep LuaJIT from
--- compiling the request path.
-local function on_wait_timeout(w)
-  if w.gone then return end
-  w.gone = true
-  w.timer:close()
-  M.resume(w.co, nil, "timeout")
 end
 
 -- Waits for the value; with timeout (seconds) returns nil, "timeout" when it passes first.
@@ -84,7 +136,7 @@ function Future:wait(timeout)
     self.waiters = waiters
   end
   waiters[#waiters + 1] = w
-  if timeout then w.timer = core.timer(timeout * 1000, 0, on_wait_timeout, w) end
+  if timeout then wheel_add(w, timeout) end
   return co_yield()
 end
 

@@ -35,27 +35,59 @@ local function is_loopback_bind(host)
   return host == "127.0.0.1" or host == "::1" or host == "localhost" or host:match("^127%.") ~= nil
 end
 
+-- Verdicts per Host / Origin value: clients send the same few values on every request.
+local verdicts = setmetatable({}, { __mode = "k" })
+local MAX_MEMO = 1024
+
+local function memo_for(gw)
+  local m = verdicts[gw]
+  if not m or m.n > MAX_MEMO then
+    m = { n = 0, host = {}, origin = {} }
+    verdicts[gw] = m
+  end
+  return m
+end
+
 -- DNS-rebinding protection: the Host must name us, and an Origin, when sent, must be one
 -- we trust. Returns nil when fine, else the reason.
 function M.check_origin(gw, req)
-  local g = gw.cfg.gateway
-  local host = host_of(req:header("host"))
+  local m = memo_for(gw)
+  local hv, ov = req:header("host") or "", req:header("origin") or ""
+  local hk = m.host[hv]
+  if hk == nil then
+    hk = M._check_host(gw, hv) or false
+    m.host[hv] = hk
+    m.n = m.n + 1
+  end
+  if hk then return hk end
+  if ov == "" then return nil end
+  local ok = m.origin[ov]
+  if ok == nil then
+    ok = M._check_origin_value(gw, ov) or false
+    m.origin[ov] = ok
+    m.n = m.n + 1
+  end
+  return ok or nil
+end
+
+function M._check_host(gw, value)
+  local host = host_of(value ~= "" and value or nil)
   if gw.loopback_only then
     if not host or not (LOCAL_HOSTS[host] or gw.allowed_hosts[host]) then
-      return "Host header " .. tostring(req:header("host")) .. " is not allowed"
+      return "Host header " .. value .. " is not allowed"
     end
   elseif next(gw.allowed_hosts) and not (host and gw.allowed_hosts[host]) then
-    return "Host header " .. tostring(req:header("host")) .. " is not allowed"
-  end
-  local origin = req:header("origin")
-  if origin then
-    local o = origin:lower()
-    if gw.allowed_origins[o] or gw.allowed_origins["*"] then return nil end
-    local oh = host_of(o)
-    if o ~= "null" and oh and LOCAL_HOSTS[oh] and (o:match("^https?://") ~= nil) then return nil end
-    return "Origin " .. origin .. " is not allowed"
+    return "Host header " .. value .. " is not allowed"
   end
   return nil
+end
+
+function M._check_origin_value(gw, origin)
+  local o = origin:lower()
+  if gw.allowed_origins[o] or gw.allowed_origins["*"] then return nil end
+  local oh = host_of(o)
+  if o ~= "null" and oh and LOCAL_HOSTS[oh] and (o:match("^https?://") ~= nil) then return nil end
+  return "Origin " .. origin .. " is not allowed"
 end
 
 local function cors_headers(req)
@@ -77,11 +109,26 @@ local function respond(req, status, body, headers)
   req:respond(status, with(h, cors_headers(req)), body or "")
 end
 
+-- Verdicts per (Accept value, wanted type): the same few values arrive on every request.
+local accept_memo, accept_n = {}, 0
+
 local function accepts(req, want)
   local a = req:header("accept")
   if not a then return false end
-  a = a:lower()
-  return a:find(want, 1, true) ~= nil or a:find("*/*", 1, true) ~= nil
+  local m = accept_memo[want]
+  if not m then
+    m = {}
+    accept_memo[want] = m
+  end
+  local v = m[a]
+  if v == nil then
+    local l = a:lower()
+    v = l:find(want, 1, true) ~= nil or l:find("*/*", 1, true) ~= nil
+    if accept_n > 1024 then accept_memo, accept_n = { [want] = {} }, 0 m = accept_memo[want] end
+    m[a] = v
+    accept_n = accept_n + 1
+  end
+  return v
 end
 
 -- Finds the session named by Mcp-Session-Id, or answers 400/404 and returns nil.

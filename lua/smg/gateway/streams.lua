@@ -17,6 +17,8 @@ local function merged(base, extra)
   return h
 end
 
+local JSON_HEADER = "Content-Type: application/json\r\n"
+
 local Post = {}
 Post.__index = Post
 
@@ -47,7 +49,9 @@ function Post:reply(line)
   self.closed = true
   if not self.req:alive() then return false end
   if self.mode == "pending" then
-    return self.req:respond(200, merged({ ["Content-Type"] = "application/json" }, self.headers), line) and true or false
+    -- The common case (no extra headers) uses one preformatted header line.
+    local h = self.headers and merged({ ["Content-Type"] = "application/json" }, self.headers) or JSON_HEADER
+    return self.req:respond(200, h, line) and true or false
   end
   self:_event(line)
   return self.req:finish() and true or false
