@@ -50,7 +50,7 @@ local function wheel_tick()
     local list = wheel[slot]
     if list then
       wheel[slot] = nil
-      for i = 1, #list do
+      for i = 1, list.n do
         local w = list[i]
         if w then
           wheel_count = wheel_count - 1
@@ -77,11 +77,13 @@ local function wheel_add(w, timeout)
   local slot = math.floor((core.hrtime() + timeout) / TICK) + 1
   local list = wheel[slot]
   if not list then
-    list = {}
+    list = { live = 0, n = 0 }
     wheel[slot] = list
   end
-  local i = #list + 1
+  local i = list.n + 1
+  list.n = i
   list[i] = w
+  list.live = list.live + 1
   w.slot, w.index = slot, i
   wheel_count = wheel_count + 1
 end
@@ -90,6 +92,9 @@ local function wheel_remove(w)
   local list = wheel[w.slot]
   if list and list[w.index] == w then
     list[w.index] = false
+    list.live = list.live - 1
+    -- Most waits end long before their deadline: free the slot as soon as it empties.
+    if list.live == 0 then wheel[w.slot] = nil end
     wheel_count = wheel_count - 1
     if wheel_count == 0 and wheel_timer then
       wheel_timer:close()

@@ -119,6 +119,27 @@ test('raw HTTP/1.1 abuse: garbage, huge headers, keep-alive pipelining', async (
   });
 });
 
+test('a client that sends half a request is cut off after the request timeout', async () => {
+  const net = await import('node:net');
+  const cfg = writeConfig(gatewayConfig(servers, { mode: 'aggregate', limits: { request_timeout: 0.5 } }));
+  await withGateway(cfg, async (gw) => {
+    const { port } = new URL(gw.url);
+    const b = await bystander(gw.url);
+    const t0 = Date.now();
+    const got = await new Promise((resolve) => {
+      const s = net.connect(Number(port), '127.0.0.1');
+      let data = '';
+      s.on('data', (d) => { data += d; });
+      s.on('close', () => resolve(data));
+      s.write('POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"jsonrpc"');
+    });
+    const elapsed = Date.now() - t0;
+    assert.match(got, /^HTTP\/1.1 408/);
+    assert.ok(elapsed >= 400 && elapsed < 3000, `closed after ${elapsed} ms`);
+    assert.ok((await b.finish()) > 0, 'others were served meanwhile');
+  });
+});
+
 test('upstream crash mid-call: clear error, restart, next call works', async () => {
   await withGateway(config(), async (gw) => {
     const b = await bystander(gw.url);
