@@ -237,7 +237,7 @@ local function handle_post(gw, req)
     for i, m in ipairs(messages) do session:handle(m, kinds[i], nil) end
     return respond(req, 202, "")
   end
-  local stream = streams.post(req, cors_headers(req))
+  local stream = streams.post(req, cors_headers(req), session)
   if is_batch then stream = streams.batch(stream, nreq) end
   for i, m in ipairs(messages) do
     session:handle(m, kinds[i], kinds[i] == "request" and stream or nil)
@@ -252,8 +252,16 @@ local function handle_get(gw, req)
   if not session then return end
   if not check_version_header(session, req) then return end
   session:touch()
-  local s = streams.get(req, cors_headers(req))
-  s.session = session
+  local last = req:header("last-event-id")
+  if last then
+    local resumed = streams.resume(session, req, last, cors_headers(req))
+    if resumed then
+      if resumed.kind == "get" then session.get_streams[#session.get_streams + 1] = resumed end
+      return
+    end
+    -- Unknown or evicted id: nothing to replay; a fresh stream is all we can offer.
+  end
+  local s = streams.get(req, cors_headers(req), session)
   session.get_streams[#session.get_streams + 1] = s
 end
 

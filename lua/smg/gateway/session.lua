@@ -28,9 +28,25 @@ function Session.new(gw, transport, id)
     get_streams = {},
     upstreams = {},            -- per_session upstream clients by server name
     subscriptions = {},        -- resource uri -> true
+    resumable = {},            -- SSE stream id -> stream, the last MAX_RESUMABLE of them
+    resumable_order = {},
+    next_stream = 0,
     last_seen = smg.monotime(),
     closed = false,
   }, Session)
+end
+
+local MAX_RESUMABLE = 32
+
+-- Gives an SSE stream its id and keeps it resumable until newer streams push it out.
+function Session:register_stream(stream)
+  self.next_stream = self.next_stream + 1
+  local id = tostring(self.next_stream)
+  self.resumable[id] = stream
+  local order = self.resumable_order
+  order[#order + 1] = id
+  if #order > MAX_RESUMABLE then self.resumable[table.remove(order, 1)] = nil end
+  return id
 end
 
 function Session:touch() self.last_seen = smg.monotime() end

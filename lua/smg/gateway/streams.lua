@@ -19,42 +19,73 @@ end
 
 local JSON_HEADER = "Content-Type: application/json\r\n"
 
+-- Resumability: every SSE stream of an HTTP session gets an id, every event an id
+-- "<stream>_<seq>", and the last RING events of each stream are kept, so a client whose
+-- connection dropped can GET with Last-Event-ID and receive what it missed on that stream
+-- (never another stream's events). A POST stream whose connection died keeps collecting
+-- its request's messages, up to the final response, for such a resume.
+local RING = 128
+
+local function start_sse(self)
+  self.req:stream_start(200, merged(SSE_HEADERS, self.headers))
+  self.mode = "sse"
+  local session = self.session
+  if session then
+    self.sid = session:register_stream(self)
+    self.events = {}
+    if session.protocol_version == "2025-11-25" then
+      -- The priming event: an id to resume from before anything else is sent.
+      self.req:write("id: " .. self.sid .. "_0\nretry: 2000\ndata: \n\n")
+    end
+  end
+end
+
+local function emit(self, data)
+  local id
+  if self.sid then
+    self.seq = self.seq + 1
+    id = self.sid .. "_" .. self.seq
+    local ev = self.events
+    ev[#ev + 1] = { self.seq, data }
+    if #ev > RING then table.remove(ev, 1) end
+  end
+  if self.req:alive() then return self.req:write(sse.event(data, id)) and true or false end
+  return self.sid ~= nil -- kept for a resume
+end
+
 local Post = {}
 Post.__index = Post
 
-function M.post(req, headers)
-  return setmetatable({ req = req, mode = "pending", closed = false, headers = headers, seq = 0 }, Post)
+function M.post(req, headers, session)
+  return setmetatable({ kind = "post", req = req, mode = "pending", closed = false, headers = headers, seq = 0,
+    session = session }, Post)
 end
 
-function Post:open() return not self.closed and self.req:alive() end
-
-function Post:_event(data)
-  self.seq = self.seq + 1
-  return self.req:write(sse.event(data))
+-- Still a place for this request's messages: connected, or resumable after a drop.
+function Post:open()
+  return not self.closed and (self.req:alive() or (self.mode == "sse" and self.sid ~= nil))
 end
 
 -- An intermediate message (notification or server request) related to this request.
 function Post:send(line)
   if not self:open() then return false end
-  if self.mode == "pending" then
-    self.req:stream_start(200, merged(SSE_HEADERS, self.headers))
-    self.mode = "sse"
-  end
-  return self:_event(line) and true or false
+  if self.mode == "pending" then start_sse(self) end
+  return emit(self, line)
 end
 
 -- The final response; closes the stream.
 function Post:reply(line)
   if self.closed then return false end
   self.closed = true
-  if not self.req:alive() then return false end
   if self.mode == "pending" then
+    if not self.req:alive() then return false end
     -- The common case (no extra headers) uses one preformatted header line.
     local h = self.headers and merged({ ["Content-Type"] = "application/json" }, self.headers) or JSON_HEADER
     return self.req:respond(200, h, line) and true or false
   end
-  self:_event(line)
-  return self.req:finish() and true or false
+  emit(self, line)
+  if self.req:alive() then return self.req:finish() and true or false end
+  return true
 end
 
 -- Ends without a response (the request was cancelled).
@@ -69,11 +100,36 @@ end
 local Get = {}
 Get.__index = Get
 
-function M.get(req, headers)
-  local s = setmetatable({ req = req, closed = false }, Get)
+function M.get(req, headers, session)
+  local s = setmetatable({ kind = "get", req = req, closed = false, seq = 0, headers = headers,
+    session = session }, Get)
   req:stream_start(200, merged(SSE_HEADERS, headers))
+  if session then
+    s.sid = session:register_stream(s)
+    s.events = {}
+  end
   -- A comment line flushes the headers through proxies and tells the client we're live.
   req:write(": stream open\n\n")
+  return s
+end
+
+-- GET with Last-Event-ID: replays what followed that event on its stream and continues
+-- the stream on this request. Returns the stream, or nil when the id is unknown.
+function M.resume(session, req, last_id, headers)
+  local sid, seq = tostring(last_id):match("^(%d+)_(%d+)$")
+  local s = sid and session.resumable[sid]
+  if not s then return nil end
+  seq = tonumber(seq)
+  if s.req ~= req and s.req:alive() and not s.closed then
+    s.req:finish() -- one connection per stream: the new one takes over
+  end
+  s.req = req
+  s.mode = "sse"
+  req:stream_start(200, merged(SSE_HEADERS, headers))
+  for _, ev in ipairs(s.events) do
+    if ev[1] > seq then req:write(sse.event(ev[2], sid .. "_" .. ev[1])) end
+  end
+  if s.closed then req:finish() end
   return s
 end
 
@@ -81,7 +137,7 @@ function Get:open() return not self.closed and self.req:alive() end
 
 function Get:send(line)
   if not self:open() then return false end
-  return self.req:write(sse.event(line)) and true or false
+  return emit(self, line)
 end
 
 function Get:close()
