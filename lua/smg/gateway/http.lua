@@ -50,24 +50,23 @@ end
 
 -- DNS-rebinding protection: the Host must name us, and an Origin, when sent, must be one
 -- we trust. Returns nil when fine, else the reason.
+local function verdict(gw, m, kind, value, check)
+  local v = m[kind][value]
+  if v == nil then
+    v = check(gw, value) or false
+    m[kind][value] = v
+    m.n = m.n + 1
+  end
+  return v or nil
+end
+
 function M.check_origin(gw, req)
   local m = memo_for(gw)
-  local hv, ov = req:header("host") or "", req:header("origin") or ""
-  local hk = m.host[hv]
-  if hk == nil then
-    hk = M._check_host(gw, hv) or false
-    m.host[hv] = hk
-    m.n = m.n + 1
-  end
-  if hk then return hk end
-  if ov == "" then return nil end
-  local ok = m.origin[ov]
-  if ok == nil then
-    ok = M._check_origin_value(gw, ov) or false
-    m.origin[ov] = ok
-    m.n = m.n + 1
-  end
-  return ok or nil
+  local why = verdict(gw, m, "host", req:header("host") or "", M._check_host)
+  if why then return why end
+  local origin = req:header("origin")
+  if not origin then return nil end
+  return verdict(gw, m, "origin", origin, M._check_origin_value)
 end
 
 function M._check_host(gw, value)
