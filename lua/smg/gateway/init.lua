@@ -9,6 +9,7 @@ local rpc = require "smg.mcp.jsonrpc"
 local Client = require "smg.upstream.client"
 local Session = require "smg.gateway.session"
 local streams = require "smg.gateway.streams"
+local guardrails = require "smg.gateway.guardrails"
 local json = smg.json
 local log = smg.log
 
@@ -46,6 +47,13 @@ function Gateway.new(cfg)
   for _, o in ipairs(g.allowed_origins) do self.allowed_origins[o:lower()] = true end
   for _, h in ipairs(g.allowed_hosts) do self.allowed_hosts[h:lower()] = true end
   self.router = require(ROUTERS[self.mode])
+  local list, err = guardrails.load(cfg)
+  self.guardrails = list or {}
+  if not list then
+    -- Calls to servers with guardrails enabled fail closed until this is fixed.
+    self.guardrail_error = err
+    log.error("guardrail plugin not loaded: " .. tostring(err))
+  end
   return self
 end
 
@@ -128,6 +136,18 @@ function Gateway:forward(session, up, method, params, call)
   local timed_out = err and type(err.data) == "table" and err.data.reason == "timeout"
   self:record_timing(category, smg.monotime() - t0, budget, timed_out)
   return res, err
+end
+
+-- A tools/call through the guardrails: input check, forward, output check.
+function Gateway:call_tool(session, spec, up, params, call)
+  local info = { server = spec.server_name, name = params.name, arguments = params.arguments or {},
+    session_id = session.id }
+  local blocked = guardrails.check(self, spec, "input", info)
+  if blocked then return blocked end
+  local res, err = self:forward(session, up, "tools/call", params, call)
+  if not res then return nil, err end
+  blocked = guardrails.check(self, spec, "output", info, res)
+  return blocked or res
 end
 
 -- Cached discovery (tools/list and friends), all pages merged. Returns list | nil, err.

@@ -174,7 +174,9 @@ local function forward_named(gw, session, method, params, call, kind)
   end
   local p = shallow(params)
   p.name = inner
-  return gw:forward(session, gw:upstream_for(session, spec), method, p, call)
+  local up = gw:upstream_for(session, spec)
+  if method == "tools/call" then return gw:call_tool(session, spec, up, p, call) end
+  return gw:forward(session, up, method, p, call)
 end
 
 local handlers = {}

@@ -170,9 +170,10 @@ function impl.secure_call_tools(gw, session, args, call)
       entry.status, entry.error = "blocked", "tool " .. name .. " is not allowed by the gateway policy"
     else
       local params = { name = name, arguments = type(tc.args) == "table" and tc.args or {} }
-      local res, err = gw:forward(session, up, "tools/call", params, call)
+      local res, err = gw:call_tool(session, spec, up, params, call)
       if res then
-        entry.status = res.isError and "error" or "success"
+        entry.status = (type(res.structuredContent) == "table" and res.structuredContent.blocked) and "blocked"
+          or (res.isError and "error" or "success")
         entry.result = res
       else
         entry.status, entry.error = "error", err and err.message or "call failed"

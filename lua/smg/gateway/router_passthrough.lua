@@ -53,6 +53,7 @@ function M.request(gw, session, method, params, call)
   elseif method == "resources/unsubscribe" and params.uri then
     session.subscriptions[params.uri] = nil
   end
+  if method == "tools/call" then return gw:call_tool(session, the_server(gw), up, params, call) end
   return gw:forward(session, up, method, params, call)
 end
 

@@ -1,0 +1,112 @@
+-- The plugin loader and hook runner. A plugin is plugins/<kind>/<name>.lua (or
+-- plugins/<kind>/<name>/init.lua) returning { name, kind, version, priority, schema,
+-- <hooks> }. Loading validates the table and the plugin's config against its schema;
+-- running a hook happens in its own coroutine with a time limit, and an error or a
+-- timeout never escapes: the caller gets a verdict it can apply (fail closed by default
+-- for guardrails).
+local smg = require "smg"
+local core = require "smg.core"
+local async = require "smg.async"
+local schema = require "smg.schema"
+local log = smg.log
+
+local M = {}
+
+local KINDS = {
+  auth = { authenticate = true },
+  guardrail = { check_input = true, check_output = true, check_discovery = true },
+  telemetry = { on_event = true, shutdown = true },
+}
+local DIRS = { auth = "auth", guardrail = "guardrails", telemetry = "telemetry" }
+local META = { name = true, kind = true, version = true, priority = true, schema = true, description = true }
+
+-- Directories searched before $SMG_PLUGIN_PATH and <root>/plugins (tests add theirs).
+M.extra_dirs = {}
+
+local function plugin_dirs()
+  local _, root = core.paths()
+  local dirs = {}
+  for _, d in ipairs(M.extra_dirs) do dirs[#dirs + 1] = d end
+  local extra = os.getenv("SMG_PLUGIN_PATH")
+  if extra and extra ~= "" then for d in extra:gmatch("[^:]+") do dirs[#dirs + 1] = d end end
+  dirs[#dirs + 1] = root .. "/plugins"
+  return dirs
+end
+
+local function find(kind, name)
+  if not name:match("^[%w_%-]+$") then return nil, "invalid plugin name " .. name end
+  for _, dir in ipairs(plugin_dirs()) do
+    for _, p in ipairs({ dir .. "/" .. DIRS[kind] .. "/" .. name .. ".lua",
+      dir .. "/" .. DIRS[kind] .. "/" .. name .. "/init.lua" }) do
+      local f = io.open(p, "rb")
+      if f then
+        f:close()
+        return p
+      end
+    end
+  end
+  return nil, ("no %s plugin %q (looked in %s)"):format(kind, name, table.concat(plugin_dirs(), ", "))
+end
+
+-- Checks the returned table's shape. Returns true | nil, err.
+function M.check_shape(p, kind, path)
+  if type(p) ~= "table" then return nil, path .. ": must return a table" end
+  if p.kind ~= kind then return nil, ("%s: kind must be %q"):format(path, kind) end
+  if type(p.name) ~= "string" or p.name == "" then return nil, path .. ": name must be a string" end
+  if type(p.version) ~= "string" or not p.version:match("^%d+%.%d+%.%d+") then
+    return nil, path .. ": version must look like 1.2.3"
+  end
+  if type(p.priority) ~= "number" or p.priority ~= math.floor(p.priority) then
+    return nil, path .. ": priority must be an integer"
+  end
+  for k, v in pairs(p) do
+    if not META[k] and not KINDS[kind][k] then
+      return nil, ("%s: unknown field or hook %q"):format(path, tostring(k))
+    end
+    if KINDS[kind][k] and type(v) ~= "function" then return nil, ("%s: %s must be a function"):format(path, k) end
+  end
+  if p.schema ~= nil and type(p.schema) ~= "table" then return nil, path .. ": schema must be a table" end
+  return true
+end
+
+-- Loads plugin `name` of `kind` with `config`. Returns plugin (with .config filled) |
+-- nil, err. Each load gets a fresh module (a reload never shares state with the old one).
+function M.load(kind, name, config)
+  local path, err = find(kind, name)
+  if not path then return nil, err end
+  local chunk, lerr = loadfile(path)
+  if not chunk then return nil, lerr end
+  local ok, p = pcall(chunk, name)
+  if not ok then return nil, path .. ": " .. tostring(p) end
+  local sok, serr = M.check_shape(p, kind, path)
+  if not sok then return nil, serr end
+  local cfg, errs = schema.validate({ type = "object", fields = p.schema or {}, unknown = "error" },
+    config or {}, "plugins." .. DIRS[kind] .. ".config")
+  if #errs > 0 then return nil, table.concat(errs, "; ") end
+  p.config = cfg
+  p.path = path
+  return p
+end
+
+-- Runs hook `fn(...)` in its own coroutine and waits at most `timeout` seconds.
+-- Returns ok, result | false, reason ("error: ..." or "timeout").
+function M.run_hook(plugin, hook, timeout, ...)
+  local f = async.future()
+  local args, n = { ... }, select("#", ...)
+  async.spawn(function()
+    local ok, res = xpcall(plugin[hook], debug.traceback, unpack(args, 1, n))
+    f:set(ok, res)
+  end)
+  local ok, res = f:wait(timeout)
+  if ok == nil and res == "timeout" then
+    log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
+    return false, "timeout"
+  end
+  if not ok then
+    log.error(("plugin %s: %s failed: %s"):format(plugin.name, hook, tostring(res)))
+    return false, "error"
+  end
+  return true, res
+end
+
+return M
