@@ -109,4 +109,25 @@ function M.run_hook(plugin, hook, timeout, ...)
   return true, res
 end
 
+-- Like run_hook, for hooks that return two values (identity | nil, reason).
+-- Returns true, r1, r2 | false, reason.
+function M.run_hook_multi(plugin, hook, timeout, ...)
+  local f = async.future()
+  local args, n = { ... }, select("#", ...)
+  async.spawn(function()
+    local ok, r1, r2 = xpcall(plugin[hook], debug.traceback, unpack(args, 1, n))
+    f:set(ok, r1, r2)
+  end)
+  local ok, r1, r2 = f:wait(timeout)
+  if ok == nil and r1 == "timeout" then
+    log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
+    return false, "timeout"
+  end
+  if not ok then
+    log.error(("plugin %s: %s failed: %s"):format(plugin.name, hook, tostring(r1)))
+    return false, "error"
+  end
+  return true, r1, r2
+end
+
 return M

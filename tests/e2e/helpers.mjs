@@ -83,9 +83,9 @@ export function stopProc(proc, signal, deadlineMs, logs) {
   });
 }
 
-export async function httpClient(url, { capabilities = {}, name = 'e2e-client' } = {}) {
+export async function httpClient(url, { capabilities = {}, name = 'e2e-client', headers } = {}) {
   const client = new Client({ name, version: '1.0.0' }, { capabilities });
-  const transport = new StreamableHTTPClientTransport(new URL(url));
+  const transport = new StreamableHTTPClientTransport(new URL(url), headers ? { requestInit: { headers } } : undefined);
   await client.connect(transport);
   return client;
 }

@@ -58,16 +58,21 @@ test('the embedded default config starts and serves the bundled echo server', as
   const home = writeConfig({}).replace(/config-[^/]+$/, 'home');
   const p = spawn(SMG, ['serve', '--port', '0'], { env: { ...process.env, HOME: home, SMG_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let logs = '';
-  const url = await new Promise((resolve, reject) => {
+  const [url, key] = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(logs)), 10000);
     p.stderr.on('data', (d) => {
       logs += d;
-      const m = logs.match(/serving MCP on (http:\/\/[^ ]+) .*embedded default/);
-      if (m) { clearTimeout(t); resolve(m[1]); }
+      const m = logs.match(/serving MCP on (http:\/\/[^ ]+) .*embedded default[\s\S]*API key for this run.*?: (smg-[0-9a-f]{48})/);
+      if (m) { clearTimeout(t); resolve([m[1], m[2]]); }
     });
   });
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/, 'binds loopback by default');
-  const client = await httpClient(url);
+  // Local API-key auth is on: no key, no session.
+  const denied = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) });
+  assert.equal(denied.status, 401);
+  assert.match(denied.headers.get('www-authenticate'), /^Bearer/);
+  const client = await httpClient(url, { headers: { 'X-API-Key': key } });
   assert.equal(textOf(await client.callTool({ name: 'echo__echo', arguments: { message: 'default' } })), 'default');
   await client.close();
   p.kill('SIGINT');

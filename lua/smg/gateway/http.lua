@@ -7,6 +7,7 @@ local core = require "smg.core"
 local rpc = require "smg.mcp.jsonrpc"
 local streams = require "smg.gateway.streams"
 local Session = require "smg.gateway.session"
+local auth = require "smg.gateway.auth"
 local json = smg.json
 local log = smg.log
 
@@ -131,7 +132,11 @@ local function accepts(req, want)
 end
 
 -- Finds the session named by Mcp-Session-Id, or answers 400/404 and returns nil.
-local function find_session(gw, req)
+local function same_identity(a, b)
+  return a.project_id == b.project_id and a.user_id == b.user_id
+end
+
+local function find_session(gw, req, identity)
   local sid = req:header("mcp-session-id")
   if not sid then
     respond(req, 400, error_body(rpc.SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required"))
@@ -140,6 +145,11 @@ local function find_session(gw, req)
   local s = gw.sessions[sid]
   if not s or s.closed then
     respond(req, 404, error_body(rpc.SERVER_ERROR, "Session not found"))
+    return nil
+  end
+  -- A session belongs to the identity that created it (no hijacking with another key).
+  if identity and s.identity and not same_identity(identity, s.identity) then
+    respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden: the session belongs to another identity"))
     return nil
   end
   return s
@@ -158,15 +168,17 @@ local function check_version_header(session, req)
   return true
 end
 
-local function handle_initialize(gw, req, msg)
+local function handle_initialize(gw, req, msg, identity)
   if gw.nsessions >= gw.limits.max_sessions then
     log.warn("session limit reached; refusing initialize")
     return respond(req, 503, error_body(rpc.SERVER_ERROR, "Too many sessions"), { ["Retry-After"] = "5" })
   end
   local sid = smg.random_hex(16)
   local session = Session.new(gw, "http", sid)
-  session.http_headers = { authorization = req:header("authorization"), ["x-api-key"] = req:header("x-api-key"),
-    apikey = req:header("apikey") }
+  if identity then
+    session.identity = identity
+    session.config_id = identity.mcp_config_id
+  end
   local stream = streams.post(req, with({ ["Mcp-Session-Id"] = sid }, cors_headers(req)))
   smg.spawn(function()
     local res, err = gw:dispatch(session, "initialize", msg.params or {}, { id = msg.id, session = session, stream = stream })
@@ -181,7 +193,7 @@ local function handle_initialize(gw, req, msg)
   end)
 end
 
-local function handle_post(gw, req)
+local function handle_post(gw, req, identity)
   if not accepts(req, "application/json") or not accepts(req, "text/event-stream") then
     return respond(req, 406, error_body(rpc.SERVER_ERROR,
       "Not Acceptable: Accept must list both application/json and text/event-stream"))
@@ -214,9 +226,9 @@ local function handle_post(gw, req)
       return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: session is already initialized"))
     end
     if not check_version_header(nil, req) then return end
-    return handle_initialize(gw, req, msg)
+    return handle_initialize(gw, req, msg, identity)
   end
-  local session = find_session(gw, req)
+  local session = find_session(gw, req, identity)
   if not session then return end
   if not check_version_header(session, req) then return end
   if is_batch and session.protocol_version ~= "2025-03-26" then
@@ -243,11 +255,11 @@ local function handle_post(gw, req)
   end
 end
 
-local function handle_get(gw, req)
+local function handle_get(gw, req, identity)
   if not accepts(req, "text/event-stream") then
     return respond(req, 406, error_body(rpc.SERVER_ERROR, "Not Acceptable: Accept must include text/event-stream"))
   end
-  local session = find_session(gw, req)
+  local session = find_session(gw, req, identity)
   if not session then return end
   if not check_version_header(session, req) then return end
   session:touch()
@@ -264,8 +276,8 @@ local function handle_get(gw, req)
   session.get_streams[#session.get_streams + 1] = s
 end
 
-local function handle_delete(gw, req)
-  local session = find_session(gw, req)
+local function handle_delete(gw, req, identity)
+  local session = find_session(gw, req, identity)
   if not session then return end
   if not check_version_header(session, req) then return end
   gw:remove_session(session, "deleted by client")
@@ -290,14 +302,39 @@ local function on_request(gw, req)
   if gw.draining and method ~= "DELETE" then
     return respond(req, 503, error_body(rpc.SERVER_ERROR, "Server is shutting down"), { Connection = "close" })
   end
-  if method == "POST" then return handle_post(gw, req) end
-  if method == "GET" then return handle_get(gw, req) end
-  if method == "DELETE" then return handle_delete(gw, req) end
-  if method == "OPTIONS" then
+  if method == "OPTIONS" then -- CORS preflight: browsers send no credentials here
     return req:respond(204, with({ ["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS",
       ["Access-Control-Allow-Headers"] = CORS_ALLOW, ["Access-Control-Max-Age"] = "86400" }, cors_headers(req)), "")
   end
-  respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed"), { Allow = "GET, POST, DELETE, OPTIONS" })
+  if method ~= "POST" and method ~= "GET" and method ~= "DELETE" then
+    return respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed"), { Allow = "GET, POST, DELETE, OPTIONS" })
+  end
+  if not gw.auth_enabled then return M.dispatch(gw, req, method, nil) end
+  local creds, key = auth.credentials(req)
+  local identity = auth.cached(gw, key)
+  if identity then return M.dispatch(gw, req, method, identity) end
+  smg.spawn(M.authenticate_then_dispatch, gw, req, method, creds, key)
+end
+
+function M.dispatch(gw, req, method, identity)
+  if method == "POST" then return handle_post(gw, req, identity) end
+  if method == "GET" then return handle_get(gw, req, identity) end
+  return handle_delete(gw, req, identity)
+end
+
+function M.authenticate_then_dispatch(gw, req, method, creds, key)
+  local identity, status, why = auth.authenticate(gw, creds, key)
+  if not req:alive() then return end
+  if not identity then
+    log.warn(("refused request from %s: %s"):format(req:peer(), why))
+    return respond(req, status, error_body(rpc.SERVER_ERROR, "Unauthorized: " .. why),
+      status == 401 and { ["WWW-Authenticate"] = 'Bearer realm="smg"' } or nil)
+  end
+  local ok, e = xpcall(M.dispatch, debug.traceback, gw, req, method, identity)
+  if not ok then
+    log.error("http handler: " .. tostring(e))
+    if req:alive() then respond(req, 500, error_body(rpc.INTERNAL_ERROR, "Internal error")) end
+  end
 end
 
 function M.listen(gw)

@@ -47,6 +47,7 @@ function Gateway.new(cfg)
   for _, o in ipairs(g.allowed_origins) do self.allowed_origins[o:lower()] = true end
   for _, h in ipairs(g.allowed_hosts) do self.allowed_hosts[h:lower()] = true end
   self.router = require(ROUTERS[self.mode])
+  self.auth_enabled = require("smg.gateway.auth").setup(self)
   local list, err = guardrails.load(cfg)
   self.guardrails = list or {}
   if not list then
@@ -191,6 +192,9 @@ end
 -- Entry point of every client request (after transport checks).
 function Gateway:dispatch(session, method, params, call)
   self.stats.requests = self.stats.requests + 1
+  if session.auth_error then
+    return nil, { code = rpc.SERVER_ERROR, message = "Unauthorized: " .. session.auth_error }
+  end
   if method == "initialize" then return self:initialize(session, params, call) end
   if method == "ping" then return {} end
   if not session.initialized then
@@ -348,6 +352,20 @@ end
 local function serve_stdio(gw)
   local session = Session.new(gw, "stdio", nil)
   gw.stdio_session = session
+  if gw.auth_enabled and gw.cfg.is_default then
+    -- The embedded default's stdio client is the local user who spawned us: no key to share.
+    session.identity = { project_id = "default_project", user_id = "default_user", mcp_config_id = gw.default_config_id }
+  elseif gw.auth_enabled then
+    -- stdio has no headers: the key comes from the environment, once, for the process.
+    local identity, _, why = require("smg.gateway.auth").authenticate(gw, { headers = {}, transport = "stdio" }, nil)
+    if identity then
+      session.identity, session.config_id = identity, identity.mcp_config_id
+      log.info(("stdio client authenticated as project %s"):format(tostring(identity.project_name or identity.project_id)))
+    else
+      session.auth_error = why
+      log.error("stdio client not authenticated: " .. tostring(why))
+    end
+  end
   local out = streams.stdio()
   local ok, err = core.stdio_start(function(line)
     local msg, perr = json.decode(line)
@@ -393,6 +411,12 @@ function Gateway.serve(args)
     if not ROUTERS[o.mode] then return nil, "unknown mode " .. o.mode end
     cfg.gateway.mode = o.mode
   end
+  local ephemeral_key
+  if not o.stdio and cfg.is_default and cfg.plugins.auth.provider == "local_apikey" and next(cfg.apikeys) == nil then
+    -- The embedded default ships no keys: mint one for this run and show it once.
+    ephemeral_key = "smg-" .. smg.random_hex(24)
+    cfg.apikeys[ephemeral_key] = { project_id = "default_project", user_id = "default_user", disabled = false }
+  end
   local gw = Gateway.new(cfg)
   local rok, rerr = gw.router.check(gw)
   if not rok then return nil, rerr end
@@ -411,6 +435,13 @@ function Gateway.serve(args)
   local host = g.host:find(":") and ("[" .. g.host .. "]") or g.host
   log.info(("smg %s serving MCP on http://%s:%d%s (mode %s, %d server(s), config %s)"):format(smg.version, host,
     server:port(), g.path, gw.mode, #gw:servers(), cfg.is_default and "embedded default" or cfg.source))
+  if ephemeral_key then
+    -- Printed for the operator once, outside the log, which never carries keys.
+    io.stderr:write(("\nAPI key for this run (send it as X-API-Key or Authorization: Bearer): %s\n\n"):format(ephemeral_key))
+    io.stderr:flush()
+  elseif not gw.auth_enabled then
+    log.warn("no auth plugin configured (plugins.auth.provider): every local client is trusted")
+  end
   -- Start shared upstreams ahead of need so the first call does not pay for the spawn.
   for _, spec in ipairs(gw:servers()) do
     if spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
