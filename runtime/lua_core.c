@@ -381,5 +381,7 @@ int luaopen_smg_core(lua_State *L) {
   smg_lua_http_register(L);
   smg_lua_proc_register(L);
   smg_lua_json_register(L);
+  smg_lua_fs_register(L);
+  smg_lua_crypto_register(L);
   return 1;
 }

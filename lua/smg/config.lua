@@ -29,6 +29,9 @@ local guardrail_policy = obj({
   policy_name = str(nil),
   additional_config = { type = "object", default = {}, unknown = "allow" },
   block = str_array(),
+  -- smg: the guardrail providers this policy runs, by name (empty: every configured one).
+  -- A name not configured under plugins.guardrails is loaded with its defaults.
+  guardrails = str_array(),
 }, { unknown = "allow" })
 
 local server_schema = obj({
@@ -73,8 +76,18 @@ local timeout_schema = obj({
   }),
 })
 
-local plugin_ref = obj({ provider = str(nil), config = { type = "object", default = {}, unknown = "allow" } },
-  { unknown = "allow" })
+-- The seed's { provider, config }, plus smg's list of further providers and what to do
+-- when a provider's hook errors or times out (guardrails: block by default).
+local plugin_ref = obj({
+  provider = str(nil),
+  config = { type = "object", default = {}, unknown = "allow" },
+  providers = { type = "array", default = json.array({}), items = obj({
+    name = str(nil, { required = true, pattern = "^[%w_%-]+$", pattern_desc = "letters, digits, '_' and '-'" }),
+    config = { type = "object", default = {}, unknown = "allow" },
+    priority = { type = "integer" },
+  }, { unknown = "error" }) },
+  on_error = str("block", { enum = { "block", "allow" } }),
+}, { unknown = "allow" })
 
 M.schema = obj({
   common_mcp_gateway_config = obj({
@@ -124,6 +137,8 @@ M.schema = obj({
     allowed_origins = str_array(),
     allowed_hosts = str_array(),
     server_name = str("smg"),
+    metrics_path = str("/metrics", { pattern = "^/" }),
+    watch = bool(true), -- reload when the config file or a plugin file changes
     limits = obj({
       max_body_bytes = int(4 * 1024 * 1024, 1024),
       max_header_bytes = int(16 * 1024, 1024),

@@ -13,7 +13,7 @@ local log = smg.log
 local M = {}
 
 local KINDS = {
-  auth = { authenticate = true },
+  auth = { authenticate = true, challenge = true, resource_metadata = true },
   guardrail = { check_input = true, check_output = true, check_discovery = true },
   telemetry = { on_event = true, shutdown = true },
 }
@@ -23,7 +23,7 @@ local META = { name = true, kind = true, version = true, priority = true, schema
 -- Directories searched before $SMG_PLUGIN_PATH and <root>/plugins (tests add theirs).
 M.extra_dirs = {}
 
-local function plugin_dirs()
+function M.dirs()
   local _, root = core.paths()
   local dirs = {}
   for _, d in ipairs(M.extra_dirs) do dirs[#dirs + 1] = d end
@@ -35,7 +35,7 @@ end
 
 local function find(kind, name)
   if not name:match("^[%w_%-]+$") then return nil, "invalid plugin name " .. name end
-  for _, dir in ipairs(plugin_dirs()) do
+  for _, dir in ipairs(M.dirs()) do
     for _, p in ipairs({ dir .. "/" .. DIRS[kind] .. "/" .. name .. ".lua",
       dir .. "/" .. DIRS[kind] .. "/" .. name .. "/init.lua" }) do
       local f = io.open(p, "rb")
@@ -45,7 +45,7 @@ local function find(kind, name)
       end
     end
   end
-  return nil, ("no %s plugin %q (looked in %s)"):format(kind, name, table.concat(plugin_dirs(), ", "))
+  return nil, ("no %s plugin %q (looked in %s)"):format(kind, name, table.concat(M.dirs(), ", "))
 end
 
 -- Checks the returned table's shape. Returns true | nil, err.

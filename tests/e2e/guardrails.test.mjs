@@ -57,7 +57,7 @@ test('a guardrail provider that cannot load fails closed', async () => {
     assert.equal(r.isError, true);
     assert.match(textOf(r), /guardrail_unavailable/);
     assert.equal(textOf(await c.callTool({ name: 'open__echo', arguments: { message: 'fine' } })), 'fine');
-    assert.match(gw.logs(), /guardrail plugin not loaded: no guardrail plugin "no_such_guardrail"/);
+    assert.match(gw.logs(), /plugin not loaded: no guardrail plugin "no_such_guardrail"/);
     await c.close();
   });
 });

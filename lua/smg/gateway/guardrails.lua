@@ -1,34 +1,27 @@
--- Guardrails around tool calls: the configured guardrail plugins run on a call's
--- arguments before it is forwarded and on its result after, per server policy (the
--- seed's enable_tool_guardrails + input/output_guardrails_policy). A violation blocks when
--- the policy's block list names its type (or the list is empty); a plugin that errors or
--- times out blocks the call (fail closed) and is logged.
+-- Guardrails around tool calls: the policy's guardrail providers run, highest priority
+-- first, on a call's arguments before it is forwarded and on its result after (the seed's
+-- enable_tool_guardrails + input/output_guardrails_policy). A provider may rewrite what it
+-- checked (`redacted`, e.g. PII placeholders) for the providers after it and for the
+-- upstream. A violation blocks when the policy's block list names its type (or the list is
+-- empty). A provider that errors or times out blocks the call unless plugins.guardrails
+-- .on_error is "allow"; either way it is logged.
 local smg = require "smg"
 local plugins = require "smg.plugins"
+local plugin_set = require "smg.gateway.plugin_set"
+local metrics = require "smg.metrics"
 local log = smg.log
 
 local M = {}
 
--- Loads the providers named in plugins.guardrails. Returns the list | nil, err.
-function M.load(cfg)
-  local ref = cfg.plugins.guardrails
-  local names = {}
-  if type(ref.provider) == "string" and ref.provider ~= "" then names[1] = ref.provider end
-  local list = {}
-  for _, name in ipairs(names) do
-    local p, err = plugins.load("guardrail", name, ref.config)
-    if not p then return nil, err end
-    list[#list + 1] = p
-  end
-  table.sort(list, function(a, b) return a.priority > b.priority end)
-  return list
-end
+local blocks = metrics.counter("smg_guardrail_blocks_total", "Tool calls blocked by a guardrail",
+  { "guardrail", "direction" })
+local checks = metrics.histogram("smg_guardrail_seconds", "Time spent in guardrail hooks", { "guardrail", "direction" })
 
-local function blocking(violations, policy)
+local function block_types(violations, policy)
   local block = policy.block or {}
   local out = {}
   for _, v in ipairs(violations or {}) do
-    local t = type(v) == "table" and v.type or tostring(v)
+    local t = type(v) == "table" and tostring(v.type) or tostring(v)
     local hit = #block == 0
     for _, b in ipairs(block) do if b == t then hit = true end end
     if hit then out[#out + 1] = t end
@@ -36,45 +29,8 @@ local function blocking(violations, policy)
   return out
 end
 
--- Runs `hook` of every provider. Returns nil when the call may proceed, else a blocked
--- CallToolResult naming the guardrail and the violation types (never the matched text).
-function M.check(gw, spec, direction, call, result)
-  if not spec.enable_tool_guardrails then return nil end
-  local policy = direction == "input" and spec.input_guardrails_policy or spec.output_guardrails_policy
-  if not policy.enabled then return nil end
-  if gw.guardrail_error then
-    return M.blocked(spec, direction, "unavailable", { "guardrail_unavailable" })
-  end
-  local hook = direction == "input" and "check_input" or "check_output"
-  local timeout = gw.timeouts.guardrail_timeout
-  for _, p in ipairs(gw.guardrails) do
-    if p[hook] then
-      local ok, res
-      if direction == "input" then
-        ok, res = plugins.run_hook(p, hook, timeout, call, policy, p.config)
-      else
-        ok, res = plugins.run_hook(p, hook, timeout, call, result, policy, p.config)
-      end
-      if not ok then
-        gw.stats.guardrail_blocks = (gw.stats.guardrail_blocks or 0) + 1
-        return M.blocked(spec, direction, p.name, { "guardrail_" .. res })
-      end
-      if type(res) == "table" and res.allowed == false then
-        local types = blocking(res.violations, policy)
-        if #types > 0 then
-          gw.stats.guardrail_blocks = (gw.stats.guardrail_blocks or 0) + 1
-          log.warn(("guardrail %s blocked %s of %s/%s: %s"):format(p.name, direction, spec.server_name,
-            tostring(call.name), table.concat(types, ", ")))
-          return M.blocked(spec, direction, p.name, types)
-        end
-        log.info(("guardrail %s annotated %s of %s/%s"):format(p.name, direction, spec.server_name, tostring(call.name)))
-      end
-    end
-  end
-  return nil
-end
-
 function M.blocked(spec, direction, guardrail, types)
+  blocks:inc(1, guardrail, direction)
   local text = ("Blocked by guardrail %s (%s, policy %s): %s"):format(guardrail, direction,
     tostring(spec[direction .. "_guardrails_policy"].policy_name), table.concat(types, ", "))
   return {
@@ -82,6 +38,52 @@ function M.blocked(spec, direction, guardrail, types)
     isError = true,
     structuredContent = { blocked = true, guardrail = guardrail, direction = direction, violations = smg.json.array(types) },
   }
+end
+
+-- Runs the policy's providers. `call` = {server, name, arguments, state}; `value` is the
+-- result for output checks. Returns blocked_result | nil, value (possibly redacted).
+function M.check(set, timeout, spec, direction, call, value)
+  if not spec.enable_tool_guardrails then return nil, value end
+  local policy = direction == "input" and spec.input_guardrails_policy or spec.output_guardrails_policy
+  if not policy.enabled then return nil, value end
+  local list, missing = plugin_set.guardrails_for(set, policy)
+  local fail_open = set.guardrail_on_error == "allow"
+  if #missing > 0 and not fail_open then
+    return M.blocked(spec, direction, missing[1], { "guardrail_unavailable" })
+  end
+  local hook = direction == "input" and "check_input" or "check_output"
+  for _, p in ipairs(list) do
+    if p[hook] then
+      local t0 = smg.monotime()
+      local ok, res
+      if direction == "input" then
+        ok, res = plugins.run_hook(p, hook, timeout, call, policy, p.config)
+      else
+        ok, res = plugins.run_hook(p, hook, timeout, call, value, policy, p.config)
+      end
+      checks:observe(smg.monotime() - t0, p.name, direction)
+      if not ok then
+        if not fail_open then return M.blocked(spec, direction, p.name, { "guardrail_" .. res }) end
+        log.warn(("guardrail %s %s on %s/%s; allowed (on_error = allow)"):format(p.name, res, spec.server_name,
+          tostring(call.name)))
+      elseif type(res) == "table" then
+        if res.allowed == false then
+          local types = block_types(res.violations, policy)
+          if #types > 0 then
+            log.warn(("guardrail %s blocked %s of %s/%s: %s"):format(p.name, direction, spec.server_name,
+              tostring(call.name), table.concat(types, ", ")))
+            return M.blocked(spec, direction, p.name, types)
+          end
+          log.info(("guardrail %s annotated %s of %s/%s"):format(p.name, direction, spec.server_name, tostring(call.name)))
+        end
+        if res.redacted ~= nil then
+          value = res.redacted
+          if direction == "input" then call.arguments = value end
+        end
+      end
+    end
+  end
+  return nil, value
 end
 
 return M

@@ -8,6 +8,7 @@ local rpc = require "smg.mcp.jsonrpc"
 local streams = require "smg.gateway.streams"
 local Session = require "smg.gateway.session"
 local auth = require "smg.gateway.auth"
+local metrics = require "smg.metrics"
 local json = smg.json
 local log = smg.log
 
@@ -250,6 +251,7 @@ local function handle_post(gw, req, identity)
   end
   local stream = streams.post(req, cors_headers(req), session)
   if is_batch then stream = streams.batch(stream, nreq) end
+  stream.traceparent = req:header("traceparent")
   for i, m in ipairs(messages) do
     session:handle(m, kinds[i], kinds[i] == "request" and stream or nil)
   end
@@ -284,12 +286,31 @@ local function handle_delete(gw, req, identity)
   respond(req, 200, "")
 end
 
+-- OAuth 2.0 Protected Resource Metadata (RFC 9728), when the auth provider has it.
+local function serve_resource_metadata(gw, req)
+  local p = gw.plugins.auth
+  if not (p and p.resource_metadata) then return respond(req, 404, error_body(rpc.SERVER_ERROR, "Not Found")) end
+  local ok, doc = pcall(p.resource_metadata, p.config, { host = req:header("host"), path = gw.path })
+  if not ok or type(doc) ~= "table" then
+    log.error("auth plugin resource_metadata failed: " .. tostring(doc))
+    return respond(req, 500, error_body(rpc.INTERNAL_ERROR, "Internal error"))
+  end
+  return req:respond(200, { ["Content-Type"] = "application/json", ["Cache-Control"] = "max-age=300" }, json.encode(doc))
+end
+
 local function on_request(gw, req)
   local path = req:path()
   local method = req:method()
   if path == "/health" or path == "/healthz" then
     return req:respond(200, { ["Content-Type"] = "application/json" },
       json.encode({ status = gw.draining and "draining" or "ok", sessions = gw.nsessions, version = smg.version }))
+  end
+  if path == gw.cfg.gateway.metrics_path and method == "GET" then
+    if M.check_origin(gw, req) then return respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden")) end
+    return req:respond(200, { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" }, metrics.render())
+  end
+  if path:sub(1, 37) == "/.well-known/oauth-protected-resource" and method == "GET" then
+    return serve_resource_metadata(gw, req)
   end
   if path ~= gw.path and path ~= gw.path .. "/" then
     return respond(req, 404, error_body(rpc.SERVER_ERROR, "Not Found"))
@@ -309,7 +330,7 @@ local function on_request(gw, req)
   if method ~= "POST" and method ~= "GET" and method ~= "DELETE" then
     return respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed"), { Allow = "GET, POST, DELETE, OPTIONS" })
   end
-  if not gw.auth_enabled then return M.dispatch(gw, req, method, nil) end
+  if not gw.plugins.auth_enabled then return M.dispatch(gw, req, method, nil) end
   local creds, key = auth.credentials(req)
   local identity = auth.cached(gw, key)
   if identity then return M.dispatch(gw, req, method, identity) end
@@ -323,12 +344,12 @@ function M.dispatch(gw, req, method, identity)
 end
 
 function M.authenticate_then_dispatch(gw, req, method, creds, key)
-  local identity, status, why = auth.authenticate(gw, creds, key)
+  local identity, status, why, challenge = auth.authenticate(gw, creds, key)
   if not req:alive() then return end
   if not identity then
     log.warn(("refused request from %s: %s"):format(req:peer(), why))
     return respond(req, status, error_body(rpc.SERVER_ERROR, "Unauthorized: " .. why),
-      status == 401 and { ["WWW-Authenticate"] = 'Bearer realm="smg"' } or nil)
+      status == 401 and { ["WWW-Authenticate"] = challenge } or nil)
   end
   local ok, e = xpcall(M.dispatch, debug.traceback, gw, req, method, identity)
   if not ok then

@@ -10,6 +10,10 @@ local Client = require "smg.upstream.client"
 local Session = require "smg.gateway.session"
 local streams = require "smg.gateway.streams"
 local guardrails = require "smg.gateway.guardrails"
+local plugin_set = require "smg.gateway.plugin_set"
+local telemetry = require "smg.gateway.telemetry"
+local metrics = require "smg.metrics"
+local reload = require "smg.gateway.reload"
 local json = smg.json
 local log = smg.log
 
@@ -26,36 +30,43 @@ local DISCOVERY_METHODS = { ["tools/list"] = true, ["prompts/list"] = true, ["re
   ["resources/templates/list"] = true }
 
 function Gateway.new(cfg)
-  local g = cfg.gateway
   local self = setmetatable({
-    cfg = cfg,
-    mode = g.mode,
-    path = g.path,
-    limits = g.limits,
-    timeouts = config.timeouts(cfg),
-    max_message_bytes = g.limits.max_message_bytes,
-    default_config_id = config.default_config_id(cfg),
     sessions = {}, nsessions = 0,
     pool = {},               -- shared upstream clients by "config_id/server_name"
     discovery = setmetatable({}, { __mode = "k" }), -- client -> { [method] = {value, expires} }
     uri_owner = {},          -- config_id -> uri -> server_name
     template_owner = {},     -- config_id -> list of {pattern, server}
     stats = { requests = 0, errors = 0, timeout = {}, cache_hits = 0, cache_misses = 0, upstream_restarts = 0 },
-    allowed_origins = {}, allowed_hosts = {},
     draining = false,
+    generation = 0,
   }, Gateway)
+  local set, errors = plugin_set.build(cfg)
+  for _, e in ipairs(errors) do
+    -- Auth fails closed (every request refused) and so do the guardrails that did not
+    -- load (calls to servers whose policy runs them), until a reload fixes the plugin.
+    log.error("plugin not loaded: " .. tostring(e))
+  end
+  self:apply(cfg, set)
+  telemetry.register_gauges(self)
+  return self
+end
+
+-- Makes cfg + set the version new requests run on. One synchronous step: a request that
+-- started on the previous version keeps the spec, upstream and plugin set it captured.
+function Gateway:apply(cfg, set)
+  local g = cfg.gateway
+  set.auth_cache, set.auth_cache_n = {}, 0
+  self.cfg, self.plugins = cfg, set
+  self.mode, self.path, self.limits = g.mode, g.path, g.limits
+  self.timeouts = config.timeouts(cfg)
+  self.max_message_bytes = g.limits.max_message_bytes
+  self.default_config_id = config.default_config_id(cfg)
+  self.allowed_origins, self.allowed_hosts = {}, {}
   for _, o in ipairs(g.allowed_origins) do self.allowed_origins[o:lower()] = true end
   for _, h in ipairs(g.allowed_hosts) do self.allowed_hosts[h:lower()] = true end
   self.router = require(ROUTERS[self.mode])
-  self.auth_enabled = require("smg.gateway.auth").setup(self)
-  local list, err = guardrails.load(cfg)
-  self.guardrails = list or {}
-  if not list then
-    -- Calls to servers with guardrails enabled fail closed until this is fixed.
-    self.guardrail_error = err
-    log.error("guardrail plugin not loaded: " .. tostring(err))
-  end
-  return self
+  self.generation = self.generation + 1
+  self.has_telemetry = #set.telemetry > 0
 end
 
 -- Server specs of an mcp_config, in config order.
@@ -118,8 +129,10 @@ function Gateway:record_timing(category, elapsed, budget, timed_out)
   local esc = self.timeouts.escalation_policies
   if timed_out then
     s.timeouts = s.timeouts + 1
+    metrics.get("smg_timeouts_total"):inc(1, category)
   elseif elapsed >= budget * esc.warn_threshold then
     s.warnings = s.warnings + 1
+    metrics.get("smg_timeout_warnings_total"):inc(1, category)
     log.warn(("%s operation took %.2fs of its %gs budget"):format(category, elapsed, budget))
   end
 end
@@ -139,16 +152,30 @@ function Gateway:forward(session, up, method, params, call)
   return res, err
 end
 
--- A tools/call through the guardrails: input check, forward, output check.
+-- A tools/call through the guardrails: input check, forward, output check, all on the
+-- plugin set current when the call started. A guardrail may rewrite the arguments (say,
+-- PII placeholders) before they are forwarded, and the result before it is returned.
 function Gateway:call_tool(session, spec, up, params, call)
+  if call then call.server, call.tool = spec.server_name, params.name end
+  if not spec.enable_tool_guardrails then return self:forward(session, up, "tools/call", params, call) end
+  local set, timeout = self.plugins, self.timeouts.guardrail_timeout
   local info = { server = spec.server_name, name = params.name, arguments = params.arguments or {},
-    session_id = session.id }
-  local blocked = guardrails.check(self, spec, "input", info)
-  if blocked then return blocked end
+    session_id = session.id, identity = session.identity, state = {} }
+  local blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments)
+  if blocked then return self:guardrail_blocked(call, blocked) end
+  if args ~= params.arguments then
+    params = { name = params.name, arguments = args, _meta = params._meta }
+  end
   local res, err = self:forward(session, up, "tools/call", params, call)
   if not res then return nil, err end
-  blocked = guardrails.check(self, spec, "output", info, res)
-  return blocked or res
+  blocked, res = guardrails.check(set, timeout, spec, "output", info, res)
+  if blocked then return self:guardrail_blocked(call, blocked) end
+  return res
+end
+
+function Gateway:guardrail_blocked(call, blocked)
+  if call then call.blocked = blocked.structuredContent.guardrail end
+  return blocked
 end
 
 -- Cached discovery (tools/list and friends), all pages merged. Returns list | nil, err.
@@ -162,9 +189,11 @@ function Gateway:discover(up, method, key, session)
   local hit = c[method]
   if hit and hit.expires > smg.now() then
     self.stats.cache_hits = self.stats.cache_hits + 1
+    metrics.get("smg_cache_hits_total"):inc(1, method)
     return hit.value, nil, "cache"
   end
   self.stats.cache_misses = self.stats.cache_misses + 1
+  metrics.get("smg_cache_misses_total"):inc(1, method)
   local all, cursor, pages = json.array({}), nil, 0
   repeat
     local res, err = self:forward(session, up, method, cursor and { cursor = cursor } or nil, nil)
@@ -189,8 +218,16 @@ function Gateway:clear_cache(server_name)
 end
 
 
--- Entry point of every client request (after transport checks).
+-- Entry point of every client request (after transport checks): counts it, times it and
+-- tells the telemetry providers.
 function Gateway:dispatch(session, method, params, call)
+  local t0 = smg.monotime()
+  local res, err = self:route(session, method, params, call)
+  telemetry.request_done(self, session, method, call, smg.monotime() - t0, err)
+  return res, err
+end
+
+function Gateway:route(session, method, params, call)
   self.stats.requests = self.stats.requests + 1
   if session.auth_error then
     return nil, { code = rpc.SERVER_ERROR, message = "Unauthorized: " .. session.auth_error }
@@ -291,6 +328,7 @@ function Gateway:on_upstream_ready(up) end
 
 function Gateway:on_upstream_down(up, why)
   self.stats.upstream_restarts = self.stats.upstream_restarts + 1
+  telemetry.upstream_down(self, up, why)
   self.discovery[up] = nil
 end
 
@@ -322,6 +360,8 @@ function Gateway:shutdown(reason)
       self.pool[key] = nil
     end
     for _, sig in ipairs(self.signals or {}) do sig:close() end
+    for _, w in ipairs(self.watches or {}) do w:close() end
+    if self.reload_timer then self.reload_timer:close() end
     if self.stdio_session then core.stdio_close() end
     log.info("stopped")
   end)
@@ -352,10 +392,10 @@ end
 local function serve_stdio(gw)
   local session = Session.new(gw, "stdio", nil)
   gw.stdio_session = session
-  if gw.auth_enabled and gw.cfg.is_default then
+  if gw.plugins.auth_enabled and gw.cfg.is_default then
     -- The embedded default's stdio client is the local user who spawned us: no key to share.
     session.identity = { project_id = "default_project", user_id = "default_user", mcp_config_id = gw.default_config_id }
-  elseif gw.auth_enabled then
+  elseif gw.plugins.auth_enabled then
     -- stdio has no headers: the key comes from the environment, once, for the process.
     local identity, _, why = require("smg.gateway.auth").authenticate(gw, { headers = {}, transport = "stdio" }, nil)
     if identity then
@@ -416,6 +456,7 @@ function Gateway.serve(args)
     -- The embedded default ships no keys: mint one for this run and show it once.
     ephemeral_key = "smg-" .. smg.random_hex(24)
     cfg.apikeys[ephemeral_key] = { project_id = "default_project", user_id = "default_user", disabled = false }
+    cfg.ephemeral_key = ephemeral_key
   end
   local gw = Gateway.new(cfg)
   local rok, rerr = gw.router.check(gw)
@@ -425,7 +466,9 @@ function Gateway.serve(args)
       if gw.draining then core.stop(130) else gw:shutdown("SIGINT") end
     end),
     core.signal("SIGTERM", function() gw:shutdown("SIGTERM") end),
+    core.signal("SIGHUP", function() reload.request(gw, "SIGHUP") end),
   }
+  if cfg.gateway.watch then reload.watch(gw) end
   if o.stdio then return serve_stdio(gw) end
   local server, err = require("smg.gateway.http").listen(gw)
   if not server then return nil, err end
@@ -439,7 +482,7 @@ function Gateway.serve(args)
     -- Printed for the operator once, outside the log, which never carries keys.
     io.stderr:write(("\nAPI key for this run (send it as X-API-Key or Authorization: Bearer): %s\n\n"):format(ephemeral_key))
     io.stderr:flush()
-  elseif not gw.auth_enabled then
+  elseif not gw.plugins.auth_enabled then
     log.warn("no auth plugin configured (plugins.auth.provider): every local client is trusted")
   end
   -- Start shared upstreams ahead of need so the first call does not pay for the spawn.

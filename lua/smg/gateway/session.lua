@@ -149,7 +149,7 @@ function Session:handle(msg, kind, stream)
     local params = msg.params or {}
     local meta = type(params._meta) == "table" and params._meta or nil
     local call = { id = msg.id, session = self, stream = stream, method = msg.method,
-      progress_token = meta and meta.progressToken, cancelled = false }
+      progress_token = meta and meta.progressToken, cancelled = false, traceparent_in = stream and stream.traceparent }
     self.inflight[key] = call
     async.spawn(run_request, self, msg, call, stream, key)
   elseif kind == "notification" then

@@ -33,6 +33,13 @@ local function headers(self, extra)
   return h
 end
 
+-- W3C trace context for the upstream: the client call's trace, our span as the parent.
+local function traceparent(entry)
+  local call = entry and entry.opts.call
+  if not call then return nil end
+  return "traceparent: " .. require("smg.gateway.telemetry").traceparent(call)
+end
+
 local function deliver(self, body, entry)
   local msg = json.decode(body)
   if type(msg) ~= "table" then
@@ -55,7 +62,7 @@ function Http:send(line, entry)
   local key = {}
   local call, err = core.http_request({
     method = "POST", url = c.spec.config.url, body = line,
-    headers = headers(self, { "Content-Type: application/json" }),
+    headers = headers(self, { "Content-Type: application/json", traceparent(entry) }),
     timeout_ms = 0, max_response = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
   }, function(st, raw)
     status = st

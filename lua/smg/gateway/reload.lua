@@ -1,0 +1,154 @@
+-- Hot reload: the config file and the plugin directories are watched (uv_fs_event),
+-- SIGHUP asks for a reload, and so can the admin API (reload.run). A reload reads and
+-- validates the new config and loads every plugin it names beside the running version;
+-- only when all of that succeeded is the new version swapped in, in one step, for new
+-- requests. Calls in flight finish on the version they started with. Anything broken
+-- leaves the running version in place and is reported (log, telemetry, return value).
+local smg = require "smg"
+local core = require "smg.core"
+local async = require "smg.async"
+local config = require "smg.config"
+local plugins = require "smg.plugins"
+local plugin_set = require "smg.gateway.plugin_set"
+local telemetry = require "smg.gateway.telemetry"
+local metrics = require "smg.metrics"
+local json = smg.json
+local log = smg.log
+
+local M = {}
+
+local DEBOUNCE = 0.15 -- one save is often several events (truncate, write, rename)
+local reloads = metrics.counter("smg_reloads_total", "Config and plugin reloads by outcome", { "result" })
+
+-- What identifies an upstream process: a change here means a new process.
+local function fingerprint(spec)
+  local c = spec.config
+  return json.encode({ c.command or json.null, c.args or {}, c.env or {}, c.cwd or json.null, c.url or json.null,
+    c.headers or {}, spec.sharing, spec.oauth_config or json.null }) or ""
+end
+
+-- Upstreams whose server left the config or changed are taken out of the pool (new calls
+-- get a fresh one) and closed once their in-flight calls are done.
+local function retire_changed(gw, old_cfg)
+  for key, up in pairs(gw.pool) do
+    local spec = gw:server(up.config_id, up.name)
+    if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
+      gw.pool[key] = nil
+      log.info(("upstream %s changed in the config: starting the new one, retiring the old"):format(up.name))
+      async.spawn(function()
+        local deadline = smg.monotime() + gw.timeouts.tool_execution_timeout
+        while (up.npending or 0) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
+        up:close()
+      end)
+      if spec and spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
+    else
+      -- Same process, new policy and tool lists: the client reads its spec from here.
+      up.spec = spec
+    end
+  end
+  for _, s in pairs(gw.sessions) do
+    for name, up in pairs(s.upstreams) do
+      local spec = gw:server(s.config_id, name)
+      if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
+        s.upstreams[name] = nil
+        up:close()
+      else
+        up.spec = spec
+      end
+    end
+  end
+end
+
+-- Settings the running listener was built with; a change needs a restart.
+local FIXED = { "host", "port", "path", "mode", "passthrough_server", "metrics_path" }
+
+-- Loads and validates the next version. Returns true | nil, errors (a list).
+function M.run(gw, why)
+  local old = gw.cfg
+  local cfg, list = config.load({ path = old.is_default and nil or old.source })
+  if not cfg then
+    reloads:inc(1, "invalid")
+    log.error(("reload (%s) refused: %s is invalid; still running the previous version:\n  %s"):format(why,
+      old.source, table.concat(list, "\n  ")))
+    telemetry.reloaded(gw, false, table.concat(list, "; "))
+    return nil, list
+  end
+  -- The listener, the mode and command-line overrides stay as they are.
+  for _, k in ipairs(FIXED) do
+    if old.raw.gateway and cfg.raw.gateway and cfg.gateway[k] ~= old.gateway[k]
+      and json.encode(cfg.raw.gateway[k]) ~= json.encode(old.raw.gateway[k]) then
+      log.warn(("reload: gateway.%s changed; that takes a restart (keeping %s)"):format(k, tostring(old.gateway[k])))
+    end
+  end
+  cfg.gateway = old.gateway
+  if old.ephemeral_key then
+    cfg.ephemeral_key = old.ephemeral_key
+    cfg.apikeys[old.ephemeral_key] = old.apikeys[old.ephemeral_key]
+  end
+  local set, errors = plugin_set.build(cfg)
+  if #errors > 0 then
+    reloads:inc(1, "plugin_error")
+    log.error(("reload (%s) refused: %d plugin(s) failed to load; still running the previous version:\n  %s"):format(
+      why, #errors, table.concat(errors, "\n  ")))
+    telemetry.reloaded(gw, false, table.concat(errors, "; "))
+    return nil, errors
+  end
+  for _, w in ipairs(list) do log.warn(cfg.source .. ": " .. w) end
+  local old_set = gw.plugins
+  gw:apply(cfg, set)
+  retire_changed(gw, old)
+  for _, p in ipairs(old_set.telemetry) do
+    if p.shutdown then async.spawn(plugins.run_hook, p, "shutdown", 5) end
+  end
+  reloads:inc(1, "ok")
+  log.info(("reloaded (%s): config generation %d, %d guardrail(s), %d telemetry provider(s)"):format(why,
+    gw.generation, #set.guardrail_list, #set.telemetry))
+  telemetry.reloaded(gw, true)
+  return true
+end
+
+-- Coalesces requests: one reload at a time, and a request that arrives during one runs
+-- once more after it (so the last change is always seen).
+function M.request(gw, why)
+  if gw.reload_timer then return end
+  gw.reload_timer = smg.timer(DEBOUNCE, function()
+    gw.reload_timer:close()
+    gw.reload_timer = nil
+    if gw.draining then return end
+    local ok, err = xpcall(M.run, debug.traceback, gw, why)
+    if not ok then log.error("reload failed: " .. tostring(err)) end
+  end)
+end
+
+local function dirname(p)
+  return p:match("^(.*)/[^/]*$") or "."
+end
+
+-- Watches the config file's directory (editors replace files by rename, which a watch on
+-- the file itself would lose) and every plugin kind directory, plus folder plugins.
+function M.watch(gw)
+  local watches = {}
+  local function add(dir, filter)
+    local w = core.fs_watch(dir, function(name)
+      if filter(name) then M.request(gw, "changed: " .. name) end
+    end)
+    if w then watches[#watches + 1] = w end
+  end
+  if not gw.cfg.is_default then
+    local base = gw.cfg.source:match("([^/]+)$")
+    add(dirname(gw.cfg.source), function(name) return name == base end)
+  end
+  for _, dir in ipairs(plugins.dirs()) do
+    for _, kind in ipairs({ "auth", "guardrails", "telemetry" }) do
+      local kdir = dir .. "/" .. kind
+      add(kdir, function(name) return name:match("%.lua$") ~= nil or not name:find("%.") end)
+      for _, e in ipairs(core.fs_list(kdir) or {}) do
+        if e.type == "dir" then add(kdir .. "/" .. e.name, function(n) return n:match("%.lua$") ~= nil end) end
+      end
+    end
+  end
+  gw.watches = watches
+  return #watches
+end
+
+return M

@@ -1,0 +1,160 @@
+-- The metrics registry behind smg.metrics and GET /metrics: counters, gauges and
+-- histograms with labels, rendered in the Prometheus text format (0.0.4). Registering a
+-- name again returns the same metric (a reloaded plugin keeps its series), unless the type
+-- or labels differ, which is an error. Updating a series is a table lookup and an add.
+local M = {}
+
+local registry, order = {}, {}
+
+local DEFAULT_BUCKETS = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
+
+local function key_of(n, a, b, c, ...)
+  if n == 0 then return "" end
+  if n == 1 then return tostring(a) end
+  if n == 2 then return tostring(a) .. "\0" .. tostring(b) end
+  local parts = { tostring(a), tostring(b), tostring(c) }
+  for i, v in ipairs({ ... }) do parts[3 + i] = tostring(v) end
+  return table.concat(parts, "\0", 1, n)
+end
+
+local Metric = {}
+Metric.__index = Metric
+
+local function series(m, ...)
+  local k = key_of(m.nlabels, ...)
+  local s = m.series[k]
+  if not s then
+    local values = { ... }
+    for i = 1, m.nlabels do values[i] = tostring(values[i] == nil and "" or values[i]) end
+    s = { labels = values, value = 0 }
+    if m.buckets then
+      s.counts, s.sum, s.count = {}, 0, 0
+      for i = 1, #m.buckets do s.counts[i] = 0 end
+    end
+    m.series[k] = s
+    m.keys[#m.keys + 1] = k
+  end
+  return s
+end
+
+-- counter:inc(n, label values...)
+function Metric:inc(n, ...)
+  local s = series(self, ...)
+  s.value = s.value + (n or 1)
+end
+
+-- gauge:set(v, label values...)
+function Metric:set(v, ...)
+  series(self, ...).value = v
+end
+
+-- histogram:observe(v, label values...)
+function Metric:observe(v, ...)
+  local s = series(self, ...)
+  local b = self.buckets
+  for i = 1, #b do
+    if v <= b[i] then
+      s.counts[i] = s.counts[i] + 1
+      break
+    end
+  end
+  s.sum = s.sum + v
+  s.count = s.count + 1
+end
+
+local function valid_name(name)
+  return type(name) == "string" and name:match("^[%a_:][%w_:]*$") ~= nil
+end
+
+local function register(kind, name, help, labels, extra)
+  if not valid_name(name) then error("invalid metric name " .. tostring(name), 3) end
+  labels = labels or {}
+  for _, l in ipairs(labels) do
+    if not valid_name(l) or l:find(":") or l == "le" then error("invalid label name " .. tostring(l), 3) end
+  end
+  local m = registry[name]
+  if m then
+    if m.kind ~= kind or m.nlabels ~= #labels then
+      error(("metric %s is already registered as a %s with %d label(s)"):format(name, m.kind, m.nlabels), 3)
+    end
+    if extra and extra.collect then m.collect = extra.collect end
+    return m
+  end
+  m = setmetatable({ kind = kind, name = name, help = help or name, labels = labels, nlabels = #labels,
+    series = {}, keys = {} }, Metric)
+  for k, v in pairs(extra or {}) do m[k] = v end
+  registry[name] = m
+  order[#order + 1] = name
+  return m
+end
+
+function M.counter(name, help, labels) return register("counter", name, help, labels) end
+
+-- collect (optional): called before each render to set the gauge's current values.
+function M.gauge(name, help, labels, collect) return register("gauge", name, help, labels, { collect = collect }) end
+
+function M.histogram(name, help, labels, buckets)
+  return register("histogram", name, help, labels, { buckets = buckets or DEFAULT_BUCKETS })
+end
+
+function M.get(name) return registry[name] end
+
+local function escape(v)
+  return (v:gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"'))
+end
+
+local function label_text(m, s, extra)
+  local parts = {}
+  for i, l in ipairs(m.labels) do parts[#parts + 1] = l .. '="' .. escape(s.labels[i]) .. '"' end
+  if extra then parts[#parts + 1] = extra end
+  if #parts == 0 then return "" end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function num(v)
+  if v == math.huge then return "+Inf" end
+  if v ~= v then return "NaN" end
+  if v == math.floor(v) and math.abs(v) < 1e15 then return ("%d"):format(v) end
+  return ("%.17g"):format(v)
+end
+
+-- The whole registry in the Prometheus text exposition format.
+function M.render()
+  local out = {}
+  for _, name in ipairs(order) do
+    local m = registry[name]
+    if m.collect then pcall(m.collect, m) end
+    out[#out + 1] = ("# HELP %s %s"):format(name, (m.help:gsub("\\", "\\\\"):gsub("\n", "\\n")))
+    out[#out + 1] = ("# TYPE %s %s"):format(name, m.kind)
+    for _, k in ipairs(m.keys) do
+      local s = m.series[k]
+      if m.kind == "histogram" then
+        local cum = 0
+        for i, le in ipairs(m.buckets) do
+          cum = cum + s.counts[i]
+          out[#out + 1] = ("%s_bucket%s %s"):format(name, label_text(m, s, 'le="' .. num(le) .. '"'), num(cum))
+        end
+        out[#out + 1] = ("%s_bucket%s %s"):format(name, label_text(m, s, 'le="+Inf"'), num(s.count))
+        out[#out + 1] = ("%s_sum%s %s"):format(name, label_text(m, s), num(s.sum))
+        out[#out + 1] = ("%s_count%s %s"):format(name, label_text(m, s), num(s.count))
+      else
+        out[#out + 1] = ("%s%s %s"):format(name, label_text(m, s), num(s.value))
+      end
+    end
+  end
+  out[#out + 1] = ""
+  return table.concat(out, "\n")
+end
+
+-- Every series as plain data (for OTLP export): { {name, kind, help, labels, series} }.
+function M.snapshot()
+  local list = {}
+  for _, name in ipairs(order) do
+    local m = registry[name]
+    if m.collect then pcall(m.collect, m) end
+    list[#list + 1] = m
+  end
+  return list
+end
+
+return M

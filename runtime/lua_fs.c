@@ -1,0 +1,99 @@
+/* smg.core fs_watch: file and directory change notifications (uv_fs_event, inotify on
+ * Linux) for hot reload. The callback gets the changed file's name; the Lua side debounces,
+ * since one save is often several events. */
+#include <stdlib.h>
+
+#include "lua_vm.h"
+
+typedef struct {
+  uv_fs_event_t h;
+  lua_State *L;
+  int cb_ref, self_ref;
+} lwatch_t;
+
+static void on_change(uv_fs_event_t *h, const char *filename, int events, int status) {
+  lwatch_t *w = h->data;
+  smg_lua_push_ref(w->L, w->cb_ref);
+  lua_pushstring(w->L, filename ? filename : "");
+  if (status < 0)
+    lua_pushstring(w->L, uv_strerror(status));
+  else
+    lua_pushstring(w->L, (events & UV_RENAME) ? "rename" : "change");
+  smg_lua_pcall(w->L, 2, 0, "file watch handler");
+}
+
+static void watch_closed(uv_handle_t *h) { free(h->data); }
+
+static int watch_close(lua_State *L) {
+  lwatch_t **u = luaL_checkudata(L, 1, "smg.watch");
+  lwatch_t *w = *u;
+  if (!w) return 0;
+  *u = NULL;
+  uv_fs_event_stop(&w->h);
+  smg_lua_unref(L, &w->cb_ref);
+  smg_lua_unref(L, &w->self_ref);
+  uv_close((uv_handle_t *)&w->h, watch_closed);
+  return 0;
+}
+
+/* fs_watch(path, fn(filename, event)) -> handle | nil, err. A watcher does not keep the
+ * process alive. */
+static int l_fs_watch(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lwatch_t *w = calloc(1, sizeof(*w));
+  if (!w) return luaL_error(L, "out of memory");
+  uv_loop_t *loop = &smg_lua_loop(L)->uv;
+  uv_fs_event_init(loop, &w->h);
+  w->h.data = w;
+  int rc = uv_fs_event_start(&w->h, on_change, path, 0);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&w->h, watch_closed);
+    return smg_lua_push_uv_error(L, rc);
+  }
+  uv_unref((uv_handle_t *)&w->h);
+  lwatch_t **u = lua_newuserdata(L, sizeof(*u));
+  *u = w;
+  luaL_getmetatable(L, "smg.watch");
+  lua_setmetatable(L, -2);
+  w->L = smg_lua_loop(L)->L;
+  w->cb_ref = smg_lua_ref(L, 2);
+  w->self_ref = smg_lua_ref(L, -1);
+  return 1;
+}
+
+/* fs_list(dir) -> { {name, type}... } | nil, err. Synchronous: for startup and reloads,
+ * never for a request path. type is "file", "dir" or "other". */
+static int l_fs_list(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uv_fs_t req;
+  int rc = uv_fs_scandir(NULL, &req, path, 0, NULL);
+  if (rc < 0) {
+    uv_fs_req_cleanup(&req);
+    return smg_lua_push_uv_error(L, rc);
+  }
+  lua_newtable(L);
+  uv_dirent_t ent;
+  int i = 0;
+  while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, ent.name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, ent.type == UV_DIRENT_FILE  ? "file"
+                      : ent.type == UV_DIRENT_DIR ? "dir"
+                                                  : "other");
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, -2, ++i);
+  }
+  uv_fs_req_cleanup(&req);
+  return 1;
+}
+
+void smg_lua_fs_register(lua_State *L) {
+  static const luaL_Reg methods[] = {{"close", watch_close}, {NULL, NULL}};
+  smg_lua_new_meta(L, "smg.watch", methods, NULL);
+  lua_pushcfunction(L, l_fs_watch);
+  lua_setfield(L, -2, "fs_watch");
+  lua_pushcfunction(L, l_fs_list);
+  lua_setfield(L, -2, "fs_list");
+}
