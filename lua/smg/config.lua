@@ -139,6 +139,7 @@ M.schema = obj({
     server_name = str("smg"),
     metrics_path = str("/metrics", { pattern = "^/" }),
     watch = bool(true), -- reload when the config file or a plugin file changes
+    reload_debounce = num(0.15, 0), -- seconds: one save is often several file events
     limits = obj({
       max_body_bytes = int(4 * 1024 * 1024, 1024),
       max_header_bytes = int(16 * 1024, 1024),

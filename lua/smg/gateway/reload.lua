@@ -17,7 +17,6 @@ local log = smg.log
 
 local M = {}
 
-local DEBOUNCE = 0.15 -- one save is often several events (truncate, write, rename)
 local reloads = metrics.counter("smg_reloads_total", "Config and plugin reloads by outcome", { "result" })
 
 -- What identifies an upstream process: a change here means a new process.
@@ -111,7 +110,7 @@ end
 -- once more after it (so the last change is always seen).
 function M.request(gw, why)
   if gw.reload_timer then return end
-  gw.reload_timer = smg.timer(DEBOUNCE, function()
+  gw.reload_timer = smg.timer(gw.cfg.gateway.reload_debounce, function()
     gw.reload_timer:close()
     gw.reload_timer = nil
     if gw.draining then return end
