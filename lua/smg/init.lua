@@ -24,6 +24,26 @@ end
 function json.is_array(t)
   return type(t) == "table" and getmetatable(t) == core.json_array_mt
 end
+-- map_strings(v, fn) -> a copy of v with every string value (not keys) replaced by
+-- fn(s); guardrails use it to scan or rewrite arguments and results.
+function json.map_strings(v, fn, depth)
+  depth = depth or 0
+  if type(v) == "string" then return fn(v) end
+  if type(v) ~= "table" or depth > 64 then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = json.map_strings(x, fn, depth + 1) end
+  return setmetatable(out, getmetatable(v))
+end
+-- each_string(v, fn): calls fn(s) on every string value, stopping early when it returns true.
+function json.each_string(v, fn, depth)
+  depth = depth or 0
+  if type(v) == "string" then return fn(v) == true end
+  if type(v) ~= "table" or depth > 64 then return false end
+  for _, x in pairs(v) do
+    if json.each_string(x, fn, depth + 1) then return true end
+  end
+  return false
+end
 smg.json = json
 
 ---------------------------------------------------------------------------- masking
@@ -100,6 +120,57 @@ function smg.random_hex(nbytes)
   return core.hex(core.random_bytes(nbytes or 16))
 end
 smg.secure_equal = core.secure_equal
+
+---------------------------------------------------------------------------- cache, metrics, crypto
+smg.cache = require "smg.cache"
+
+-- counter(name, help, labels) / gauge(...) / histogram(name, help, labels, buckets):
+-- registered once, shown on GET /metrics. m:inc(n, label values...), m:set(v, ...),
+-- m:observe(v, ...).
+local metrics = require "smg.metrics"
+smg.metrics = { counter = metrics.counter, gauge = metrics.gauge, histogram = metrics.histogram }
+
+smg.crypto = {
+  sha256 = core.sha256,           -- raw digest
+  hmac_sha256 = core.hmac_sha256, -- raw digest
+  b64encode = function(s) return core.b64encode(s, false) end,
+  b64url_encode = function(s) return core.b64encode(s, true) end,
+  b64decode = core.b64decode,     -- either alphabet, padding optional; nil when malformed
+  -- verify_jws(alg, jwk, signing_input, signature) -> true | false, reason. jwk components
+  -- (n, e / x, y) base64url-encoded as in a JWKS document.
+  verify_jws = function(alg, jwk, data, sig)
+    local k = { kty = jwk.kty }
+    for _, f in ipairs({ "n", "e", "x", "y" }) do
+      if jwk[f] then
+        k[f] = core.b64decode(jwk[f])
+        if not k[f] then return false, "malformed key component " .. f end
+      end
+    end
+    return core.verify(alg, k, data, sig)
+  end,
+}
+
+-- smg.config: a read-only view of the running config (API keys left out, secret-looking
+-- values masked); replaced on every reload.
+local function read_only(t)
+  if type(t) ~= "table" then return t end
+  local proxy = {}
+  for k, v in pairs(t) do proxy[k] = read_only(v) end
+  return setmetatable({}, {
+    __index = proxy,
+    __newindex = function() error("smg.config is read-only", 2) end,
+    __pairs = function() return next, proxy, nil end,
+    __len = function() return #proxy end,
+  })
+end
+smg.config = read_only({})
+function smg._set_config(cfg)
+  local view = {}
+  for k, v in pairs(cfg) do
+    if k ~= "apikeys" and k ~= "raw" and k ~= "ephemeral_key" then view[k] = v end
+  end
+  smg.config = read_only(smg.mask_table(view))
+end
 
 ---------------------------------------------------------------------------- http client
 local http = {}

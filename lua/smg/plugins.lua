@@ -60,8 +60,9 @@ function M.check_shape(p, kind, path)
     return nil, path .. ": priority must be an integer"
   end
   for k, v in pairs(p) do
-    if not META[k] and not KINDS[kind][k] then
-      return nil, ("%s: unknown field or hook %q"):format(path, tostring(k))
+    -- Helpers of the plugin's own are fine; a misspelt hook would silently never run.
+    if not META[k] and not KINDS[kind][k] and type(k) == "string" and (k:match("^check_") or k:match("^on_")) then
+      return nil, ("%s: unknown hook %q"):format(path, k)
     end
     if KINDS[kind][k] and type(v) ~= "function" then return nil, ("%s: %s must be a function"):format(path, k) end
   end

@@ -26,7 +26,7 @@ describe("plugin loader", function()
     write("typo", "return { name = 'x', kind = 'guardrail', version = '1.0.0', priority = 1, check_inptu = function() end }")
     write("syntax", "return {")
     write("throws", "error('boom at load')")
-    local cases = { nokind = "kind must be", badver = "version must look like", typo = "unknown field or hook \"check_inptu\"",
+    local cases = { nokind = "kind must be", badver = "version must look like", typo = "unknown hook \"check_inptu\"",
       syntax = "expected", throws = "boom at load" }
     for name, want in pairs(cases) do
       local p, err = plugins.load("guardrail", name, {})

@@ -86,4 +86,33 @@ function M.check(set, timeout, spec, direction, call, value)
   return nil, value
 end
 
+-- Discovery check: providers with check_discovery(server, tools, policy, config) see a
+-- server's tool list when it is discovered (not on cache hits) and return
+-- { allowed, violations, tools = <the list to expose> }. The input policy selects the
+-- providers. Returns the tool list to expose.
+function M.discovery(set, timeout, spec, tools)
+  if not spec.enable_tool_guardrails then return tools end
+  local policy = spec.input_guardrails_policy
+  local list = plugin_set.guardrails_for(set, policy)
+  for _, p in ipairs(list) do
+    if p.check_discovery then
+      local ok, res = plugins.run_hook(p, "check_discovery", timeout, spec.server_name, tools, policy, p.config)
+      if not ok then
+        if set.guardrail_on_error ~= "allow" then
+          log.error(("guardrail %s: discovery check %s on %s; exposing no tools"):format(p.name, res, spec.server_name))
+          return smg.json.array({})
+        end
+      elseif type(res) == "table" then
+        if type(res.tools) == "table" then tools = res.tools end
+        for _, v in ipairs(res.violations or {}) do
+          blocks:inc(1, p.name, "discovery")
+          log.warn(("guardrail %s flagged %s/%s at discovery: %s"):format(p.name, spec.server_name,
+            tostring(v.tool), tostring(v.type)))
+        end
+      end
+    end
+  end
+  return tools
+end
+
 return M

@@ -66,6 +66,7 @@ function Gateway:apply(cfg, set)
   for _, h in ipairs(g.allowed_hosts) do self.allowed_hosts[h:lower()] = true end
   self.router = require(ROUTERS[self.mode])
   self.generation = self.generation + 1
+  smg._set_config(cfg)
   self.has_telemetry = #set.telemetry > 0
 end
 
@@ -202,6 +203,9 @@ function Gateway:discover(up, method, key, session)
     cursor = res.nextCursor
     pages = pages + 1
   until cursor == nil or cursor == json.null or pages >= 100
+  if method == "tools/list" and up.spec then
+    all = guardrails.discovery(self.plugins, self.timeouts.guardrail_timeout, up.spec, all)
+  end
   c[method] = { value = all, expires = smg.now() + ttl, at = smg.now() }
   return all, nil, "discovery"
 end

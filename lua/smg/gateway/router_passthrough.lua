@@ -53,8 +53,14 @@ function M.request(gw, session, method, params, call)
   elseif method == "resources/unsubscribe" and params.uri then
     session.subscriptions[params.uri] = nil
   end
-  if method == "tools/call" then return gw:call_tool(session, the_server(gw), up, params, call) end
-  return gw:forward(session, up, method, params, call)
+  local spec = the_server(gw)
+  if method == "tools/call" then return gw:call_tool(session, spec, up, params, call) end
+  local res, err = gw:forward(session, up, method, params, call)
+  if res and method == "tools/list" and spec.enable_tool_guardrails and type(res.tools) == "table" then
+    -- Pages pass through as they are; the discovery guardrails see (and filter) each one.
+    res.tools = require("smg.gateway.guardrails").discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec, res.tools)
+  end
+  return res, err
 end
 
 return M

@@ -1,0 +1,205 @@
+-- Local PII detection: emails, phone numbers, payment cards (Luhn-checked), national ids
+-- (US SSN, UK NINO), IBANs (mod-97-checked), IP addresses and secrets/API keys. On input it
+-- redacts what it finds into per-call placeholders (<EMAIL_1>, ...) so the upstream never
+-- sees the values, and on output it puts the originals back where the upstream echoed the
+-- placeholders (de-anonymization). With additional_config.action = "block" it blocks
+-- instead. PII the upstream itself returns is redacted (or blocked) on output too.
+local smg = require "smg"
+local json = smg.json
+
+local M = {
+  name = "pii",
+  kind = "guardrail",
+  version = "1.0.0",
+  priority = 300, -- before other guardrails, so they and the upstream see placeholders
+  description = "Detects and redacts personal data and secrets; restores placeholders on output",
+  schema = {
+    types = { type = "array", items = { type = "string", enum = { "email", "phone", "credit_card", "national_id",
+      "iban", "ip_address", "secret" } }, description = "types to detect (default: all)" },
+    action = { type = "string", enum = { "redact", "block" }, default = "redact",
+      description = "default action; a policy's additional_config.action overrides it" },
+  },
+}
+
+local function luhn(digits)
+  local sum, alt = 0, false
+  for i = #digits, 1, -1 do
+    local d = digits:byte(i) - 48
+    if alt then
+      d = d * 2
+      if d > 9 then d = d - 9 end
+    end
+    sum = sum + d
+    alt = not alt
+  end
+  return sum % 10 == 0
+end
+
+local function iban_ok(s)
+  s = s:gsub("%s", ""):upper()
+  if #s < 15 or #s > 34 then return false end
+  local r = s:sub(5) .. s:sub(1, 4)
+  local rem = 0
+  for ch in r:gmatch(".") do
+    local v = ch:match("%d") and tonumber(ch) or (ch:byte() - 55)
+    if v < 0 or v > 35 then return false end
+    rem = (rem * (v >= 10 and 100 or 10) + v) % 97
+  end
+  return rem == 1
+end
+
+local function ipv4_ok(s)
+  for o in s:gmatch("%d+") do
+    if tonumber(o) > 255 or (#o > 1 and o:sub(1, 1) == "0") then return false end
+  end
+  return true
+end
+
+local function digits_of(s) return (s:gsub("%D", "")) end
+
+-- Detectors, tried in order; each finds candidates with a Lua pattern and may veto one.
+-- Earlier detectors win over later ones on the same text (a card is not also a phone).
+local DETECTORS = {
+  { type = "secret", patterns = {
+    "%-%-%-%-%-BEGIN [%u ]*PRIVATE KEY%-%-%-%-%-[%w%s%+/=]+%-%-%-%-%-END [%u ]*PRIVATE KEY%-%-%-%-%-",
+    "eyJ[%w_%-]+%.eyJ[%w_%-]+%.[%w_%-]+",          -- JWT
+    "sk%-[%w_%-][%w_%-][%w_%-][%w_%-][%w_%-]+",     -- OpenAI-style
+    "AKIA[%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d][%u%d]",
+    "gh[pousr]_[%w][%w][%w][%w][%w][%w][%w][%w][%w][%w]+", -- GitHub
+    "xox[baprs]%-[%w%-]+",                           -- Slack
+    "AIza[%w_%-][%w_%-][%w_%-][%w_%-][%w_%-]+",      -- Google
+  }, check = function(s) return #s >= 20 end },
+  { type = "email", patterns = { "[%w%.%%%+%-_]+@[%w%-]+%.[%w%.%-]*%a%a" } },
+  { type = "iban", patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
+  { type = "credit_card", patterns = { "%d[%d%s%-]+%d" }, check = function(s)
+    local d = digits_of(s)
+    return #d >= 13 and #d <= 19 and not s:find("[%s%-][%s%-]") and luhn(d)
+  end },
+  { type = "national_id", patterns = { "%d%d%d%-%d%d%-%d%d%d%d" }, check = function(s)
+    local a = s:sub(1, 3)
+    return a ~= "000" and a ~= "666" and a:sub(1, 1) ~= "9" and s:sub(5, 6) ~= "00" and s:sub(8) ~= "0000"
+  end },
+  { type = "national_id", patterns = { "%f[%w][A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]%s?%d%d%s?%d%d%s?%d%d%s?[A-D]%f[%W]" } },
+  { type = "ip_address", patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok },
+  { type = "ip_address", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = function(s)
+    local n = select(2, s:gsub(":", ""))
+    return n >= 2 and n <= 7 and #s >= 6
+  end },
+  { type = "phone", patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, check = function(s)
+    local d = digits_of(s)
+    return #d >= 10 and #d <= 15 and not s:find("%d%.%d+%.%d")
+  end },
+}
+
+local function wanted(config)
+  if not config.types then return nil end
+  local set = {}
+  for _, t in ipairs(config.types) do set[t] = true end
+  return set
+end
+
+-- Finds PII in `text`: list of {type, from, to}, non-overlapping, in text order.
+local function find_all(text, only)
+  local hits, taken = {}, {}
+  local function free(a, b)
+    for _, h in ipairs(taken) do if a <= h[2] and b >= h[1] then return false end end
+    return true
+  end
+  for _, d in ipairs(DETECTORS) do
+    if not only or only[d.type] then
+      for _, pat in ipairs(d.patterns) do
+        local init = 1
+        while true do
+          local a, b = text:find(pat, init)
+          if not a then break end
+          local s = text:sub(a, b)
+          if (not d.check or d.check(s)) and free(a, b) then
+            hits[#hits + 1] = { type = d.type, from = a, to = b }
+            taken[#taken + 1] = { a, b }
+          end
+          init = b + 1
+        end
+      end
+    end
+  end
+  table.sort(hits, function(x, y) return x.from < y.from end)
+  return hits
+end
+M.find_all = find_all
+
+-- Replaces every hit with a placeholder, reusing one per distinct value within the call.
+local function redact(text, hits, vault)
+  local out, pos = {}, 1
+  for _, h in ipairs(hits) do
+    local value = text:sub(h.from, h.to)
+    local ph = vault.by_value[value]
+    if not ph then
+      vault.n[h.type] = (vault.n[h.type] or 0) + 1
+      ph = ("<%s_%d>"):format(h.type:upper(), vault.n[h.type])
+      vault.by_value[value], vault.by_placeholder[ph] = ph, value
+    end
+    out[#out + 1] = text:sub(pos, h.from - 1)
+    out[#out + 1] = ph
+    pos = h.to + 1
+  end
+  out[#out + 1] = text:sub(pos)
+  return table.concat(out)
+end
+
+local function vault_of(call)
+  local v = call.state.pii
+  if not v then
+    v = { by_value = {}, by_placeholder = {}, n = {} }
+    call.state.pii = v
+  end
+  return v
+end
+
+local function action(policy, config)
+  local a = type(policy.additional_config) == "table" and policy.additional_config.action
+  return (a == "block" or a == "redact") and a or config.action
+end
+
+-- Scans (and, when redacting, rewrites) every string of `value`.
+local function scan(value, call, policy, config, restore)
+  local only, vault = wanted(config), vault_of(call)
+  local violations, seen = {}, {}
+  local out = json.map_strings(value, function(s)
+    if restore and next(vault.by_placeholder) then
+      s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
+    end
+    local hits = find_all(s, only)
+    if restore then
+      -- Values we put back are the caller's own; only new PII counts on output.
+      local fresh = {}
+      for _, h in ipairs(hits) do
+        if not vault.by_value[s:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
+      end
+      hits = fresh
+    end
+    if #hits == 0 then return s end
+    for _, h in ipairs(hits) do
+      if not seen[h.type] then
+        seen[h.type] = true
+        violations[#violations + 1] = { type = "pii", detail = h.type }
+      end
+    end
+    return redact(s, hits, vault)
+  end)
+  return out, violations
+end
+
+function M.check_input(call, policy, config)
+  local out, violations = scan(call.arguments, call, policy, config, false)
+  if #violations == 0 then return { allowed = true } end
+  if action(policy, config) == "block" then return { allowed = false, violations = violations } end
+  return { allowed = true, violations = violations, redacted = out }
+end
+
+function M.check_output(call, result, policy, config)
+  local out, violations = scan(result, call, policy, config, true)
+  if #violations > 0 and action(policy, config) == "block" then return { allowed = false, violations = violations } end
+  return { allowed = true, violations = violations, redacted = out }
+end
+
+return M

@@ -1,0 +1,140 @@
+-- Tool poisoning and rug-pull defence. At discovery it reads every tool definition for
+-- hidden instructions (<IMPORTANT>-style tags, "do not tell the user", requests to read
+-- credentials or send data elsewhere), invisible or bidirectional Unicode, and pins a hash
+-- of each definition; when a pinned tool later changes (a rug pull) it is reported, and
+-- with the policy's block list naming "tool_changed" it is hidden and its calls refused.
+-- Poisoned tools are hidden when "tool_poisoning" is blocked. Pins live in smg.cache, so
+-- they survive plugin reloads.
+local smg = require "smg"
+local json = smg.json
+
+local M = {
+  name = "tool_scan",
+  kind = "guardrail",
+  version = "1.0.0",
+  priority = 250,
+  description = "Flags poisoned tool descriptions and pins tool definitions against rug pulls",
+  schema = {
+    pin_ttl = { type = "number", default = 0, min = 0, description = "seconds a pin lasts (0: while smg runs)" },
+  },
+}
+
+local SUSPICIOUS = {
+  { "hidden_tag", "<%s*important%s*>" }, { "hidden_tag", "<%s*system%s*>" }, { "hidden_tag", "<%s*instructions?%s*>" },
+  { "hidden_tag", "<%s*secret%s*>" }, { "hidden_tag", "<!%-%-" },
+  { "concealment", "do%s+not%s+tell%s+the%s+user" }, { "concealment", "don'?t%s+tell%s+the%s+user" },
+  { "concealment", "do%s+not%s+mention" }, { "concealment", "without%s+telling" }, { "concealment", "secretly" },
+  { "concealment", "the%s+user%s+must%s+not%s+know" },
+  { "instruction_override", "ignore%s+%a*%s*%a*%s*instructions" }, { "instruction_override", "before%s+using%s+this%s+tool" },
+  { "instruction_override", "you%s+must%s+first" }, { "instruction_override", "always%s+call%s+this%s+tool" },
+  { "credential_access", "~/%.ssh" }, { "credential_access", "id_rsa" }, { "credential_access", "%.env%f[%W]" },
+  { "credential_access", "/etc/passwd" }, { "credential_access", "api[_%s]?keys?" }, { "credential_access", "credentials" },
+  { "credential_access", "mcp%.json" },
+  { "exfiltration", "send%s+[%w%s]*%s+to%s+https?://" }, { "exfiltration", "https?://[%w%.%-]+/[%w%./%-_?=&]*" },
+  { "exfiltration", "upload%s+[%w%s]*%s+to" }, { "exfiltration", "base64%s*encode" }, { "exfiltration", "webhook" },
+}
+
+-- Zero-width, bidi controls, tags block: text a model reads and a human does not see.
+local INVISIBLE = {
+  "\226\128\139", "\226\128\140", "\226\128\141", "\226\128\142", "\226\128\143", -- U+200B..U+200F
+  "\226\128\170", "\226\128\171", "\226\128\172", "\226\128\173", "\226\128\174", -- U+202A..U+202E
+  "\226\129\160", "\226\129\166", "\226\129\167", "\226\129\168", "\226\129\169", -- U+2060, U+2066..2069
+  "\239\187\191",                                                                   -- U+FEFF
+  "\243\160\128",                                                                   -- U+E0000.. tags
+}
+
+-- Canonical JSON (sorted keys) so that the same definition always hashes the same.
+local function canonical(v)
+  local t = type(v)
+  if t == "table" then
+    if json.is_array(v) or (next(v) ~= nil and #v > 0) then
+      local parts = {}
+      for i = 1, #v do parts[i] = canonical(v[i]) end
+      return "[" .. table.concat(parts, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do parts[i] = json.encode(k) .. ":" .. canonical(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return json.encode(v) or "null"
+end
+
+function M.fingerprint(tool)
+  return smg.hash(canonical({ name = tool.name, description = tool.description, inputSchema = tool.inputSchema,
+    outputSchema = tool.outputSchema, annotations = tool.annotations, title = tool.title }))
+end
+
+-- Findings for one tool: list of reason strings.
+function M.inspect(tool)
+  local reasons, seen = {}, {}
+  json.each_string({ tool.description, tool.title, tool.inputSchema, tool.annotations }, function(s)
+    local lower = s:lower()
+    for _, r in ipairs(SUSPICIOUS) do
+      if not seen[r[1]] and lower:find(r[2]) then
+        seen[r[1]] = true
+        reasons[#reasons + 1] = r[1]
+      end
+    end
+    if not seen.invisible_unicode then
+      for _, ch in ipairs(INVISIBLE) do
+        if s:find(ch, 1, true) then
+          seen.invisible_unicode = true
+          reasons[#reasons + 1] = "invisible_unicode"
+          break
+        end
+      end
+    end
+  end)
+  -- One weak signal (a URL, the word credentials) is common in honest tools; two are not.
+  if #reasons == 1 and (reasons[1] == "exfiltration" or reasons[1] == "credential_access") then return {} end
+  return reasons
+end
+
+local function blocks(policy, t)
+  local list = policy.block or {}
+  if #list == 0 then return true end
+  for _, b in ipairs(list) do if b == t then return true end end
+  return false
+end
+
+local function pin_key(server, name) return "tool_scan:pin:" .. server .. ":" .. tostring(name) end
+local function changed_key(server, name) return "tool_scan:changed:" .. server .. ":" .. tostring(name) end
+
+function M.check_discovery(server, tools, policy, config)
+  local keep, violations = json.array({}), {}
+  for _, tool in ipairs(tools) do
+    local hide = false
+    local reasons = M.inspect(tool)
+    if #reasons > 0 then
+      violations[#violations + 1] = { type = "tool_poisoning", tool = tool.name, detail = table.concat(reasons, ",") }
+      if blocks(policy, "tool_poisoning") then hide = true end
+    end
+    local fp = M.fingerprint(tool)
+    local pinned = smg.cache.get(pin_key(server, tool.name))
+    if pinned == nil then
+      smg.cache.set(pin_key(server, tool.name), fp, config.pin_ttl)
+    elseif pinned ~= fp then
+      violations[#violations + 1] = { type = "tool_changed", tool = tool.name }
+      if blocks(policy, "tool_changed") then
+        hide = true
+        smg.cache.set(changed_key(server, tool.name), true, config.pin_ttl)
+      end
+    end
+    if not hide then keep[#keep + 1] = tool end
+  end
+  return { allowed = #violations == 0, violations = violations, tools = keep }
+end
+
+-- A call to a tool whose definition changed after it was pinned is refused (the client
+-- may still hold the old definition).
+function M.check_input(call, policy, config)
+  if smg.cache.get(changed_key(call.server, call.name)) then
+    return { allowed = false, violations = { { type = "tool_changed", tool = call.name } } }
+  end
+  return { allowed = true }
+end
+
+return M

@@ -1,0 +1,68 @@
+-- The pii guardrail through the real loader and hook runner: detection of every type,
+-- redaction into placeholders on input, de-anonymization on output, block mode.
+local plugins = require "smg.plugins"
+
+describe("pii guardrail", function()
+  local p = assert(plugins.load("guardrail", "pii", {}))
+
+  local function types(text)
+    local out = {}
+    for _, h in ipairs(p.find_all(text)) do out[#out + 1] = h.type .. "=" .. text:sub(h.from, h.to) end
+    return out
+  end
+
+  it("finds each type and rejects look-alikes", function()
+    assert.are.same({ "email=jane.doe+x@mail.example.org" }, types("write to jane.doe+x@mail.example.org now"))
+    assert.are.same({ "credit_card=4111-1111-1111-1111" }, types("card 4111-1111-1111-1111"))
+    assert.are.same({}, types("card 4111-1111-1111-1112"), "Luhn check fails")
+    assert.are.same({ "national_id=123-45-6789" }, types("ssn 123-45-6789"))
+    assert.are.same({}, types("ssn 000-45-6789"))
+    assert.are.same({ "national_id=AB123456C" }, types("nino AB123456C"))
+    assert.are.same({ "iban=DE89370400440532013000" }, types("iban DE89370400440532013000"))
+    assert.are.same({}, types("iban DE89370400440532013001"), "mod-97 check fails")
+    assert.are.same({ "ip_address=192.168.1.20" }, types("host 192.168.1.20"))
+    assert.are.same({}, types("host 999.168.1.20"))
+    assert.are.same({ "phone=+44 20 7946 0958" }, types("call +44 20 7946 0958"))
+    assert.are.same({ "secret=AKIAIOSFODNN7EXAMPLE" }, types("aws AKIAIOSFODNN7EXAMPLE"))
+    assert.are.same({ "secret=ghp_abcdefghijklmnopqrstuvwxyz0123456789" }, types("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789"))
+    assert.are.same({}, types("order 12345 shipped on 2026-11-25"))
+  end)
+
+  it("redacts on input and restores the same values on output, per call", function()
+    local call = { arguments = { to = "bob@example.com", note = "card 4111 1111 1111 1111, again bob@example.com" }, state = {} }
+    local ok, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
+    assert.is_true(ok)
+    assert.is_true(res.allowed)
+    assert.are.equal("<EMAIL_1>", res.redacted.to)
+    assert.are.equal("card <CREDIT_CARD_1>, again <EMAIL_1>", res.redacted.note)
+    local result = { content = { { type = "text", text = "sent to <EMAIL_1>" } } }
+    ok, res = plugins.run_hook(p, "check_output", 1, call, result, { additional_config = {} }, p.config)
+    assert.are.equal("sent to bob@example.com", res.redacted.content[1].text)
+    -- Another call never sees this call's values.
+    local other = { arguments = {}, state = {} }
+    ok, res = plugins.run_hook(p, "check_output", 1, other, result, { additional_config = {} }, p.config)
+    assert.are.equal("sent to <EMAIL_1>", res.redacted.content[1].text)
+  end)
+
+  it("redacts PII the upstream returns on its own", function()
+    local call = { arguments = {}, state = {} }
+    local _, res = plugins.run_hook(p, "check_output", 1, call, { text = "leak 123-45-6789" }, { additional_config = {} }, p.config)
+    assert.are.equal("leak <NATIONAL_ID_1>", res.redacted.text)
+    assert.are.equal("pii", res.violations[1].type)
+  end)
+
+  it("blocks instead when the policy says so, naming the type but not the value", function()
+    local call = { arguments = { q = "mail me at a@b.io" }, state = {} }
+    local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = { action = "block" } }, p.config)
+    assert.is_false(res.allowed)
+    assert.are.same({ type = "pii", detail = "email" }, res.violations[1])
+  end)
+
+  it("limits detection to the configured types", function()
+    local q = assert(plugins.load("guardrail", "pii", { types = { "email" } }))
+    local call = { arguments = { q = "a@b.io 123-45-6789" }, state = {} }
+    local _, res = plugins.run_hook(q, "check_input", 1, call, { additional_config = {} }, q.config)
+    assert.are.equal("<EMAIL_1> 123-45-6789", res.redacted.q)
+    assert.is_nil(plugins.load("guardrail", "pii", { types = { "shoe_size" } }))
+  end)
+end)
