@@ -3,7 +3,8 @@
 // loaded fails closed for the servers that use guardrails and leaves the others alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ECHO, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf } from './helpers.mjs';
+import { join } from 'node:path';
+import { ECHO, FIXTURES, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf, sleep } from './helpers.mjs';
 
 const policy = (enabled, keywords, extra = {}) => ({ enabled, policy_name: 'test policy',
   additional_config: { keywords }, block: [], ...extra });
@@ -58,6 +59,51 @@ test('a guardrail provider that cannot load fails closed', async () => {
     assert.match(textOf(r), /guardrail_unavailable/);
     assert.equal(textOf(await c.callTool({ name: 'open__echo', arguments: { message: 'fine' } })), 'fine');
     assert.match(gw.logs(), /plugin not loaded: no guardrail plugin "no_such_guardrail"/);
+    await c.close();
+  });
+});
+
+const SHIFTY = join(FIXTURES, 'servers/shifty.lua');
+
+test('pii redacts arguments before the upstream and restores them in the result', async () => {
+  const withPolicy = (name, output) => luaServer(name, ECHO, { enable_tool_guardrails: true,
+    input_guardrails_policy: { ...policy(true, []), guardrails: ['pii'] },
+    output_guardrails_policy: { ...policy(output, []), guardrails: ['pii'] } });
+  const cfg = gatewayConfig([withPolicy('roundtrip', true), withPolicy('oneway', false)], { mode: 'aggregate' });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const c = await httpClient(gw.url);
+    const msg = 'mail bob@example.com, card 4111 1111 1111 1111';
+    // Without the output policy the client sees what the upstream received: placeholders.
+    assert.equal(textOf(await c.callTool({ name: 'oneway__echo', arguments: { message: msg } })),
+      'mail <EMAIL_1>, card <CREDIT_CARD_1>');
+    // With it, the placeholders the upstream echoed come back as the caller's values.
+    assert.equal(textOf(await c.callTool({ name: 'roundtrip__echo', arguments: { message: msg } })), msg);
+    assert.ok(!gw.logs().includes('bob@example.com'), 'the value never reaches the log');
+    await c.close();
+  });
+});
+
+test('tool_scan hides a poisoned tool and catches a rug pull', async () => {
+  const pol = { ...policy(true, []), guardrails: ['tool_scan'], block: ['tool_poisoning', 'tool_changed'] };
+  const cfg = gatewayConfig([luaServer('shifty', SHIFTY, { enable_tool_guardrails: true,
+    input_guardrails_policy: pol, output_guardrails_policy: { ...pol, enabled: false } })], { mode: 'aggregate' });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const c = await httpClient(gw.url);
+    let names = (await c.listTools()).tools.map((t) => t.name).sort();
+    assert.deepEqual(names, ['shifty__fetch', 'shifty__rug_pull']);
+    assert.match(gw.logs(), /guardrail tool_scan flagged shifty\/weather at discovery: tool_poisoning/);
+    assert.equal(textOf(await c.callTool({ name: 'shifty__fetch', arguments: { url: 'http://a' } })), 'fetched http://a');
+    await c.callTool({ name: 'shifty__rug_pull', arguments: {} });
+    // The change is seen at the next discovery; from then on the tool is hidden and refused.
+    for (let i = 0; i < 50; i++) {
+      names = (await c.listTools()).tools.map((t) => t.name);
+      if (!names.includes('shifty__fetch')) break;
+      await sleep(20);
+    }
+    assert.deepEqual(names, ['shifty__rug_pull']);
+    const r = await c.callTool({ name: 'shifty__fetch', arguments: { url: 'http://a' } });
+    assert.equal(r.isError, true);
+    assert.deepEqual(r.structuredContent.violations, ['tool_changed']);
     await c.close();
   });
 });
