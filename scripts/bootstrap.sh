@@ -14,7 +14,7 @@ SUDO=""
 pkgs=(build-essential cmake pkg-config clang clang-format
       libluajit2-5.1-dev lua-cjson lua-cjson-dev libuv1-dev
       libcurl4-openssl-dev libhiredis-dev libssl-dev
-      lua-busted redis-server wrk nginx-light curl ca-certificates)
+      lua-busted redis-server wrk nginx-light curl ca-certificates prometheus)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -25,8 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # nginx-light starts a system nginx on port 80; the benchmark runs its own.
-  $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
+  # nginx-light and prometheus start system services; we only want their binaries
+  # (the benchmark runs its own nginx; the tests use promtool).
+  for svc in nginx prometheus; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
 fi
 
 # llhttp + yyjson from Debian 13 (trixie) into deps/prefix.

@@ -6,6 +6,7 @@ local async = require "smg.async"
 local smg = {
   api_version = 1,
   version = core.version,
+  stdio_transport = false, -- true under `smg serve --stdio`: stdout carries MCP, not logs
 }
 
 ---------------------------------------------------------------------------- json
@@ -199,11 +200,14 @@ http.header_list = header_list
 
 -- request{method, url, headers = {k = v}, body, timeout (s), max_response (bytes)}
 --   -> {status, headers, body} | nil, err. Yields.
+local active = setmetatable({}, { __mode = "k" }) -- call -> coroutine waiting on it
+
 function http.request(opts)
   local co = async.current()
   local resp = { status = 0, headers = {}, body = nil }
   local chunks = {}
-  local call, err = core.http_request({
+  local call, err
+  call, err = core.http_request({
     method = opts.method or "GET",
     url = opts.url,
     headers = header_list(opts.headers),
@@ -216,6 +220,7 @@ function http.request(opts)
   end, function(chunk)
     chunks[#chunks + 1] = chunk
   end, function(e)
+    if call then active[call] = nil end
     if e then
       async.resume(co, nil, e)
     else
@@ -224,7 +229,21 @@ function http.request(opts)
     end
   end)
   if not call then return nil, err end
+  active[call] = co
   return coroutine.yield()
+end
+
+-- Cancels every request in flight; each waiting caller gets nil, reason. The gateway
+-- calls it last at shutdown so that a plugin's hanging request cannot hold the process.
+function http.cancel_all(reason)
+  local list = {}
+  for c, co in pairs(active) do list[#list + 1] = { c, co } end
+  for _, e in ipairs(list) do
+    active[e[1]] = nil
+    e[1]:cancel()
+    async.resume(e[2], nil, reason or "cancelled")
+  end
+  return #list
 end
 smg.http = http
 

@@ -48,6 +48,8 @@ export function startSmg(configPath, { args = [], env = {} } = {}) {
       env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let logs = '';
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
     const timer = setTimeout(() => reject(new Error(`smg did not start:\n${logs}`)), 10000);
     proc.stderr.on('data', (d) => {
       logs += d;
@@ -56,7 +58,7 @@ export function startSmg(configPath, { args = [], env = {} } = {}) {
         clearTimeout(timer);
         proc.url = m[1];
         resolvePromise({
-          proc, url: m[1], origin: new URL(m[1]).origin, logs: () => logs,
+          proc, url: m[1], origin: new URL(m[1]).origin, logs: () => logs, stdout: () => out,
           stop: (signal = 'SIGTERM', deadlineMs = 10000) => stopProc(proc, signal, deadlineMs, () => logs),
         });
       }

@@ -11,6 +11,7 @@ local Session = require "smg.gateway.session"
 local streams = require "smg.gateway.streams"
 local guardrails = require "smg.gateway.guardrails"
 local plugin_set = require "smg.gateway.plugin_set"
+local plugins = require "smg.plugins"
 local telemetry = require "smg.gateway.telemetry"
 local metrics = require "smg.metrics"
 local reload = require "smg.gateway.reload"
@@ -357,12 +358,17 @@ function Gateway:shutdown(reason)
     while count_inflight(self) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
     local left = count_inflight(self)
     if left > 0 then log.warn(left .. " call(s) still running at the end of the grace period") end
+    for _, p in ipairs(self.plugins.telemetry) do
+      if p.shutdown then plugins.run_hook(p, "shutdown", 5) end
+    end
     for _, s in pairs(self.sessions) do self:remove_session(s, "shutdown") end
     if self.stdio_session then self.stdio_session:close("shutdown") end
     for key, up in pairs(self.pool) do
       up:close()
       self.pool[key] = nil
     end
+    local n = smg.http.cancel_all("smg is shutting down")
+    if n > 0 then log.info(("cancelled %d plugin HTTP request(s) still in flight"):format(n)) end
     for _, sig in ipairs(self.signals or {}) do sig:close() end
     for _, w in ipairs(self.watches or {}) do w:close() end
     if self.reload_timer then self.reload_timer:close() end
@@ -462,6 +468,8 @@ function Gateway.serve(args)
     cfg.apikeys[ephemeral_key] = { project_id = "default_project", user_id = "default_user", disabled = false }
     cfg.ephemeral_key = ephemeral_key
   end
+  -- Telemetry that writes to stdout must not corrupt the MCP stream in stdio mode.
+  smg.stdio_transport = o.stdio == true
   local gw = Gateway.new(cfg)
   local rok, rerr = gw.router.check(gw)
   if not rok then return nil, rerr end

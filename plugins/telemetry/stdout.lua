@@ -1,0 +1,59 @@
+-- Structured JSON lines, one per gateway event (requests with the seed's context fields:
+-- project, user, mcp_config, server, tool, duration, trace ids; upstream restarts;
+-- reloads), secret-looking values masked. Written to stdout, or stderr under
+-- `smg serve --stdio` where stdout is the MCP channel. Lines are buffered and flushed every
+-- flush_interval seconds, so a burst costs one write, not one per event.
+local smg = require "smg"
+
+local M = {
+  name = "stdout",
+  kind = "telemetry",
+  version = "1.0.0",
+  priority = 100,
+  description = "JSON lines on stdout (stderr in stdio mode)",
+  schema = {
+    events = { type = "array", items = { type = "string" }, description = "event names to write (default: all)" },
+    flush_interval = { type = "number", default = 0.2, min = 0 },
+  },
+}
+
+local out, timer, only
+
+local function stream()
+  if not out then
+    out = smg.stdio_transport and io.stderr or io.stdout
+    out:setvbuf("full")
+  end
+  return out
+end
+
+function M.on_event(ev, config)
+  if config.events and not only then
+    only = {}
+    for _, e in ipairs(config.events) do only[e] = true end
+  end
+  if only and not only[ev.event] then return end
+  local line = smg.json.encode(smg.mask_table(ev))
+  if not line then return end
+  local f = stream()
+  f:write(line, "\n")
+  if config.flush_interval == 0 then
+    f:flush()
+  elseif not timer then
+    timer = smg.timer(config.flush_interval, function()
+      timer:close()
+      timer = nil
+      f:flush()
+    end)
+  end
+end
+
+function M.shutdown()
+  if timer then
+    timer:close()
+    timer = nil
+  end
+  if out then out:flush() end
+end
+
+return M
