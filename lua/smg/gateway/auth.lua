@@ -18,7 +18,7 @@ local failures = metrics.counter("smg_auth_failures_total", "Requests refused by
 function M.credentials(req)
   local h = { apikey = req:header("apikey"), ["x-api-key"] = req:header("x-api-key"),
     authorization = req:header("authorization") }
-  return { headers = h, transport = "http", host = req:header("host") },
+  return { headers = h, transport = "http", host = req:header("host"), path = req:path() },
     (h.apikey or "") .. "\0" .. (h["x-api-key"] or "") .. "\0" .. (h.authorization or "")
 end
 
@@ -43,8 +43,13 @@ function M.authenticate(gw, creds, key)
   end
   if type(res) ~= "table" then
     failures:inc(1, "rejected")
-    local challenge = p.challenge and p.challenge(creds, p.config, why) or 'Bearer realm="smg"'
-    return nil, 401, why or "unauthorized", challenge
+    -- A reason may be {message, status}: 403 for a valid token lacking scope (RFC 6750 3.1).
+    local status = 401
+    if type(why) == "table" then status, why = tonumber(why.status) or 401, why.message end
+    why = why and tostring(why) or "unauthorized"
+    local ok2, challenge = true, 'Bearer realm="smg"'
+    if p.challenge then ok2, challenge = pcall(p.challenge, creds, p.config, why) end
+    return nil, status, why, ok2 and challenge or 'Bearer realm="smg"'
   end
   if key and set == gw.plugins then
     local cache = set.auth_cache

@@ -349,7 +349,7 @@ function M.authenticate_then_dispatch(gw, req, method, creds, key)
   if not identity then
     log.warn(("refused request from %s: %s"):format(req:peer(), why))
     return respond(req, status, error_body(rpc.SERVER_ERROR, "Unauthorized: " .. why),
-      status == 401 and { ["WWW-Authenticate"] = challenge } or nil)
+      (status == 401 or status == 403) and { ["WWW-Authenticate"] = challenge } or nil)
   end
   local ok, e = xpcall(M.dispatch, debug.traceback, gw, req, method, identity)
   if not ok then
