@@ -115,6 +115,8 @@ local function num(v)
   if v == math.huge then return "+Inf" end
   if v ~= v then return "NaN" end
   if v == math.floor(v) and math.abs(v) < 1e15 then return ("%d"):format(v) end
+  local short = ("%.15g"):format(v)
+  if tonumber(short) == v then return short end
   return ("%.17g"):format(v)
 end
 

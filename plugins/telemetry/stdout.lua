@@ -1,7 +1,7 @@
 -- Structured JSON lines, one per gateway event (requests with the seed's context fields:
 -- project, user, mcp_config, server, tool, duration, trace ids; upstream restarts;
 -- reloads), secret-looking values masked. Written to stdout, or stderr under
--- `smg serve --stdio` where stdout is the MCP channel. Lines are buffered and flushed every
+-- `smg serve --stdio` where stdout is the MCP channel, or appended to a file (path). Lines are buffered and flushed every
 -- flush_interval seconds, so a burst costs one write, not one per event.
 local smg = require "smg"
 
@@ -14,14 +14,19 @@ local M = {
   schema = {
     events = { type = "array", items = { type = "string" }, description = "event names to write (default: all)" },
     flush_interval = { type = "number", default = 0.2, min = 0 },
+    path = { type = "string", description = "append to this file instead of stdout" },
   },
 }
 
 local out, timer, only
 
-local function stream()
+local function stream(config)
   if not out then
-    out = smg.stdio_transport and io.stderr or io.stdout
+    if config.path then
+      out = assert(io.open(config.path, "a"))
+    else
+      out = smg.stdio_transport and io.stderr or io.stdout
+    end
     out:setvbuf("full")
   end
   return out
@@ -35,7 +40,7 @@ function M.on_event(ev, config)
   if only and not only[ev.event] then return end
   local line = smg.json.encode(smg.mask_table(ev))
   if not line then return end
-  local f = stream()
+  local f = stream(config)
   f:write(line, "\n")
   if config.flush_interval == 0 then
     f:flush()

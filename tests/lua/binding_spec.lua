@@ -47,4 +47,76 @@ describe("smg binding v1", function()
     assert.is_nil(r2)
     assert.is_string(e2)
   end)
+
+  it("encodes base64 both ways and verifies a JWS signature with OpenSSL", function()
+    assert.are.equal("aGk/Pz4+", smg.crypto.b64encode("hi??>>"))
+    assert.are.equal("aGk_Pz4-", smg.crypto.b64url_encode("hi??>>"))
+    assert.are.equal("hi??>>", smg.crypto.b64decode("aGk_Pz4-"))
+    assert.are.equal("hi??>>", smg.crypto.b64decode("aGk/Pz4+"))
+    assert.is_nil(smg.crypto.b64decode("a$b"))
+    assert.are.equal(32, #smg.crypto.hmac_sha256("k", "d"))
+    -- RFC 7515 appendix A.3 (ES256) example.
+    local jwk = { kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+      y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }
+    local input = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    local sig = smg.crypto.b64decode("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q")
+    assert.is_true(smg.crypto.verify_jws("ES256", jwk, input, sig))
+    local ok, why = smg.crypto.verify_jws("ES256", jwk, input .. "x", sig)
+    assert.is_false(ok)
+    assert.are.equal("bad signature", why)
+    ok, why = smg.crypto.verify_jws("HS256", jwk, input, sig)
+    assert.matches("unsupported alg", why)
+  end)
+
+  it("caches values with a TTL", function()
+    smg.cache.set("spec:a", { 1, 2 })
+    assert.are.same({ 1, 2 }, smg.cache.get("spec:a"))
+    smg.cache.set("spec:b", "x", 0.05)
+    assert.are.equal("x", smg.cache.get("spec:b"))
+    smg.sleep(0.08)
+    assert.is_nil(smg.cache.get("spec:b"))
+    smg.cache.del("spec:a")
+    assert.is_nil(smg.cache.get("spec:a"))
+  end)
+
+  it("offers the running config read-only, without API keys", function()
+    smg._set_config({ gateway = { port = 1 }, apikeys = { secret = {} }, plugins = { guardrails = { config = { api_key = "sk-0123456789abcdef" } } } })
+    assert.are.equal(1, smg.config.gateway.port)
+    assert.is_nil(smg.config.apikeys)
+    assert.are.equal("****cdef", smg.config.plugins.guardrails.config.api_key)
+    assert.has_error(function() smg.config.gateway.port = 2 end)
+  end)
+
+  it("cancels plugin HTTP requests in flight", function()
+    local core = require "smg.core"
+    local server = core.http_listen("127.0.0.1", 0, {}, function() end) -- never answers
+    local got
+    smg.spawn(function()
+      local r, e = smg.http.request({ url = "http://127.0.0.1:" .. server:port() .. "/", timeout = 30 })
+      got = { r, e }
+    end)
+    smg.sleep(0.05)
+    assert.are.equal(1, smg.http.cancel_all("stop"))
+    assert.are.same({ nil, "stop" }, got)
+    server:close()
+  end)
+
+  it("watches a directory for changes", function()
+    local core = require "smg.core"
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local seen = {}
+    local w = assert(core.fs_watch(dir, function(name) seen[#seen + 1] = name end))
+    local f = assert(io.open(dir .. "/x.lua", "w"))
+    f:write("return 1")
+    f:close()
+    local deadline = smg.monotime() + 2
+    while #seen == 0 and smg.monotime() < deadline do smg.sleep(0.01) end
+    w:close()
+    assert.are.equal("x.lua", seen[1])
+    local list = core.fs_list(dir)
+    assert.are.same({ { name = "x.lua", type = "file" } }, list)
+    os.execute("rm -rf " .. dir)
+  end)
 end)
