@@ -132,7 +132,8 @@ static EVP_PKEY *ec_key(lua_State *L, int jwk, const char *group, size_t coord) 
 /* JWS ECDSA signatures are r || s; OpenSSL verifies DER. */
 static unsigned char *ecdsa_der(const unsigned char *sig, size_t len, int *der_len) {
   ECDSA_SIG *es = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(sig, (int)(len / 2), NULL), *s = BN_bin2bn(sig + len / 2, (int)(len / 2), NULL);
+  BIGNUM *r = BN_bin2bn(sig, (int)(len / 2), NULL),
+         *s = BN_bin2bn(sig + len / 2, (int)(len / 2), NULL);
   unsigned char *der = NULL;
   *der_len = 0;
   if (es && r && s && ECDSA_SIG_set0(es, r, s)) {
@@ -157,12 +158,18 @@ static int l_verify(lua_State *L) {
   int rsa = 0, pss = 0;
   size_t coord = 0;
   const char *group = NULL;
-  if (!strcmp(alg, "RS256")) md = EVP_sha256(), rsa = 1;
-  else if (!strcmp(alg, "RS384")) md = EVP_sha384(), rsa = 1;
-  else if (!strcmp(alg, "RS512")) md = EVP_sha512(), rsa = 1;
-  else if (!strcmp(alg, "PS256")) md = EVP_sha256(), rsa = 1, pss = 1;
-  else if (!strcmp(alg, "ES256")) md = EVP_sha256(), group = "prime256v1", coord = 32;
-  else if (!strcmp(alg, "ES384")) md = EVP_sha384(), group = "secp384r1", coord = 48;
+  if (!strcmp(alg, "RS256"))
+    md = EVP_sha256(), rsa = 1;
+  else if (!strcmp(alg, "RS384"))
+    md = EVP_sha384(), rsa = 1;
+  else if (!strcmp(alg, "RS512"))
+    md = EVP_sha512(), rsa = 1;
+  else if (!strcmp(alg, "PS256"))
+    md = EVP_sha256(), rsa = 1, pss = 1;
+  else if (!strcmp(alg, "ES256"))
+    md = EVP_sha256(), group = "prime256v1", coord = 32;
+  else if (!strcmp(alg, "ES384"))
+    md = EVP_sha384(), group = "secp384r1", coord = 48;
   else {
     lua_pushboolean(L, 0);
     lua_pushfstring(L, "unsupported alg %s", alg);

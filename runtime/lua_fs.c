@@ -22,7 +22,9 @@ static void on_change(uv_fs_event_t *h, const char *filename, int events, int st
   smg_lua_pcall(w->L, 2, 0, "file watch handler");
 }
 
-static void watch_closed(uv_handle_t *h) { free(h->data); }
+static void watch_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static int watch_close(lua_State *L) {
   lwatch_t **u = luaL_checkudata(L, 1, "smg.watch");

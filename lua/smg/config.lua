@@ -184,14 +184,6 @@ local function expand_servers(doc)
   end
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
-
 -- Where the config comes from: explicit path, $SMG_CONFIG, ~/.smg/config.json, default.
 function M.locate(path)
   if path then return path, false end
@@ -242,7 +234,7 @@ end
 function M.load(opts)
   opts = opts or {}
   local path, is_default = M.locate(opts.path)
-  local text, err = read_file(path)
+  local text, err = smg.read_file(path)
   if not text then return nil, { path .. ": " .. tostring(err) }, path end
   local cfg, list = M.parse(text, path)
   if cfg then

@@ -45,7 +45,24 @@ function json.each_string(v, fn, depth)
   end
   return false
 end
+-- text(v[, sep]): every string value of v joined with sep ("\n"): what a text-based
+-- guardrail API should see of arguments or a result.
+function json.text(v, sep)
+  local parts = {}
+  json.each_string(v, function(s) parts[#parts + 1] = s end)
+  return table.concat(parts, sep or "\n")
+end
 smg.json = json
+
+-- read_file(path) -> contents | nil, err. Synchronous: for load time and small local
+-- files (a JWKS file, a key), never for data on a request's path.
+function smg.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
 
 ---------------------------------------------------------------------------- masking
 local SECRET_KEYS = { "token", "key", "secret", "password", "passwd", "auth", "credential",

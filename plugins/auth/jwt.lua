@@ -36,18 +36,10 @@ local M = {
 
 local keys, keys_at, last_fetch = nil, 0, -math.huge
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local function load_jwks(config)
   local text, err
   if config.jwks_file then
-    text, err = read_file(config.jwks_file)
+    text, err = smg.read_file(config.jwks_file)
   elseif config.jwks_url then
     local resp, herr = smg.http.request({ url = config.jwks_url, timeout = 5, headers = { Accept = "application/json" } })
     if not resp then return nil, "JWKS fetch failed: " .. tostring(herr) end

@@ -20,12 +20,6 @@ local M = {
   },
 }
 
-local function text_of(value)
-  local parts = {}
-  smg.json.each_string(value, function(s) parts[#parts + 1] = s end)
-  return table.concat(parts, "\n")
-end
-
 -- Returns the violations for `text` | nil, err (the gateway then fails closed).
 function M.detect(text, policy, config, mode)
   local key = config.api_key or os.getenv("ENKRYPT_API_KEY")
@@ -57,11 +51,11 @@ local function verdict(v, err)
 end
 
 function M.check_input(call, policy, config)
-  return verdict(M.detect(text_of(call.arguments), policy, config, "prompt"))
+  return verdict(M.detect(smg.json.text(call.arguments), policy, config, "prompt"))
 end
 
 function M.check_output(call, result, policy, config)
-  return verdict(M.detect(text_of(result.content or result), policy, config, "response"))
+  return verdict(M.detect(smg.json.text(result.content or result), policy, config, "response"))
 end
 
 return M

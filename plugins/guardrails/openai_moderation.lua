@@ -19,12 +19,6 @@ local M = {
   },
 }
 
-local function text_of(value)
-  local parts = {}
-  smg.json.each_string(value, function(s) parts[#parts + 1] = s end)
-  return table.concat(parts, "\n")
-end
-
 function M.moderate(text, config)
   local key = config.api_key or os.getenv("OPENAI_API_KEY")
   if not key or key == "" then return nil, "no api_key configured" end
@@ -65,11 +59,11 @@ local function verdict(v, err)
 end
 
 function M.check_input(call, policy, config)
-  return verdict(M.moderate(text_of(call.arguments), config))
+  return verdict(M.moderate(smg.json.text(call.arguments), config))
 end
 
 function M.check_output(call, result, policy, config)
-  return verdict(M.moderate(text_of(result.content or result), config))
+  return verdict(M.moderate(smg.json.text(result.content or result), config))
 end
 
 return M

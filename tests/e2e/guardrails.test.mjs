@@ -107,3 +107,24 @@ test('tool_scan hides a poisoned tool and catches a rug pull', async () => {
     await c.close();
   });
 });
+
+test("the seed's async guardrail modes: input checked alongside the call, output reported after", async () => {
+  const cfg = gatewayConfig([luaServer('s', ECHO, { enable_tool_guardrails: true,
+    input_guardrails_policy: { ...policy(true, ['forbidden']), guardrails: ['keyword', 'sleepy'], additional_config: { keywords: ['forbidden'], seconds: 1 } },
+    output_guardrails_policy: { ...policy(true, ['leak']), guardrails: ['keyword'] } })],
+  { mode: 'aggregate' }, { enkrypt_async_input_guardrails_enabled: true, enkrypt_async_output_guardrails_enabled: true });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const c = await httpClient(gw.url);
+    // A 1 s guardrail and a 1 s tool overlap: well under the 2 s they take in turn.
+    const t0 = Date.now();
+    assert.equal(textOf(await c.callTool({ name: 's__sleep', arguments: { seconds: 1, message: 'slow' } })), 'slept 1s');
+    assert.ok(Date.now() - t0 < 1900, `input check ran alongside the call (${Date.now() - t0} ms)`);
+    const r = await c.callTool({ name: 's__echo', arguments: { message: 'forbidden' } });
+    assert.equal(r.structuredContent.guardrail, 'keyword', 'a violation still replaces the result');
+    // Output: returned at once, the violation reported afterwards.
+    assert.equal(textOf(await c.callTool({ name: 's__echo', arguments: { message: 'a leak' } })), 'a leak');
+    for (let i = 0; i < 50 && !/flagged the output of s\/echo after it was returned/.test(gw.logs()); i++) await sleep(20);
+    assert.match(gw.logs(), /guardrail keyword flagged the output of s\/echo after it was returned/);
+    await c.close();
+  }, { env: { SMG_PLUGIN_PATH: join(FIXTURES, 'plugins') } });
+});

@@ -161,18 +161,59 @@ function Gateway:call_tool(session, spec, up, params, call)
   if call then call.server, call.tool = spec.server_name, params.name end
   if not spec.enable_tool_guardrails then return self:forward(session, up, "tools/call", params, call) end
   local set, timeout = self.plugins, self.timeouts.guardrail_timeout
+  local common = self.cfg.common_mcp_gateway_config
   local info = { server = spec.server_name, name = params.name, arguments = params.arguments or {},
     session_id = session.id, identity = session.identity, state = {} }
-  local blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments)
-  if blocked then return self:guardrail_blocked(call, blocked) end
-  if args ~= params.arguments then
-    params = { name = params.name, arguments = args, _meta = params._meta }
+  local res, err, blocked
+  if common.enkrypt_async_input_guardrails_enabled then
+    res, err, blocked = self:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+    if blocked then return self:guardrail_blocked(call, blocked) end
+  else
+    local args
+    blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments)
+    if blocked then return self:guardrail_blocked(call, blocked) end
+    if args ~= params.arguments then
+      params = { name = params.name, arguments = args, _meta = params._meta }
+    end
+    res, err = self:forward(session, up, "tools/call", params, call)
   end
-  local res, err = self:forward(session, up, "tools/call", params, call)
   if not res then return nil, err end
+  if common.enkrypt_async_output_guardrails_enabled then
+    -- The seed's async output mode: the result goes back now; a violation found later is
+    -- reported (log, metrics, telemetry) but can no longer stop this call.
+    async.spawn(function()
+      local late = guardrails.check(set, timeout, spec, "output", info, res)
+      if late then
+        log.warn(("guardrail %s flagged the output of %s/%s after it was returned (async output mode)"):format(
+          late.structuredContent.guardrail, spec.server_name, tostring(params.name)))
+      end
+    end)
+    return res
+  end
   blocked, res = guardrails.check(set, timeout, spec, "output", info, res)
   if blocked then return self:guardrail_blocked(call, blocked) end
   return res
+end
+
+-- The seed's async input mode: the input check runs while the call is already on its way,
+-- trading redaction (arguments cannot be rewritten any more) for latency; a violation
+-- still replaces the result. Returns res, err, blocked.
+function Gateway:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+  local verdict = async.future()
+  async.spawn(function()
+    verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments) })
+  end)
+  local res, err = self:forward(session, up, "tools/call", params, call)
+  local v = verdict:wait(timeout + 1)
+  if not v then
+    return nil, nil, guardrails.blocked(spec, "input", "async", { "guardrail_timeout" })
+  end
+  if v[1] then return nil, nil, v[1] end
+  if v[2] ~= info.arguments then
+    log.warn(("a guardrail rewrote the arguments of %s/%s, which async input mode cannot apply"):format(
+      spec.server_name, tostring(params.name)))
+  end
+  return res, err, nil
 end
 
 function Gateway:guardrail_blocked(call, blocked)
