@@ -8,31 +8,63 @@ local registry, order = {}, {}
 
 local DEFAULT_BUCKETS = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
 
-local function key_of(n, a, b, c, ...)
-  if n == 0 then return "" end
-  if n == 1 then return tostring(a) end
-  if n == 2 then return tostring(a) .. "\0" .. tostring(b) end
-  local parts = { tostring(a), tostring(b), tostring(c) }
-  for i, v in ipairs({ ... }) do parts[3 + i] = tostring(v) end
-  return table.concat(parts, "\0", 1, n)
-end
-
 local Metric = {}
 Metric.__index = Metric
 
-local function series(m, ...)
-  local k = key_of(m.nlabels, ...)
+local function new_series(m, ...)
+  local values = { ... }
+  for i = 1, m.nlabels do values[i] = tostring(values[i] == nil and "" or values[i]) end
+  local s = { labels = values, value = 0 }
+  if m.buckets then
+    s.counts, s.sum, s.count = {}, 0, 0
+    for i = 1, #m.buckets do s.counts[i] = 0 end
+  end
+  m.list[#m.list + 1] = s
+  return s
+end
+
+-- The series for these label values. Up to two labels it is a nested table lookup with
+-- no string built per update (this runs on every request); more labels join a key.
+local function series(m, a, b, ...)
+  local n = m.nlabels
+  if n == 0 then
+    local s = m.series[1]
+    if not s then
+      s = new_series(m)
+      m.series[1] = s
+    end
+    return s
+  end
+  if a == nil then a = "" end
+  if n == 1 then
+    local s = m.series[a]
+    if not s then
+      s = new_series(m, a)
+      m.series[a] = s
+    end
+    return s
+  end
+  if n == 2 then
+    if b == nil then b = "" end
+    local inner = m.series[a]
+    if not inner then
+      inner = {}
+      m.series[a] = inner
+    end
+    local s = inner[b]
+    if not s then
+      s = new_series(m, a, b)
+      inner[b] = s
+    end
+    return s
+  end
+  local parts = { tostring(a), tostring(b) }
+  for i, v in ipairs({ ... }) do parts[2 + i] = tostring(v) end
+  local k = table.concat(parts, "\0", 1, n)
   local s = m.series[k]
   if not s then
-    local values = { ... }
-    for i = 1, m.nlabels do values[i] = tostring(values[i] == nil and "" or values[i]) end
-    s = { labels = values, value = 0 }
-    if m.buckets then
-      s.counts, s.sum, s.count = {}, 0, 0
-      for i = 1, #m.buckets do s.counts[i] = 0 end
-    end
+    s = new_series(m, a, b, ...)
     m.series[k] = s
-    m.keys[#m.keys + 1] = k
   end
   return s
 end
@@ -81,7 +113,7 @@ local function register(kind, name, help, labels, extra)
     return m
   end
   m = setmetatable({ kind = kind, name = name, help = help or name, labels = labels, nlabels = #labels,
-    series = {}, keys = {} }, Metric)
+    series = {}, list = {} }, Metric)
   for k, v in pairs(extra or {}) do m[k] = v end
   registry[name] = m
   order[#order + 1] = name
@@ -128,8 +160,7 @@ function M.render()
     if m.collect then pcall(m.collect, m) end
     out[#out + 1] = ("# HELP %s %s"):format(name, (m.help:gsub("\\", "\\\\"):gsub("\n", "\\n")))
     out[#out + 1] = ("# TYPE %s %s"):format(name, m.kind)
-    for _, k in ipairs(m.keys) do
-      local s = m.series[k]
+    for _, s in ipairs(m.list) do
       if m.kind == "histogram" then
         local cum = 0
         for i, le in ipairs(m.buckets) do

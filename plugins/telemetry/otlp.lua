@@ -105,8 +105,7 @@ local function metrics_doc(config)
   local out = json.array({})
   for _, m in ipairs(require("smg.metrics").snapshot()) do
     local points = json.array({})
-    for _, k in ipairs(m.keys) do
-      local s = m.series[k]
+    for _, s in ipairs(m.list) do
       local attrs = json.array({})
       for i, l in ipairs(m.labels) do attrs[i] = attr(l, s.labels[i]) end
       local p = { attributes = attrs, startTimeUnixNano = start, timeUnixNano = now }

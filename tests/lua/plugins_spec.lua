@@ -60,4 +60,23 @@ describe("plugin loader", function()
     assert.is_false(ok)
     assert.are.equal("error", res)
   end)
+
+  it("loads a folder plugin from its init.lua, afresh on every load", function()
+    os.execute("mkdir -p " .. dir .. "/guardrails/folder")
+    local f = assert(io.open(dir .. "/guardrails/folder/init.lua", "w"))
+    f:write([[
+      local loads = 0
+      loads = loads + 1
+      return { name = "folder", kind = "guardrail", version = "2.0.0", priority = 1,
+        count = function() return loads end,
+        check_input = function() return { allowed = true } end }
+    ]])
+    f:close()
+    local a = assert(plugins.load("guardrail", "folder", {}))
+    local b = assert(plugins.load("guardrail", "folder", {}))
+    assert.are.equal("2.0.0", a.version)
+    assert.matches("folder/init.lua$", a.path)
+    assert.are_not.equal(a, b, "each load is a new module")
+    assert.are.equal(1, b.count(), "no state carried over from the previous load")
+  end)
 end)
