@@ -57,7 +57,8 @@ fi
 
 # npm packages for the end-to-end tests and the benchmark's peer gateway.
 if [ -f tests/package.json ]; then
-  if [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules ]; then
+  # npm writes node_modules/.package-lock.json last: its absence means no (or a broken) install.
+  if [ ! -f tests/node_modules/.package-lock.json ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
     (cd tests && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
