@@ -62,13 +62,19 @@ function M.check(set, timeout, spec, direction, call, value)
         ok, res = plugins.run_hook(p, hook, timeout, call, value, policy, p.config)
       end
       checks:observe(smg.monotime() - t0, p.name, direction)
+      if ok and (type(res) ~= "table" or (res.violations ~= nil and type(res.violations) ~= "table")) then
+        log.error(("guardrail %s: %s returned %s, not a verdict table"):format(p.name, hook, type(res)))
+        ok, res = false, "error"
+      end
       if not ok then
         if not fail_open then return M.blocked(spec, direction, p.name, { "guardrail_" .. res }) end
         log.warn(("guardrail %s %s on %s/%s; allowed (on_error = allow)"):format(p.name, res, spec.server_name,
           tostring(call.name)))
-      elseif type(res) == "table" then
+      else
         if res.allowed == false then
+          -- A refusal that names nothing still refuses.
           local types = block_types(res.violations, policy)
+          if not res.violations or #res.violations == 0 then types = { "policy_violation" } end
           if #types > 0 then
             log.warn(("guardrail %s blocked %s of %s/%s: %s"):format(p.name, direction, spec.server_name,
               tostring(call.name), table.concat(types, ", ")))
