@@ -12,7 +12,7 @@ usage: smg <command> [options]
                            run the gateway (HTTP on 127.0.0.1:8000/mcp by default)
   run FILE.lua [args...]   run a Lua script with the smg binding (example MCP servers)
   test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
-  config validate [PATH]   check a config file and report every problem with its path
+  config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
   config show [PATH]       print the effective config (defaults applied, secrets masked)
   version                  print the version
 
@@ -91,6 +91,13 @@ function commands.config(args)
     return core.set_exit_code(1)
   end
   if verb == "validate" then
+    -- The plugins the config names must load too (what a reload would refuse).
+    local _, perrs = require("smg.gateway.plugin_set").build(cfg)
+    if #perrs > 0 then
+      io.stderr:write("smg: ", source, ": plugins that do not load:\n")
+      for _, e in ipairs(perrs) do io.stderr:write("  ", e, "\n") end
+      return core.set_exit_code(1)
+    end
     io.stdout:write(source, ": ok\n")
     for _, w in ipairs(errs or {}) do io.stderr:write("warning: ", w, "\n") end
   else
