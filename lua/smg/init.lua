@@ -141,6 +141,8 @@ smg.secure_equal = core.secure_equal
 
 ---------------------------------------------------------------------------- cache, metrics, crypto
 smg.cache = require "smg.cache"
+-- redis.new{host, port, password, db, timeout} -> client; client:call("GET", k) yields.
+smg.redis = { new = function(opts) return require("smg.redis").new(opts) end }
 
 -- counter(name, help, labels) / gauge(...) / histogram(name, help, labels, buckets):
 -- registered once, shown on GET /metrics. m:inc(n, label values...), m:set(v, ...),

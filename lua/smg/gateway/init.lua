@@ -68,6 +68,7 @@ function Gateway:apply(cfg, set)
   self.router = require(ROUTERS[self.mode])
   self.generation = self.generation + 1
   smg._set_config(cfg)
+  smg.cache.configure(cfg.common_mcp_gateway_config)
   self.has_telemetry = #set.telemetry > 0
 end
 
@@ -408,6 +409,7 @@ function Gateway:shutdown(reason)
       up:close()
       self.pool[key] = nil
     end
+    smg.cache.close()
     local n = smg.http.cancel_all("smg is shutting down")
     if n > 0 then log.info(("cancelled %d plugin HTTP request(s) still in flight"):format(n)) end
     for _, sig in ipairs(self.signals or {}) do sig:close() end

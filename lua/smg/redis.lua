@@ -1,0 +1,110 @@
+-- A Redis client whose calls yield: one connection (hiredis on the loop, runtime/
+-- lua_redis.c), AUTH and SELECT on connect, reconnection with backoff, and a timeout on
+-- every call. While Redis is down calls fail at once with "redis unavailable" instead of
+-- queueing, so callers can fall back (smg.cache does) and nothing piles up.
+local core = require "smg.core"
+local async = require "smg.async"
+local log = require("smg").log
+
+local Redis = {}
+Redis.__index = Redis
+
+local BACKOFF_MIN, BACKOFF_MAX = 0.1, 5
+
+-- opts: host, port, password, db, timeout (s)
+function Redis.new(opts)
+  return setmetatable({ host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
+    db = opts.db or 0, timeout = opts.timeout or 5, state = "idle", backoff = BACKOFF_MIN, waiters = {},
+    retry_at = 0 }, Redis)
+end
+
+local function settle(self, ok, err)
+  local waiters = self.waiters
+  self.waiters = {}
+  for _, f in ipairs(waiters) do f:set(ok, err) end
+end
+
+local function down(self, why)
+  if self.state ~= "down" and not self.closed then
+    log.warn(("redis %s:%d unavailable: %s"):format(self.host, self.port, tostring(why)))
+  end
+  self.state = "down"
+  self.conn = nil
+  self.retry_at = core.hrtime() + self.backoff
+  self.backoff = math.min(self.backoff * 2, BACKOFF_MAX)
+  settle(self, nil, why)
+end
+
+-- Sends `argv` on the raw connection; cb(value | nil, err).
+local function raw(self, argv, cb)
+  local ok, err = self.conn:command(argv, cb)
+  if not ok then cb(nil, err) end
+end
+
+local function connect(self)
+  self.state = "connecting"
+  local conn, err
+  conn, err = core.redis_connect(self.host, self.port, function(cerr)
+    if cerr then return down(self, cerr) end
+    -- AUTH and SELECT before anyone else may send.
+    local steps = {}
+    if self.password and self.password ~= "" then steps[#steps + 1] = { "AUTH", self.password } end
+    if self.db ~= 0 then steps[#steps + 1] = { "SELECT", tostring(self.db) } end
+    local i = 0
+    local function next_step(_, serr)
+      if serr then
+        conn:close()
+        return down(self, serr)
+      end
+      i = i + 1
+      if steps[i] then return raw(self, steps[i], next_step) end
+      self.state, self.backoff = "ready", BACKOFF_MIN
+      log.info(("redis %s:%d connected"):format(self.host, self.port))
+      settle(self, true)
+    end
+    next_step()
+  end, function(derr)
+    if self.conn == conn then down(self, derr or "connection closed") end
+  end)
+  if not conn then return down(self, err) end
+  self.conn = conn
+end
+
+-- Waits until the connection is usable. Returns true | nil, err.
+function Redis:ready()
+  if self.state == "ready" then return true end
+  if self.closed then return nil, "redis client closed" end
+  if self.state == "down" and core.hrtime() < self.retry_at then return nil, "redis unavailable" end
+  if self.state ~= "connecting" then connect(self) end
+  if self.state == "ready" then return true end
+  if self.state == "down" then return nil, "redis unavailable" end
+  local f = async.future()
+  self.waiters[#self.waiters + 1] = f
+  local ok, err = f:wait(self.timeout)
+  if not ok then return nil, err == "timeout" and "redis connect timed out" or (err or "redis unavailable") end
+  return true
+end
+
+-- call("GET", key) -> value (false for a missing key) | nil, err. Yields.
+function Redis:call(...)
+  local ok, err = self:ready()
+  if not ok then return nil, err end
+  local f = async.future()
+  raw(self, { ... }, function(v, e) f:set(v, e) end)
+  local v, e = f:wait(self.timeout)
+  if v == nil and e == "timeout" then return nil, "redis call timed out" end
+  return v, e
+end
+
+function Redis:close()
+  self.closed = true
+  if self.conn then
+    local c = self.conn
+    self.conn = nil
+    c:close()
+  end
+  self.state = "down"
+  settle(self, nil, "redis client closed")
+end
+
+return Redis

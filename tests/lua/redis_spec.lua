@@ -1,0 +1,119 @@
+-- The Redis client and the Redis-backed smg.cache against a real redis-server on a random
+-- loopback port: AUTH and SELECT, replies, hashed keys, TTLs, and losing Redis mid-run
+-- (calls are answered locally, then Redis is used again once it is back).
+local Redis = require "smg.redis"
+local smg = require "smg"
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+local port = 20000 + tonumber(smg.random_hex(2), 16) % 20000
+
+local function start_redis()
+  assert(os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --requirepass s3cret-pass "
+    .. "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log"):format(port, dir, dir, dir)) == 0)
+  local deadline = smg.monotime() + 5
+  local probe = Redis.new({ port = port, password = "s3cret-pass", timeout = 1 })
+  while smg.monotime() < deadline do
+    if probe:call("PING") == "PONG" then break end
+    probe = Redis.new({ port = port, password = "s3cret-pass", timeout = 1 })
+    smg.sleep(0.05)
+  end
+  probe:close()
+end
+
+local function stop_redis()
+  local f = io.open(dir .. "/redis.pid")
+  if f then
+    local pid = f:read("*n")
+    f:close()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    local deadline = smg.monotime() + 5
+    while smg.monotime() < deadline and os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0 do smg.sleep(0.02) end
+  end
+end
+
+describe("redis", function()
+  setup(start_redis)
+  teardown(function()
+    smg.cache.close()
+    stop_redis()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("authenticates, selects the db and converts replies", function()
+    local r = Redis.new({ port = port, password = "s3cret-pass", db = 3 })
+    assert.are.equal("PONG", r:call("PING"))
+    assert.are.equal("OK", r:call("SET", "k", "v"))
+    assert.are.equal("v", r:call("GET", "k"))
+    assert.is_false(r:call("GET", "missing"))
+    assert.are.equal(2, r:call("RPUSH", "list", "a", 42))
+    assert.are.same({ "a", "42" }, r:call("LRANGE", "list", 0, -1))
+    local v, err = r:call("NOSUCHCOMMAND")
+    assert.is_nil(v)
+    assert.matches("unknown command", err)
+    local other = Redis.new({ port = port, password = "s3cret-pass" })
+    assert.is_false(other:call("GET", "k"), "db 0 does not see db 3")
+    local bad = Redis.new({ port = port, password = "wrong" })
+    v, err = bad:call("PING")
+    assert.is_nil(v)
+    assert.matches("WRONGPASS", err)
+    r:close()
+    other:close()
+  end)
+
+  it("fails fast when nobody listens", function()
+    local r = Redis.new({ port = 1, timeout = 1 })
+    local t0 = smg.monotime()
+    local v, err = r:call("PING")
+    assert.is_nil(v)
+    assert.is_string(err)
+    assert.is_true(smg.monotime() - t0 < 1)
+    v, err = r:call("PING")
+    assert.are.equal("redis unavailable", err, "no reconnect storm within the backoff")
+    r:close()
+  end)
+
+  it("backs smg.cache with hashed keys and TTLs, and survives losing Redis", function()
+    smg.cache.configure({ enkrypt_mcp_use_external_cache = true, enkrypt_cache_host = "127.0.0.1",
+      enkrypt_cache_port = port, enkrypt_cache_db = 1, enkrypt_cache_password = "s3cret-pass",
+      timeout_settings = { cache_timeout = 1 } })
+    smg.cache.set("tool_scan:pin:github:create_issue", { hash = "abc" })
+    assert.are.same({ hash = "abc" }, smg.cache.get("tool_scan:pin:github:create_issue"))
+    assert.are.equal("redis", smg.cache.stats().backend)
+    local raw = Redis.new({ port = port, password = "s3cret-pass", db = 1 })
+    local keys = raw:call("KEYS", "*")
+    assert.are.equal(1, #keys)
+    assert.matches("^smg:cache:%x+$", keys[1], "identifiers are hashed, as the seed does")
+    smg.cache.set("short", "lived", 0.05)
+    assert.are.equal("lived", smg.cache.get("short"))
+    smg.sleep(0.1)
+    assert.is_nil(smg.cache.get("short"))
+    smg.cache.set("n", 42)
+    assert.are.equal(42, smg.cache.get("n"))
+    smg.cache.del("n")
+    assert.is_nil(smg.cache.get("n"))
+    raw:close()
+
+    -- Redis goes away: calls are answered locally, promptly, and counted.
+    stop_redis()
+    smg.cache.set("during", "outage")
+    assert.are.equal("outage", smg.cache.get("during"))
+    local m = require("smg.metrics").get("smg_cache_backend_errors_total")
+    assert.is_true(m.series.set.value >= 1)
+
+    -- And comes back: the cache uses it again after the backoff.
+    start_redis()
+    local deadline = smg.monotime() + 10
+    local back = false
+    while smg.monotime() < deadline and not back do
+      smg.cache.set("after", "restart")
+      back = smg.cache.stats().redis_state == "ready"
+      if not back then smg.sleep(0.1) end
+    end
+    assert.is_true(back)
+    raw = Redis.new({ port = port, password = "s3cret-pass", db = 1 })
+    assert.are.equal(1, #raw:call("KEYS", "*"))
+    raw:close()
+  end)
+end)
