@@ -158,3 +158,17 @@ test('100 reloads under continuous load fail no call', async () => {
     await c.close();
   }, { env: { SMG_PLUGIN_PATH: `${dir}:${PLUGINS}` } });
 });
+
+test('a plugin that calls os.exit fails its own call, not the gateway', async () => {
+  const cfg = gatewayConfig([
+    luaServer('bad', ECHO, { enable_tool_guardrails: true, input_guardrails_policy: policy({ guardrails: ['exiter'] }) }),
+    luaServer('good', ECHO)], { mode: 'aggregate' });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const c = await httpClient(gw.url);
+    const r = await c.callTool({ name: 'bad__echo', arguments: { message: 'x' } });
+    assert.deepEqual(r.structuredContent.violations, ['guardrail_error']);
+    assert.equal(textOf(await c.callTool({ name: 'good__echo', arguments: { message: 'still here' } })), 'still here');
+    assert.match(gw.logs(), /os\.exit is not available inside the gateway/);
+    await c.close();
+  }, { env: { SMG_PLUGIN_PATH: PLUGINS } });
+});

@@ -513,6 +513,11 @@ function Gateway.serve(args)
   end
   -- Telemetry that writes to stdout must not corrupt the MCP stream in stdio mode.
   smg.stdio_transport = o.stdio == true
+  -- A plugin must not be able to end the gateway: os.exit becomes an error it can catch
+  -- (and the hook runner logs). smg itself stops through core.stop.
+  os.exit = function()
+    error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
+  end
   local gw = Gateway.new(cfg)
   local rok, rerr = gw.router.check(gw)
   if not rok then return nil, rerr end

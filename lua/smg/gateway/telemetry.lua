@@ -32,7 +32,11 @@ for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/
 function M.register_gauges(gw)
   metrics.gauge("smg_sessions", "Open client sessions", {}, function(m) m:set(gw.nsessions) end)
   metrics.gauge("smg_upstreams_pending_calls", "Calls waiting on an upstream", { "server" }, function(m)
-    for _, up in pairs(gw.pool) do m:set(up.npending or 0, up.name) end
+    for _, s in ipairs(m.list) do s.value = 0 end -- a server that left the config reads 0
+    for _, up in pairs(gw.pool) do
+      local s = m.series[up.name]
+      m:set((s and s.value or 0) + (up.npending or 0), up.name)
+    end
   end)
   metrics.gauge("smg_config_generation", "Config versions loaded since start (1 + successful reloads)", {},
     function(m) m:set(gw.generation) end)
@@ -85,7 +89,8 @@ function M.request_done(gw, session, method, call, elapsed, err)
     event = "request", timestamp = smg.now(), level = err and "error" or "info",
     method = method, status = status, duration_ms = elapsed * 1000,
     gateway = gw.cfg.gateway.server_name, session_id = session.id,
-    project_id = id.project_id, user_id = id.user_id, mcp_config_id = session.config_id or gw.default_config_id,
+    project_id = id.project_id, project_name = id.project_name, user_id = id.user_id, email = id.email,
+    mcp_config_id = session.config_id or gw.default_config_id, request_id = call and call.id,
     server_name = call and call.server, tool_name = call and call.tool, guardrail = call and call.blocked,
     error_code = err and err.code, error = err and err.message,
   }
