@@ -26,6 +26,15 @@ local function fingerprint(spec)
     c.headers or {}, spec.sharing, spec.oauth_config or json.null }) or ""
 end
 
+-- Closes an upstream once its calls in flight are done (or the tool timeout passed).
+local function retire(gw, up)
+  async.spawn(function()
+    local deadline = smg.monotime() + gw.timeouts.tool_execution_timeout
+    while (up.npending or 0) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
+    up:close()
+  end)
+end
+
 -- Upstreams whose server left the config or changed are taken out of the pool (new calls
 -- get a fresh one) and closed once their in-flight calls are done.
 local function retire_changed(gw, old_cfg)
@@ -34,11 +43,7 @@ local function retire_changed(gw, old_cfg)
     if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
       gw.pool[key] = nil
       log.info(("upstream %s changed in the config: starting the new one, retiring the old"):format(up.name))
-      async.spawn(function()
-        local deadline = smg.monotime() + gw.timeouts.tool_execution_timeout
-        while (up.npending or 0) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
-        up:close()
-      end)
+      retire(gw, up)
       if spec and spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
     else
       -- Same process, new policy and tool lists: the client reads its spec from here.
@@ -50,7 +55,7 @@ local function retire_changed(gw, old_cfg)
       local spec = gw:server(s.config_id, name)
       if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
         s.upstreams[name] = nil
-        up:close()
+        retire(gw, up)
       else
         up.spec = spec
       end
