@@ -152,12 +152,22 @@ local function num(v)
   return ("%.17g"):format(v)
 end
 
--- The whole registry in the Prometheus text exposition format.
-function M.render()
-  local out = {}
+-- Every metric, gauges freshly collected: { {name, kind, help, labels, list = {series}} }.
+function M.snapshot()
+  local list = {}
   for _, name in ipairs(order) do
     local m = registry[name]
     if m.collect then pcall(m.collect, m) end
+    list[#list + 1] = m
+  end
+  return list
+end
+
+-- The whole registry in the Prometheus text exposition format.
+function M.render()
+  local out = {}
+  for _, m in ipairs(M.snapshot()) do
+    local name = m.name
     out[#out + 1] = ("# HELP %s %s"):format(name, (m.help:gsub("\\", "\\\\"):gsub("\n", "\\n")))
     out[#out + 1] = ("# TYPE %s %s"):format(name, m.kind)
     for _, s in ipairs(m.list) do
@@ -177,17 +187,6 @@ function M.render()
   end
   out[#out + 1] = ""
   return table.concat(out, "\n")
-end
-
--- Every series as plain data (for OTLP export): { {name, kind, help, labels, series} }.
-function M.snapshot()
-  local list = {}
-  for _, name in ipairs(order) do
-    local m = registry[name]
-    if m.collect then pcall(m.collect, m) end
-    list[#list + 1] = m
-  end
-  return list
 end
 
 return M
