@@ -416,6 +416,7 @@ function Gateway:shutdown(reason)
     for _, w in ipairs(self.watches or {}) do w:close() end
     if self.reload_timer then self.reload_timer:close() end
     if self.stdio_session then core.stdio_close() end
+    if prof and prof ~= "" then require("jit.p").stop() end
     log.info("stopped")
   end)
 end
@@ -488,6 +489,8 @@ local function serve_stdio(gw)
 end
 
 -- `smg serve`.
+local prof = os.getenv("SMG_JIT_PROFILE")
+
 function Gateway.serve(args)
   local okp, o = pcall(parse_args, args)
   if not okp then return nil, o end
@@ -517,6 +520,10 @@ function Gateway.serve(args)
   -- (and the hook runner logs). smg itself stops through core.stop.
   os.exit = function()
     error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
+  end
+  if prof and prof ~= "" then
+    -- Developer knob: LuaJIT's sampling profiler (jit.p) until shutdown, e.g. "Fl" or "fv".
+    require("jit.p").start(prof, os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt")
   end
   local gw = Gateway.new(cfg)
   local rok, rerr = gw.router.check(gw)
