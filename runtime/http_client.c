@@ -5,7 +5,9 @@
  *
  * Calls may be cancelled from inside their own callbacks, where curl forbids removing the
  * easy handle; such calls are only marked, made to fail their next write, and cleaned up
- * after curl_multi_socket_action returns. */
+ * after curl_multi_socket_action returns. Likewise a call started from inside a callback
+ * (a coroutine resumed by a streamed response that makes its next request) is added to the
+ * multi handle only once curl has returned. */
 #include "http_client.h"
 
 #include <curl/curl.h>
@@ -22,6 +24,7 @@ struct smg_http_client_s {
   uv_timer_t timer;
   int in_action;
   smg_http_call_t *doomed; /* cancelled inside a callback, cleaned up afterwards */
+  smg_http_call_t *to_add; /* started inside a callback, added afterwards */
   smg_http_call_t *calls;  /* every call not yet freed */
 };
 
@@ -35,7 +38,7 @@ struct smg_http_call_s {
   size_t received, max_response;
   int headers_sent;
   int cancelled;
-  smg_http_call_t *next_doomed;
+  smg_http_call_t *next_doomed, *next_add;
   smg_http_call_t *prev, *next;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -70,13 +73,30 @@ static void reap_doomed(smg_http_client_t *c) {
   }
 }
 
+static void add_deferred(smg_http_client_t *c) {
+  while (c->to_add) {
+    smg_http_call_t *call = c->to_add;
+    c->to_add = call->next_add;
+    if (call->cancelled) continue; /* on the doomed list; freed there */
+    CURLMcode mc = curl_multi_add_handle(c->multi, call->easy);
+    if (mc != CURLM_OK) {
+      call->cancelled = 1;
+      if (call->cbs.on_done) call->cbs.on_done(call, curl_multi_strerror(mc), call->data);
+      call_free(call);
+    }
+  }
+}
+
 static void socket_action(smg_http_client_t *c, curl_socket_t fd, int ev) {
   int running;
   c->in_action++;
   curl_multi_socket_action(c->multi, fd, ev, &running);
   check_done(c);
   c->in_action--;
-  if (!c->in_action) reap_doomed(c);
+  if (!c->in_action) {
+    add_deferred(c);
+    reap_doomed(c);
+  }
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -162,6 +182,7 @@ static void on_timer_closed(uv_handle_t *h) {
 void smg_http_client_free(smg_http_client_t *c) {
   /* Every call still running is abandoned without callbacks. */
   c->doomed = NULL;
+  c->to_add = NULL;
   while (c->calls) call_free(c->calls);
   curl_multi_cleanup(c->multi); /* closes sockets: socket_cb REMOVE closes the polls */
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -264,7 +285,13 @@ int smg_http_call_start(smg_http_client_t *c, const smg_http_call_opts_t *o,
   for (const char *const *p = o->headers; p && *p; p++) h = curl_slist_append(h, *p);
   call->headers = h;
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-  CURLMcode mc = curl_multi_add_handle(c->multi, e);
+  CURLMcode mc = CURLM_OK;
+  if (c->in_action) {
+    call->next_add = c->to_add;
+    c->to_add = call;
+  } else {
+    mc = curl_multi_add_handle(c->multi, e);
+  }
   if (mc != CURLM_OK) {
     snprintf(err, errlen, "curl: %s", curl_multi_strerror(mc));
     curl_easy_cleanup(e);

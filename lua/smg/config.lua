@@ -45,6 +45,9 @@ local server_schema = obj({
     cwd = str(nil),
     url = str(nil, { pattern = "^https?://", pattern_desc = "an http:// or https:// URL" }),
     headers = { type = "object", values = { type = "string" }, default = {} },
+    -- Remote transport: unset tries Streamable HTTP and falls back to the 2024-11-05
+    -- HTTP+SSE transport when initialize is refused with 400/404/405.
+    transport = str(nil, { enum = { "streamable_http", "sse" } }),
   }, { required = true, default = nil, unknown = "warn", check = function(c)
     if (c.command == nil) == (c.url == nil) then return "exactly one of command (stdio) or url (Streamable HTTP) is required" end
   end }),

@@ -6,6 +6,7 @@
 local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
+local Legacy = require "smg.upstream.sse_legacy"
 local json = smg.json
 local log = smg.log
 
@@ -38,7 +39,9 @@ function Client.new(spec, opts)
     last_error = nil,
     stats = { calls = 0, errors = 0, timeouts = 0, restarts = 0 },
   }, Client)
-  if spec.config.url then
+  if spec.config.url and spec.config.transport == "sse" then
+    self.transport = Legacy.new(self)
+  elseif spec.config.url then
     self.transport = require("smg.upstream.http").new(self)
   else
     self.transport = require("smg.upstream.stdio").new(self)
@@ -47,7 +50,8 @@ function Client.new(spec, opts)
 end
 
 function Client:describe()
-  return { name = self.name, state = self.state, transport = self.spec.config.url and "http" or "stdio",
+  return { name = self.name, state = self.state,
+    transport = self.spec.config.url and (self.transport.endpoint ~= nil and "sse" or "http") or "stdio",
     pid = self.transport.pid and self.transport:pid() or nil, restarts = self.stats.restarts,
     last_error = self.last_error, server_info = self.init and self.init.serverInfo }
 end
@@ -141,30 +145,46 @@ function Client:start()
   local attempt = async.future()
   self.attempt = attempt
   async.spawn(function()
-    local ok, err = self.transport:open()
-    if ok then
-      local t = self.timeouts and self.timeouts.discovery_timeout or 20
-      local res, e = raw_call(self, "initialize", {
-        protocolVersion = self.protocol_version,
-        capabilities = client_capabilities(self),
-        clientInfo = CLIENT_INFO,
-      }, nil, t)
-      if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
-      if res and type(res) == "table" and res.protocolVersion then
-        self.init = res
-        self.transport:initialized(res)
-        self:notify("notifications/initialized", nil)
-        self.state = "ready"
-        self.backoff = 0.25
-        self.last_error = nil
-        log.info(("upstream %s ready (%s %s, protocol %s)"):format(self.name,
-          tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
-          res.protocolVersion))
-        attempt:set(true)
-        if self.gw then self.gw:on_upstream_ready(self) end
-        return
+    local err
+    for _ = 1, 2 do
+      local res, e, status
+      local ok, oerr = self.transport:open()
+      if ok then
+        local t = self.timeouts and self.timeouts.discovery_timeout or 20
+        res, e = raw_call(self, "initialize", {
+          protocolVersion = self.protocol_version,
+          capabilities = client_capabilities(self),
+          clientInfo = CLIENT_INFO,
+        }, nil, t)
+        if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
+        if res and type(res) == "table" and res.protocolVersion then
+          self.init = res
+          self.transport:initialized(res)
+          self:notify("notifications/initialized", nil)
+          self.state = "ready"
+          self.backoff = 0.25
+          self.last_error = nil
+          log.info(("upstream %s ready (%s %s, protocol %s)"):format(self.name,
+            tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
+            res.protocolVersion))
+          attempt:set(true)
+          if self.gw then self.gw:on_upstream_ready(self) end
+          return
+        end
+        err = e and e.message or "invalid initialize result"
+        status = e and type(e.data) == "table" and e.data.status
+      else
+        err = oerr
       end
-      err = e and e.message or "invalid initialize result"
+      -- The spec's backwards-compatibility rule: a server that refuses the initialize
+      -- POST with 400/404/405 may be a 2024-11-05 HTTP+SSE server.
+      if not ((status == 400 or status == 404 or status == 405) and self.spec.config.url
+        and not self.spec.config.transport and getmetatable(self.transport) ~= Legacy) then
+        break
+      end
+      log.info(("upstream %s answered HTTP %d to initialize; trying the HTTP+SSE transport"):format(self.name, status))
+      self.transport:close()
+      self.transport = Legacy.new(self)
     end
     log.error(("upstream %s failed to start: %s"):format(self.name, tostring(err)))
     self.transport:close()
