@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything smg needs to build, test and benchmark on Debian 12, idempotently:
-#  1. Debian packages (skipped when all are already installed);
+#  1. Debian packages (skipped when all are already installed; libclang-rt-14-dev holds
+#     libFuzzer and the sanitizer runtimes, only recommended by clang);
 #  2. llhttp and yyjson, which Debian 12 lacks, unpacked from Debian 13's .debs into
 #     deps/prefix (a private apt state: the system's package sources are never touched);
 #  3. the npm packages the end-to-end tests use (tests/package.json, pinned by its lockfile).
@@ -11,7 +12,7 @@ cd "$root"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-pkgs=(build-essential cmake pkg-config clang clang-format
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libluajit2-5.1-dev lua-cjson lua-cjson-dev libuv1-dev
       libcurl4-openssl-dev libhiredis-dev libssl-dev
       lua-busted redis-server wrk nginx-light curl ca-certificates prometheus)

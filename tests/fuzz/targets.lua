@@ -1,0 +1,59 @@
+-- The Lua-side fuzz entry points (tests/fuzz/fuzz_lua.c calls one per input). Each must
+-- accept any bytes without raising: parsers answer bad input with nil, err.
+local smg = require "smg"
+local json = smg.json
+local rpc = require "smg.mcp.jsonrpc"
+local sse = require "smg.sse"
+local config = require "smg.config"
+
+local M = {}
+
+local function same(a, b, depth)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b or (a ~= a and b ~= b) end
+  if json.is_array(a) ~= json.is_array(b) or depth > 200 then return false end
+  for k, v in pairs(a) do if not same(v, b[k], depth + 1) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- Decode, and whatever decodes must encode and decode back to the same value (object key
+-- order is not kept: Lua tables have none).
+function M.json(data)
+  local v = json.decode(data)
+  if v == nil then return end
+  local a = assert(json.encode(v))
+  local w = assert(json.decode(a), "re-decoding our own encoding failed")
+  assert(same(v, w, 0), "a value changed through encode + decode")
+end
+
+-- The envelope checks every inbound message goes through, and the replies we build.
+function M.jsonrpc(data)
+  local v = json.decode(data)
+  if v == nil then return end
+  local list = json.is_array(v) and v or { v }
+  for _, m in ipairs(list) do
+    local kind = rpc.kind(m)
+    if kind == "request" then
+      assert(rpc.error(m.id, rpc.INVALID_PARAMS, "x"))
+    end
+  end
+  rpc.negotiate(type(v) == "table" and v.protocolVersion or data)
+end
+
+-- Fed in two pieces at every split a byte suggests, like a network would.
+function M.sse(data)
+  local split = #data > 0 and (data:byte(1) % (#data + 1)) or 0
+  local events = 0
+  local p = sse.parser(function() events = events + 1 end, 4096)
+  p:feed(data:sub(1, split))
+  p:feed(data:sub(split + 1))
+end
+
+-- The whole config pipeline: decode, ${VAR} expansion, schema validation, cross checks.
+function M.config(data)
+  local cfg, errs = config.parse(data, "fuzz")
+  assert(cfg ~= nil or (type(errs) == "table" and #errs > 0), "a refused config must say why")
+end
+
+return M
