@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { ECHO, FAULTY, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf, sleep } from './helpers.mjs';
+import { join } from 'node:path';
+import { ECHO, FAULTY, FIXTURES, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf, sleep } from './helpers.mjs';
 
 const cfg = () => writeConfig(gatewayConfig([luaServer('echo', ECHO), luaServer('faulty', FAULTY)], { mode: 'aggregate' }));
 
@@ -44,4 +45,26 @@ test('list_changed from an upstream refreshes the aggregated list and reaches th
     await client.close();
     await watcher.close();
   });
+});
+
+test('an HTTP upstream GET stream that drops is resumed with Last-Event-ID', async () => {
+  const { spawn } = await import('node:child_process');
+  const fixture = spawn(process.execPath, [join(FIXTURES, 'servers/dropping_get.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve) => fixture.stdout.once('data', (d) => resolve(String(d).trim())));
+  try {
+    const cfg = gatewayConfig([{ server_name: 'up', config: { url } }], { mode: 'aggregate' });
+    await withGateway(writeConfig(cfg), async (gw) => {
+      const c = await httpClient(gw.url);
+      assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ['up__noop']);
+      let seen = [];
+      for (let i = 0; i < 100 && seen.length < 3; i++) {
+        seen = await (await fetch(url.replace('/mcp', '/seen'))).json();
+        if (seen.length < 3) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(seen.slice(0, 3), [null, 'ev-1', 'ev-2']);
+      await c.close();
+    });
+  } finally {
+    fixture.kill();
+  }
 });

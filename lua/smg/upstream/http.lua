@@ -20,6 +20,7 @@ end
 function Http:open()
   self.open_ = true
   self.session_id = nil
+  self.get_last_id = nil -- event ids belong to one upstream session
   return true
 end
 
@@ -122,11 +123,16 @@ function Http:_open_get(delay)
   local parser = sse.parser(function(data) deliver(self, data, nil) end)
   local ok_status = false
   local call
-  call = core.http_request({ method = "GET", url = c.spec.config.url, headers = headers(self, nil), timeout_ms = 0 },
+  -- Resume where the last stream stopped, so events sent while we reconnected arrive.
+  local extra = self.get_last_id and { "Last-Event-ID: " .. self.get_last_id } or nil
+  call = core.http_request({ method = "GET", url = c.spec.config.url, headers = headers(self, extra), timeout_ms = 0 },
     function(st, raw)
       ok_status = st == 200
     end, function(chunk)
-      if ok_status then parser:feed(chunk) end
+      if ok_status then
+        parser:feed(chunk)
+        if parser.last_id then self.get_last_id = parser.last_id end
+      end
     end, function(e)
       if self.get ~= call then return end
       self.get = nil
