@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a while from the
 # seed corpus in tests/fuzz/corpus: the HTTP server over real connections, and the JSON
-# binding, JSON-RPC envelope, SSE and config parsers inside the real Lua VM. A crash
+# binding, JSON-RPC envelope, SSE and config parsers and the text-scanning guardrails inside
+# the real Lua VM (a slow input, -timeout, counts as a failure). A crash
 # leaves its input in build-fuzz/crashes/ and fails the run.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 30 s, every target)
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$root"
 secs=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http json jsonrpc sse config)
+[ ${#targets[@]} -gt 0 ] || targets=(http json jsonrpc sse config guardrails)
 
 CC=clang cmake -S . -B build-fuzz -DSMG_FUZZ=ON -DSMG_ASAN=ON -DSMG_UBSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j"$(nproc)" > build-fuzz/build.log 2>&1 || { cat build-fuzz/build.log; exit 1; }
@@ -23,7 +24,7 @@ for t in "${targets[@]}"; do
   work=build-fuzz/corpus/$t
   mkdir -p "$work"
   log=build-fuzz/fuzz_$t.log
-  if ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=8192 -timeout=10 \
+  if ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=8192 -timeout=5 \
       -artifact_prefix=build-fuzz/crashes/"$t"- "$work" tests/fuzz/corpus/"$t" > "$log" 2>&1; then
     echo "fuzz $t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log" | tail -1), no crash"
   else

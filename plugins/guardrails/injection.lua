@@ -18,7 +18,9 @@ local M = {
   },
 }
 
--- { category, weight, pattern (on lower-cased text) }
+-- { category, weight, pattern (on lower-cased text)[, lead = literal] }. A rule with an
+-- unbounded run in the middle has a `lead`: it is tried only where the literal occurs,
+-- on the next WINDOW bytes, so a crafted payload cannot make matching quadratic.
 local RULES = {
   { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*previous%s+instructions" },
   { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*prior%s+instructions" },
@@ -41,8 +43,8 @@ local RULES = {
   { "prompt_injection", 0.5, "pretend%s+to%s+be" },
   { "prompt_injection", 0.5, "act%s+as%s+an?%s+unrestricted" },
   { "command_injection", 1, "[;&|]%s*rm%s+%-[rf]+" },
-  { "command_injection", 1, "curl%s+[^|]*|%s*%a*sh" },
-  { "command_injection", 1, "wget%s+[^|]*|%s*%a*sh" },
+  { "command_injection", 1, "curl%s+[^|]*|%s*%a*sh", lead = "curl" },
+  { "command_injection", 1, "wget%s+[^|]*|%s*%a*sh", lead = "wget" },
   { "command_injection", 1, "%$%(%s*[%a/]" },
   { "command_injection", 1, "`%s*[%a/][^`]*`" },
   { "command_injection", 1, "[;&|]%s*nc%s+%-e" },
@@ -66,6 +68,21 @@ local RULES = {
   { "sql_injection", 0.6, "sleep%s*%(%s*%d+%s*%)" },
 }
 
+local WINDOW, MAX_LEADS = 256, 200
+
+local function matches(lower, r)
+  if not r.lead then return lower:find(r[3]) ~= nil end
+  local init, n = 1, 0
+  while n < MAX_LEADS do
+    local at = lower:find(r.lead, init, true)
+    if not at then return false end
+    if lower:sub(at, at + WINDOW - 1):find("^" .. r[3]) then return true end
+    init, n = at + 1, n + 1
+  end
+  return false
+end
+M.matches = matches
+
 local function enabled(config)
   if not config.categories then return nil end
   local set = {}
@@ -82,7 +99,7 @@ function M.scan(value, config, policy)
   smg.json.each_string(value, function(s)
     local lower = s:lower()
     for _, r in ipairs(RULES) do
-      if (not only or only[r[1]]) and lower:find(r[3]) then score[r[1]] = (score[r[1]] or 0) + r[2] end
+      if (not only or only[r[1]]) and matches(lower, r) then score[r[1]] = (score[r[1]] or 0) + r[2] end
     end
   end)
   local violations = {}

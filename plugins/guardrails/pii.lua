@@ -69,7 +69,19 @@ local DETECTORS = {
     "xox[baprs]%-[%w%-]+",                           -- Slack
     "AIza[%w_%-][%w_%-][%w_%-][%w_%-][%w_%-]+",      -- Google
   }, check = function(s) return #s >= 20 end },
-  { type = "email", patterns = { "[%w%.%%%+%-_]+@[%w%-]+%.[%w%.%-]*%a%a" } },
+  { type = "email", find = function(text, init)
+    -- From each "@" outwards: a pattern that starts with the local part would rescan the
+    -- same run of word characters from every position (quadratic on long words).
+    while true do
+      local at = text:find("@", init, true)
+      if not at then return nil end
+      local a = at
+      while a > 1 and at - a < 64 and text:sub(a - 1, a - 1):match("[%w%.%%%+%-_]") do a = a - 1 end
+      local domain = a < at and text:match("^[%w%-]+%.[%w%.%-]*%a%a", at + 1)
+      if domain then return a, at + #domain end
+      init = at + 1
+    end
+  end },
   { type = "iban", patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
   { type = "credit_card", patterns = { "%d[%d%s%-]+%d" }, check = function(s)
     local d = digits_of(s)
@@ -98,31 +110,44 @@ local function wanted(config)
   return set
 end
 
--- Finds PII in `text`: list of {type, from, to}, non-overlapping, in text order.
+-- Finds PII in `text`: list of {type, from, to}, non-overlapping, in text order. Every
+-- detector collects its candidates in one pass; one sort and one sweep then settle
+-- overlaps, so the cost stays O(n log n) in the number of candidates however much PII a
+-- payload carries.
 local function find_all(text, only)
-  local hits, taken = {}, {}
-  local function free(a, b)
-    for _, h in ipairs(taken) do if a <= h[2] and b >= h[1] then return false end end
-    return true
-  end
-  for _, d in ipairs(DETECTORS) do
+  local cands = {}
+  for rank, d in ipairs(DETECTORS) do
     if not only or only[d.type] then
-      for _, pat in ipairs(d.patterns) do
+      for _, pat in ipairs(d.patterns or { false }) do
         local init = 1
         while true do
-          local a, b = text:find(pat, init)
+          local a, b
+          if d.find then a, b = d.find(text, init) else a, b = text:find(pat, init) end
           if not a then break end
-          local s = text:sub(a, b)
-          if (not d.check or d.check(s)) and free(a, b) then
-            hits[#hits + 1] = { type = d.type, from = a, to = b }
-            taken[#taken + 1] = { a, b }
+          if not d.check or d.check(text:sub(a, b)) then
+            cands[#cands + 1] = { type = d.type, from = a, to = b, rank = rank }
           end
           init = b + 1
         end
       end
     end
   end
-  table.sort(hits, function(x, y) return x.from < y.from end)
+  table.sort(cands, function(x, y)
+    if x.from ~= y.from then return x.from < y.from end
+    return x.rank < y.rank
+  end)
+  -- Overlapping candidates merge into one span (so no part of any detected value is left
+  -- behind), named by the strongest detector among them.
+  local hits = {}
+  for _, c in ipairs(cands) do
+    local last = hits[#hits]
+    if not last or c.from > last.to then
+      hits[#hits + 1] = { type = c.type, from = c.from, to = c.to, rank = c.rank }
+    else
+      if c.to > last.to then last.to = c.to end
+      if c.rank < last.rank then last.type, last.rank = c.type, c.rank end
+    end
+  end
   return hits
 end
 M.find_all = find_all

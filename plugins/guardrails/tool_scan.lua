@@ -30,9 +30,26 @@ local SUSPICIOUS = {
   { "credential_access", "~/%.ssh" }, { "credential_access", "id_rsa" }, { "credential_access", "%.env%f[%W]" },
   { "credential_access", "/etc/passwd" }, { "credential_access", "api[_%s]?keys?" }, { "credential_access", "credentials" },
   { "credential_access", "mcp%.json" },
-  { "exfiltration", "send%s+[%w%s]*%s+to%s+https?://" }, { "exfiltration", "https?://[%w%.%-]+/[%w%./%-_?=&]*" },
-  { "exfiltration", "upload%s+[%w%s]*%s+to" }, { "exfiltration", "base64%s*encode" }, { "exfiltration", "webhook" },
+  { "exfiltration", "send%s+[%w%s]*%s+to%s+https?://", lead = "send" },
+  { "exfiltration", "https?://[%w%.%-]+/[%w%./%-_?=&]*" },
+  { "exfiltration", "upload%s+[%w%s]*%s+to", lead = "upload" }, { "exfiltration", "base64%s*encode" },
+  { "exfiltration", "webhook" },
 }
+
+-- A rule with a `lead` literal is tried only where it occurs, on a bounded window: an
+-- unbounded run inside a pattern must not make a crafted description quadratic.
+local WINDOW, MAX_LEADS = 256, 200
+local function matches(lower, r)
+  if not r.lead then return lower:find(r[2]) ~= nil end
+  local init, n = 1, 0
+  while n < MAX_LEADS do
+    local at = lower:find(r.lead, init, true)
+    if not at then return false end
+    if lower:sub(at, at + WINDOW - 1):find("^" .. r[2]) then return true end
+    init, n = at + 1, n + 1
+  end
+  return false
+end
 
 -- Zero-width, bidi controls, tags block: text a model reads and a human does not see.
 local INVISIBLE = {
@@ -73,7 +90,7 @@ function M.inspect(tool)
   json.each_string({ tool.description, tool.title, tool.inputSchema, tool.annotations }, function(s)
     local lower = s:lower()
     for _, r in ipairs(SUSPICIOUS) do
-      if not seen[r[1]] and lower:find(r[2]) then
+      if not seen[r[1]] and matches(lower, r) then
         seen[r[1]] = true
         reasons[#reasons + 1] = r[1]
       end

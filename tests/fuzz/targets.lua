@@ -57,4 +57,26 @@ function M.config(data)
   assert(cfg ~= nil or (type(errs) == "table" and #errs > 0), "a refused config must say why")
 end
 
+-- The text-scanning guardrails on arbitrary strings: they must not raise, and pii's
+-- redaction must leave no detected value behind.
+local pii = dofile(require("smg.core").paths and select(2, require("smg.core").paths()) .. "/plugins/guardrails/pii.lua")
+local injection = dofile(select(2, require("smg.core").paths()) .. "/plugins/guardrails/injection.lua")
+local tool_scan = dofile(select(2, require("smg.core").paths()) .. "/plugins/guardrails/tool_scan.lua")
+function M.guardrails(data)
+  local call = { arguments = { q = data }, state = {} }
+  local v = pii.check_input(call, { additional_config = {} }, { action = "redact" })
+  if v.redacted then
+    local again = pii.find_all(v.redacted.q)
+    for _, h in ipairs(again) do
+      local s = v.redacted.q:sub(h.from, h.to)
+      assert(s:match("^<%u[%u_]*_%d+>$") or not pii.find_all(s)[1], "redaction left a value behind")
+    end
+    local back = pii.check_output(call, { text = v.redacted.q }, { additional_config = {} }, { action = "redact" })
+    assert(back.redacted.text == data or #pii.find_all(data) > 0, "restore changed clean text")
+  end
+  injection.scan({ data }, { threshold = 1 }, {})
+  tool_scan.inspect({ name = "t", description = data })
+  tool_scan.fingerprint({ name = data, description = data })
+end
+
 return M

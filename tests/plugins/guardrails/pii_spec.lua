@@ -65,4 +65,19 @@ describe("pii guardrail", function()
     assert.are.equal("<EMAIL_1> 123-45-6789", res.redacted.q)
     assert.is_nil(plugins.load("guardrail", "pii", { types = { "shoe_size" } }))
   end)
+
+  it("covers every part of overlapping finds (found by the fuzzer)", function()
+    local call = { arguments = { q = "card 4111 1111 1111 1111b@example.com" }, state = {} }
+    local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
+    assert.are.equal("card <EMAIL_1>", res.redacted.q, "no digits of the card are left behind")
+  end)
+
+  it("stays linear on crafted payloads (long word runs, dotted digits)", function()
+    -- Each of these took seconds to minutes with a pattern that rescans runs.
+    for _, text in ipairs({ string.rep("AB12", 50000), string.rep("1.", 100000), string.rep("x", 200000) .. "@" }) do
+      local call = { arguments = { q = text }, state = {} }
+      local ok = plugins.run_hook(p, "check_input", 5, call, { additional_config = {} }, p.config)
+      assert.is_true(ok)
+    end
+  end)
 end)
