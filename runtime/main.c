@@ -3,12 +3,16 @@
  * The loop then runs until nothing is left to do or a subcommand stops it. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 #include "loop.h"
 #include "lua_vm.h"
+#include "sandbox.h"
 
 int main(int argc, char **argv) {
+  /* The upstream launcher runs before anything else exists: it only confines and execs. */
+  if (argc > 1 && strcmp(argv[1], "sandbox-exec") == 0) return smg_sandbox_exec(argc, argv);
   signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error return, not a death */
   smg_loop_t loop;
   int rc = smg_loop_init(&loop, argv[0]);

@@ -58,6 +58,16 @@ local server_schema = obj({
   oauth_config = { type = "object", unknown = "allow" },
   -- smg's own keys
   sharing = str("shared", { enum = { "shared", "per_session" } }),
+  -- Confinement of a stdio server (runtime/sandbox.c); absent: none.
+  sandbox = { type = "object", unknown = "error", fields = {
+    no_new_privileges = bool(true),
+    network = bool(true),
+    memory_mb = int(nil, 16),
+    open_files = int(nil, 16),
+    processes = int(nil, 1),
+    cpu_seconds = int(nil, 1),
+    file_size_mb = int(nil, 1),
+  } },
   allow_tools = str_array(),
   deny_tools = str_array(),
   max_restarts = int(100, 0),

@@ -23,7 +23,8 @@ local reloads = metrics.counter("smg_reloads_total", "Config and plugin reloads 
 local function fingerprint(spec)
   local c = spec.config
   return json.encode({ c.command or json.null, c.args or {}, c.env or {}, c.cwd or json.null, c.url or json.null,
-    c.headers or {}, spec.sharing, spec.oauth_config or json.null }) or ""
+    c.headers or {}, spec.sharing, spec.oauth_config or json.null, spec.sandbox or json.null,
+    c.transport or json.null }) or ""
 end
 
 -- Closes an upstream once its calls in flight are done (or the tool timeout passed).

@@ -55,13 +55,37 @@ local function resolve(command)
   return command
 end
 
+-- The command line, through `smg sandbox-exec` when the server has a sandbox: limits are
+-- applied in the child before the real server is exec'ed (runtime/sandbox.c).
+local function command_line(spec)
+  local cfg = spec.config
+  local sb = spec.sandbox
+  if not sb then return resolve(cfg.command), cfg.args end
+  local exe = core.paths()
+  local args = { "sandbox-exec" }
+  if sb.no_new_privileges then args[#args + 1] = "--no-new-privs" end
+  if sb.network == false then args[#args + 1] = "--no-network" end
+  for key, opt in pairs({ memory_mb = "--memory-mb", open_files = "--open-files", processes = "--processes",
+    cpu_seconds = "--cpu-seconds", file_size_mb = "--file-size-mb" }) do
+    if sb[key] then
+      args[#args + 1] = opt
+      args[#args + 1] = tostring(sb[key])
+    end
+  end
+  args[#args + 1] = "--"
+  args[#args + 1] = resolve(cfg.command)
+  for _, a in ipairs(cfg.args or {}) do args[#args + 1] = a end
+  return exe, args
+end
+
 function Stdio:open()
   local c = self.client
   local cfg = c.spec.config
+  local file, args = command_line(c.spec)
   local proc, err
   proc, err = core.spawn({
-    file = resolve(cfg.command),
-    args = cfg.args,
+    file = file,
+    args = args,
     env = env_list(cfg.env),
     cwd = cfg.cwd,
     max_line = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
