@@ -172,3 +172,22 @@ test('a plugin that calls os.exit fails its own call, not the gateway', async ()
     await c.close();
   }, { env: { SMG_PLUGIN_PATH: PLUGINS } });
 });
+
+test('a folder plugin created while smg runs is picked up, and so are edits inside it', async () => {
+  const dir = pluginDir();
+  const cfg = gatewayConfig([luaServer('s', ECHO, { enable_tool_guardrails: true,
+    input_guardrails_policy: policy({ guardrails: ['my_policy'] }) })], { mode: 'aggregate', reload_debounce: 0.02 });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const c = await httpClient(gw.url);
+    const folder = join(dir, 'guardrails', 'my_policy');
+    mkdirSync(folder);
+    await sleep(100); // the folder alone: a reload that still fails closed
+    saveFile(join(folder, 'init.lua'), blockingPlugin('secret'));
+    await waitFor(async () => !(await c.callTool({ name: 's__echo', arguments: { message: 'hi' } })).isError, 'the folder plugin');
+    assert.equal((await c.callTool({ name: 's__echo', arguments: { message: 'secret' } })).structuredContent.guardrail, 'my_policy');
+    saveFile(join(folder, 'init.lua'), blockingPlugin('password', 70));
+    await waitFor(async () => (await c.callTool({ name: 's__echo', arguments: { message: 'password' } })).isError,
+      'the edit inside the folder');
+    await c.close();
+  }, { env: { SMG_PLUGIN_PATH: dir } });
+});

@@ -69,6 +69,7 @@ local FIXED = { "host", "port", "path", "mode", "passthrough_server", "metrics_p
 
 -- Loads and validates the next version. Returns true | nil, errors (a list).
 function M.run(gw, why)
+  if gw.watched then M.watch(gw) end -- a folder plugin may have appeared
   local old = gw.cfg
   local cfg, list = config.load({ path = old.is_default and nil or old.source })
   if not cfg then
@@ -130,14 +131,20 @@ local function dirname(p)
 end
 
 -- Watches the config file's directory (editors replace files by rename, which a watch on
--- the file itself would lose) and every plugin kind directory, plus folder plugins.
+-- the file itself would lose) and every plugin kind directory, plus folder plugins; called
+-- again after each reload so a folder plugin created meanwhile is watched too.
 function M.watch(gw)
-  local watches = {}
+  gw.watches = gw.watches or {}
+  gw.watched = gw.watched or {}
   local function add(dir, filter)
+    if gw.watched[dir] then return end
     local w = core.fs_watch(dir, function(name)
       if filter(name) then M.request(gw, "changed: " .. name) end
     end)
-    if w then watches[#watches + 1] = w end
+    if w then
+      gw.watched[dir] = true
+      gw.watches[#gw.watches + 1] = w
+    end
   end
   if not gw.cfg.is_default then
     local base = gw.cfg.source:match("([^/]+)$")
@@ -152,8 +159,7 @@ function M.watch(gw)
       end
     end
   end
-  gw.watches = watches
-  return #watches
+  return #gw.watches
 end
 
 return M
