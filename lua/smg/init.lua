@@ -54,6 +54,23 @@ function json.text(v, sep)
 end
 smg.json = json
 
+-- find_near(text, lead, pattern[, window]) -> true | false: whether `pattern` matches
+-- right at one of the (first 200) plain occurrences of `lead`, within `window` (256)
+-- bytes. For patterns with an unbounded run in the middle, which text:find would retry
+-- from every position: quadratic on crafted input.
+function smg.find_near(text, lead, pattern, window)
+  window = window or 256
+  local anchored = "^" .. pattern
+  local init = 1
+  for _ = 1, 200 do
+    local at = text:find(lead, init, true)
+    if not at then return false end
+    if text:sub(at, at + window - 1):find(anchored) then return true end
+    init = at + 1
+  end
+  return false
+end
+
 -- read_file(path) -> contents | nil, err. Synchronous: for load time and small local
 -- files (a JWKS file, a key), never for data on a request's path.
 function smg.read_file(path)

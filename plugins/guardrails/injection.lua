@@ -19,8 +19,8 @@ local M = {
 }
 
 -- { category, weight, pattern (on lower-cased text)[, lead = literal] }. A rule with an
--- unbounded run in the middle has a `lead`: it is tried only where the literal occurs,
--- on the next WINDOW bytes, so a crafted payload cannot make matching quadratic.
+-- unbounded run in the middle has a `lead`: it is tried only where the literal occurs
+-- (smg.find_near), so a crafted payload cannot make matching quadratic.
 local RULES = {
   { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*previous%s+instructions" },
   { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*prior%s+instructions" },
@@ -68,20 +68,10 @@ local RULES = {
   { "sql_injection", 0.6, "sleep%s*%(%s*%d+%s*%)" },
 }
 
-local WINDOW, MAX_LEADS = 256, 200
-
 local function matches(lower, r)
-  if not r.lead then return lower:find(r[3]) ~= nil end
-  local init, n = 1, 0
-  while n < MAX_LEADS do
-    local at = lower:find(r.lead, init, true)
-    if not at then return false end
-    if lower:sub(at, at + WINDOW - 1):find("^" .. r[3]) then return true end
-    init, n = at + 1, n + 1
-  end
-  return false
+  if r.lead then return smg.find_near(lower, r.lead, r[3]) end
+  return lower:find(r[3]) ~= nil
 end
-M.matches = matches
 
 local function enabled(config)
   if not config.categories then return nil end

@@ -36,19 +36,11 @@ local SUSPICIOUS = {
   { "exfiltration", "webhook" },
 }
 
--- A rule with a `lead` literal is tried only where it occurs, on a bounded window: an
+-- A rule with a `lead` literal is tried only where it occurs (smg.find_near): an
 -- unbounded run inside a pattern must not make a crafted description quadratic.
-local WINDOW, MAX_LEADS = 256, 200
 local function matches(lower, r)
-  if not r.lead then return lower:find(r[2]) ~= nil end
-  local init, n = 1, 0
-  while n < MAX_LEADS do
-    local at = lower:find(r.lead, init, true)
-    if not at then return false end
-    if lower:sub(at, at + WINDOW - 1):find("^" .. r[2]) then return true end
-    init, n = at + 1, n + 1
-  end
-  return false
+  if r.lead then return smg.find_near(lower, r.lead, r[2]) end
+  return lower:find(r[2]) ~= nil
 end
 
 -- Zero-width, bidi controls, tags block: text a model reads and a human does not see.
