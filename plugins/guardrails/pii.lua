@@ -193,23 +193,32 @@ local function scan(value, call, policy, config, restore)
     if restore and next(vault.by_placeholder) then
       s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
     end
-    local hits = find_all(s, only)
-    if restore then
+    local function pending(text)
+      local hits = find_all(text, only)
+      if not restore then return hits end
       -- Values we put back are the caller's own; only new PII counts on output.
       local fresh = {}
       for _, h in ipairs(hits) do
-        if not vault.by_value[s:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
+        if not vault.by_value[text:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
       end
-      hits = fresh
+      return fresh
     end
+    local hits = pending(s)
     if #hits == 0 then return s end
-    for _, h in ipairs(hits) do
-      if not seen[h.type] then
-        seen[h.type] = true
-        violations[#violations + 1] = { type = "pii", detail = h.type }
+    -- Redacting can expose a value a greedy candidate had hidden (a phone number whose run
+    -- reached into an email), so scan again until nothing is left (a few passes at most).
+    for _ = 1, 4 do
+      for _, h in ipairs(hits) do
+        if not seen[h.type] then
+          seen[h.type] = true
+          violations[#violations + 1] = { type = "pii", detail = h.type }
+        end
       end
+      s = redact(s, hits, vault)
+      hits = pending(s)
+      if #hits == 0 then break end
     end
-    return redact(s, hits, vault)
+    return s
   end)
   return out, violations
 end

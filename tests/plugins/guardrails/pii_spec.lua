@@ -72,6 +72,12 @@ describe("pii guardrail", function()
     assert.are.equal("card <EMAIL_1>", res.redacted.q, "no digits of the card are left behind")
   end)
 
+  it("rescans after redacting, so a value a longer candidate hid is caught (found by the fuzzer)", function()
+    local call = { arguments = { q = "card 4111 1111 1112 1111b@example.com" }, state = {} }
+    local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
+    assert.are.equal("card <PHONE_1> <EMAIL_1>", res.redacted.q)
+  end)
+
   it("stays linear on crafted payloads (long word runs, dotted digits)", function()
     -- Each of these took seconds to minutes with a pattern that rescans runs.
     for _, text in ipairs({ string.rep("AB12", 50000), string.rep("1.", 100000), string.rep("x", 200000) .. "@" }) do
