@@ -64,7 +64,8 @@ static void on_client_closed(uv_handle_t *h) {
 
 static void finish(client_t *c) {
   if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_client_closed);
-  if (!uv_is_closing((uv_handle_t *)&c->deadline)) uv_close((uv_handle_t *)&c->deadline, on_client_closed);
+  if (!uv_is_closing((uv_handle_t *)&c->deadline))
+    uv_close((uv_handle_t *)&c->deadline, on_client_closed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -79,7 +80,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) finish(s->data); /* the server closed: done */
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status) { (void)req, (void)status; }
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req, (void)status;
+}
 
 static void on_written(uv_write_t *req, int status) {
   client_t *c = req->data;
@@ -96,7 +99,9 @@ static void on_connected(uv_connect_t *req, int status) {
   uv_write(&c->write, (uv_stream_t *)&c->tcp, &c->buf, 1, on_written);
 }
 
-static void on_deadline(uv_timer_t *t) { finish(t->data); }
+static void on_deadline(uv_timer_t *t) {
+  finish(t->data);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   client_t *c = calloc(1, sizeof(*c));
