@@ -90,29 +90,9 @@ function M.load(kind, name, config)
 end
 
 -- Runs hook `fn(...)` in its own coroutine and waits at most `timeout` seconds.
--- Returns ok, result | false, reason ("error: ..." or "timeout").
+-- Returns true, r1, r2 (the hook's first two results) | false, reason ("error" or
+-- "timeout"); an auth hook's two results are identity | nil, reason.
 function M.run_hook(plugin, hook, timeout, ...)
-  local f = async.future()
-  local args, n = { ... }, select("#", ...)
-  async.spawn(function()
-    local ok, res = xpcall(plugin[hook], debug.traceback, unpack(args, 1, n))
-    f:set(ok, res)
-  end)
-  local ok, res = f:wait(timeout)
-  if ok == nil and res == "timeout" then
-    log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
-    return false, "timeout"
-  end
-  if not ok then
-    log.error(("plugin %s: %s failed: %s"):format(plugin.name, hook, tostring(res)))
-    return false, "error"
-  end
-  return true, res
-end
-
--- Like run_hook, for hooks that return two values (identity | nil, reason).
--- Returns true, r1, r2 | false, reason.
-function M.run_hook_multi(plugin, hook, timeout, ...)
   local f = async.future()
   local args, n = { ... }, select("#", ...)
   async.spawn(function()

@@ -36,7 +36,7 @@ function M.authenticate(gw, creds, key)
     return nil, 503, "authentication is unavailable"
   end
   local p = set.auth
-  local ok, res, why = plugins.run_hook_multi(p, "authenticate", gw.timeouts.auth_timeout, creds, p.config, gw.cfg)
+  local ok, res, why = plugins.run_hook(p, "authenticate", gw.timeouts.auth_timeout, creds, p.config, gw.cfg)
   if not ok then
     failures:inc(1, res)
     return nil, 503, "authentication failed: " .. tostring(res)

@@ -73,7 +73,7 @@ describe("jwt auth", function()
     return c
   end
   local function verify(tok)
-    local ok, res, why = plugins.run_hook_multi(p, "authenticate", 2, { headers = { authorization = "Bearer " .. tok } },
+    local ok, res, why = plugins.run_hook(p, "authenticate", 2, { headers = { authorization = "Bearer " .. tok } },
       p.config, { mcp_configs = {} })
     assert.is_true(ok)
     return res, why

@@ -13,7 +13,7 @@ describe("local_apikey auth", function()
     mcp_configs = { c1 = {} },
   }
   local function auth(headers, transport)
-    local ok, id, why = plugins.run_hook_multi(p, "authenticate", 1, { headers = headers, transport = transport or "http" }, p.config, gw)
+    local ok, id, why = plugins.run_hook(p, "authenticate", 1, { headers = headers, transport = transport or "http" }, p.config, gw)
     assert.is_true(ok)
     return id, why
   end
@@ -41,11 +41,11 @@ describe("local_apikey auth", function()
 
   it("reads the key from the environment in stdio mode only", function()
     local q = assert(plugins.load("auth", "local_apikey", { env_var = "HOME" }))
-    local ok, id, why = plugins.run_hook_multi(q, "authenticate", 1, { headers = {}, transport = "stdio" }, q.config, gw)
+    local ok, id, why = plugins.run_hook(q, "authenticate", 1, { headers = {}, transport = "stdio" }, q.config, gw)
     assert.is_true(ok)
     assert.is_nil(id)
     assert.are.equal("invalid API key", why) -- $HOME is not a key: read, compared, refused
-    ok, id, why = plugins.run_hook_multi(q, "authenticate", 1, { headers = {}, transport = "http" }, q.config, gw)
+    ok, id, why = plugins.run_hook(q, "authenticate", 1, { headers = {}, transport = "http" }, q.config, gw)
     assert.matches("missing API key", why)
   end)
 end)
