@@ -26,11 +26,17 @@ function json.is_array(t)
   return type(t) == "table" and getmetatable(t) == core.json_array_mt
 end
 -- map_strings(v, fn) -> a copy of v with every string value (not keys) replaced by
--- fn(s); guardrails use it to scan or rewrite arguments and results.
+-- fn(s); guardrails use it to scan or rewrite arguments and results. A value nested
+-- deeper than MAX_WALK (beyond anything smg.json.decode returns) raises instead of being
+-- skipped: a scanner that stopped early would let deep values through unseen.
+local MAX_WALK = 1024
+local function too_deep() error("value nested deeper than " .. MAX_WALK .. " levels", 0) end
+
 function json.map_strings(v, fn, depth)
   depth = depth or 0
   if type(v) == "string" then return fn(v) end
-  if type(v) ~= "table" or depth > 64 then return v end
+  if type(v) ~= "table" then return v end
+  if depth > MAX_WALK then too_deep() end
   local out = {}
   for k, x in pairs(v) do out[k] = json.map_strings(x, fn, depth + 1) end
   return setmetatable(out, getmetatable(v))
@@ -39,7 +45,8 @@ end
 function json.each_string(v, fn, depth)
   depth = depth or 0
   if type(v) == "string" then return fn(v) == true end
-  if type(v) ~= "table" or depth > 64 then return false end
+  if type(v) ~= "table" then return false end
+  if depth > MAX_WALK then too_deep() end
   for _, x in pairs(v) do
     if json.each_string(x, fn, depth + 1) then return true end
   end
