@@ -51,7 +51,7 @@ end
 
 function Client:describe()
   return { name = self.name, state = self.state,
-    transport = self.spec.config.url and (self.transport.endpoint ~= nil and "sse" or "http") or "stdio",
+    transport = getmetatable(self.transport) == Legacy and "sse" or self.spec.config.url and "http" or "stdio",
     pid = self.transport.pid and self.transport:pid() or nil, restarts = self.stats.restarts,
     last_error = self.last_error, server_info = self.init and self.init.serverInfo }
 end
@@ -264,6 +264,20 @@ function Client:_down(why)
     wait:set(self.attempt)
   end)
   self.restart_timer = t
+end
+
+-- Called by the HTTP transports with a JSON body or SSE event: one message or a batch.
+function Client:on_payload(text, related)
+  local msg = json.decode(text)
+  if type(msg) ~= "table" then
+    log.warn(("upstream %s sent invalid JSON"):format(self.name))
+    return
+  end
+  if json.is_array(msg) then
+    for _, m in ipairs(msg) do self:on_message(m, related) end
+  else
+    self:on_message(msg, related)
+  end
 end
 
 -- Called by the transport for every message from the upstream. `related` is the entry of

@@ -6,7 +6,6 @@
 local smg = require "smg"
 local core = require "smg.core"
 local sse = require "smg.sse"
-local json = smg.json
 local log = smg.log
 
 local Http = {}
@@ -41,19 +40,6 @@ local function traceparent(entry)
   return "traceparent: " .. require("smg.gateway.telemetry").traceparent(call)
 end
 
-local function deliver(self, body, entry)
-  local msg = json.decode(body)
-  if type(msg) ~= "table" then
-    log.warn(("upstream %s sent invalid JSON"):format(self.client.name))
-    return
-  end
-  if json.is_array(msg) then
-    for _, m in ipairs(msg) do self.client:on_message(m, entry) end
-  else
-    self.client:on_message(msg, entry)
-  end
-end
-
 -- POSTs one message; entry is the pending request it carries (nil for notifications and
 -- responses). Returns true at once; the reply arrives through callbacks.
 function Http:send(line, entry)
@@ -72,7 +58,7 @@ function Http:send(line, entry)
     is_sse = ctype:find("text/event-stream", 1, true) ~= nil
     if entry and entry.method == "initialize" and h["mcp-session-id"] then self.session_id = h["mcp-session-id"] end
     if is_sse and status == 200 then
-      parser = sse.parser(function(data) deliver(self, data, entry) end)
+      parser = sse.parser(function(data) c:on_payload(data, entry) end)
     end
   end, function(chunk)
     if parser then
@@ -100,7 +86,7 @@ function Http:send(line, entry)
     if not parser then
       local body = table.concat(chunks)
       if ctype:find("application/json", 1, true) and body ~= "" then
-        deliver(self, body, entry)
+        c:on_payload(body, entry)
       end
     end
     -- A request that got no answer at all (an HTTP error without a JSON-RPC body, or a
@@ -120,7 +106,7 @@ end
 function Http:_open_get(delay)
   if not self.open_ or self.get then return end
   local c = self.client
-  local parser = sse.parser(function(data) deliver(self, data, nil) end)
+  local parser = sse.parser(function(data) c:on_payload(data, nil) end)
   local ok_status = false
   local call
   -- Resume where the last stream stopped, so events sent while we reconnected arrive.

@@ -7,7 +7,6 @@ local smg = require "smg"
 local core = require "smg.core"
 local async = require "smg.async"
 local sse = require "smg.sse"
-local json = smg.json
 local log = smg.log
 
 local Legacy = {}
@@ -36,19 +35,6 @@ local function resolve(base, ref)
   return (base:match("^(.*/)") or (origin .. "/")) .. ref
 end
 
-local function deliver(self, data)
-  local msg = json.decode(data)
-  if type(msg) ~= "table" then
-    log.warn(("upstream %s sent invalid JSON on its SSE stream"):format(self.client.name))
-    return
-  end
-  if json.is_array(msg) then
-    for _, m in ipairs(msg) do self.client:on_message(m, nil) end
-  else
-    self.client:on_message(msg, nil)
-  end
-end
-
 -- Opens the stream and waits for the endpoint event. Yields. Returns true | nil, err.
 function Legacy:open()
   local c = self.client
@@ -66,7 +52,7 @@ function Legacy:open()
       self.endpoint = ep
       ready:set(true)
     elseif event == "message" then
-      deliver(self, data)
+      c:on_payload(data, nil)
     end
   end, c.gw and c.gw.max_message_bytes or nil)
   local call
