@@ -286,7 +286,9 @@ local function handle_delete(gw, req, identity)
   respond(req, 200, "")
 end
 
--- OAuth 2.0 Protected Resource Metadata (RFC 9728), when the auth provider has it.
+-- OAuth 2.0 Protected Resource Metadata (RFC 9728), when the auth provider has it, at this
+-- path or with the resource's path appended.
+local RESOURCE_METADATA = "/.well-known/oauth-protected-resource"
 local function serve_resource_metadata(gw, req)
   local p = gw.plugins.auth
   if not (p and p.resource_metadata) then return respond(req, 404, error_body(rpc.SERVER_ERROR, "Not Found")) end
@@ -309,7 +311,7 @@ local function on_request(gw, req)
     if M.check_origin(gw, req) then return respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden")) end
     return req:respond(200, { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" }, metrics.render())
   end
-  if path:sub(1, 37) == "/.well-known/oauth-protected-resource" and method == "GET" then
+  if path:sub(1, #RESOURCE_METADATA) == RESOURCE_METADATA and method == "GET" then
     return serve_resource_metadata(gw, req)
   end
   if path ~= gw.path and path ~= gw.path .. "/" then
@@ -331,10 +333,10 @@ local function on_request(gw, req)
     return respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed"), { Allow = "GET, POST, DELETE, OPTIONS" })
   end
   if not gw.plugins.auth_enabled then return M.dispatch(gw, req, method, nil) end
-  local creds, key = auth.credentials(req)
+  local key = auth.cache_key(req)
   local identity = auth.cached(gw, key)
   if identity then return M.dispatch(gw, req, method, identity) end
-  smg.spawn(M.authenticate_then_dispatch, gw, req, method, creds, key)
+  smg.spawn(M.authenticate_then_dispatch, gw, req, method, key)
 end
 
 function M.dispatch(gw, req, method, identity)
@@ -343,8 +345,8 @@ function M.dispatch(gw, req, method, identity)
   return handle_delete(gw, req, identity)
 end
 
-function M.authenticate_then_dispatch(gw, req, method, creds, key)
-  local identity, status, why, challenge = auth.authenticate(gw, creds, key)
+function M.authenticate_then_dispatch(gw, req, method, key)
+  local identity, status, why, challenge = auth.authenticate(gw, auth.credentials(req), key)
   if not req:alive() then return end
   if not identity then
     log.warn(("refused request from %s: %s"):format(req:peer(), why))
