@@ -27,6 +27,12 @@ local ROUTERS = {
   passthrough = "smg.gateway.router_passthrough",
 }
 
+local cache_hits = metrics.counter("smg_cache_hits_total", "Discovery cache hits", { "kind" })
+local cache_misses = metrics.counter("smg_cache_misses_total", "Discovery cache misses", { "kind" })
+local timeouts = metrics.counter("smg_timeouts_total", "Operations that exceeded their timeout budget", { "category" })
+local timeout_warnings = metrics.counter("smg_timeout_warnings_total",
+  "Operations past the warn threshold of their budget", { "category" })
+
 local DISCOVERY_METHODS = { ["tools/list"] = true, ["prompts/list"] = true, ["resources/list"] = true,
   ["resources/templates/list"] = true }
 
@@ -132,10 +138,10 @@ function Gateway:record_timing(category, elapsed, budget, timed_out)
   local esc = self.timeouts.escalation_policies
   if timed_out then
     s.timeouts = s.timeouts + 1
-    metrics.get("smg_timeouts_total"):inc(1, category)
+    timeouts:inc(1, category)
   elseif elapsed >= budget * esc.warn_threshold then
     s.warnings = s.warnings + 1
-    metrics.get("smg_timeout_warnings_total"):inc(1, category)
+    timeout_warnings:inc(1, category)
     log.warn(("%s operation took %.2fs of its %gs budget"):format(category, elapsed, budget))
   end
 end
@@ -233,11 +239,11 @@ function Gateway:discover(up, method, key, session)
   local hit = c[method]
   if hit and hit.expires > smg.now() then
     self.stats.cache_hits = self.stats.cache_hits + 1
-    metrics.get("smg_cache_hits_total"):inc(1, method)
+    cache_hits:inc(1, method)
     return hit.value, nil, "cache"
   end
   self.stats.cache_misses = self.stats.cache_misses + 1
-  metrics.get("smg_cache_misses_total"):inc(1, method)
+  cache_misses:inc(1, method)
   local all, cursor, pages = json.array({}), nil, 0
   repeat
     local res, err = self:forward(session, up, method, cursor and { cursor = cursor } or nil, nil)

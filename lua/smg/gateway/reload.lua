@@ -36,30 +36,31 @@ local function retire(gw, up)
   end)
 end
 
+-- Keeps `up` when its server is still configured the same (it reads its spec, with the new
+-- policies and tool lists, from here on), else retires it. Returns whether it was kept.
+local function keep_or_retire(gw, up, spec)
+  if spec and fingerprint(spec) == fingerprint(up.spec) then
+    up.spec = spec
+    return true
+  end
+  retire(gw, up)
+  return false
+end
+
 -- Upstreams whose server left the config or changed are taken out of the pool (new calls
 -- get a fresh one) and closed once their in-flight calls are done.
-local function retire_changed(gw, old_cfg)
+local function retire_changed(gw)
   for key, up in pairs(gw.pool) do
     local spec = gw:server(up.config_id, up.name)
-    if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
+    if not keep_or_retire(gw, up, spec) then
       gw.pool[key] = nil
       log.info(("upstream %s changed in the config: starting the new one, retiring the old"):format(up.name))
-      retire(gw, up)
       if spec and spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
-    else
-      -- Same process, new policy and tool lists: the client reads its spec from here.
-      up.spec = spec
     end
   end
   for _, s in pairs(gw.sessions) do
     for name, up in pairs(s.upstreams) do
-      local spec = gw:server(s.config_id, name)
-      if not spec or fingerprint(spec) ~= fingerprint(up.spec) then
-        s.upstreams[name] = nil
-        retire(gw, up)
-      else
-        up.spec = spec
-      end
+      if not keep_or_retire(gw, up, gw:server(s.config_id, name)) then s.upstreams[name] = nil end
     end
   end
 end
@@ -102,7 +103,7 @@ function M.run(gw, why)
   for _, w in ipairs(list) do log.warn(cfg.source .. ": " .. w) end
   local old_set = gw.plugins
   gw:apply(cfg, set)
-  retire_changed(gw, old)
+  retire_changed(gw)
   for _, p in ipairs(old_set.telemetry) do
     if p.shutdown then async.spawn(plugins.run_hook, p, "shutdown", 5) end
   end
@@ -113,8 +114,8 @@ function M.run(gw, why)
   return true
 end
 
--- Coalesces requests: one reload at a time, and a request that arrives during one runs
--- once more after it (so the last change is always seen).
+-- Coalesces requests: those arriving before the debounce timer fires share one reload,
+-- which reads the files when it runs, so the last change is always seen.
 function M.request(gw, why)
   if gw.reload_timer then return end
   gw.reload_timer = smg.timer(gw.cfg.gateway.reload_debounce, function()

@@ -18,10 +18,6 @@ local latency = metrics.histogram("smg_request_duration_seconds", "Client reques
 local tool_calls = metrics.counter("smg_tool_calls_total", "Tool calls by server and outcome", { "server", "status" })
 local restarts = metrics.counter("smg_upstream_restarts_total", "Upstream servers that went down and were restarted",
   { "server" })
-metrics.counter("smg_cache_hits_total", "Discovery cache hits", { "kind" })
-metrics.counter("smg_cache_misses_total", "Discovery cache misses", { "kind" })
-metrics.counter("smg_timeouts_total", "Operations that exceeded their timeout budget", { "category" })
-metrics.counter("smg_timeout_warnings_total", "Operations past the warn threshold of their budget", { "category" })
 
 local KNOWN_METHODS = {}
 for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
