@@ -200,11 +200,10 @@ local function read_only(t)
   if type(t) ~= "table" then return t end
   local proxy = {}
   for k, v in pairs(t) do proxy[k] = read_only(v) end
+  -- (LuaJIT without 5.2 compatibility ignores __pairs and __len: index it, don't iterate.)
   return setmetatable({}, {
     __index = proxy,
     __newindex = function() error("smg.config is read-only", 2) end,
-    __pairs = function() return next, proxy, nil end,
-    __len = function() return #proxy end,
   })
 end
 smg.config = read_only({})
