@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "loop.h"
 
 struct smg_http_client_s {
   uv_loop_t *loop;
@@ -108,10 +109,6 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   socket_action(s->client, s->fd, ev);
 }
 
-static void on_poll_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
 static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
   smg_http_client_t *c = userp;
   sock_ctx_t *s = socketp;
@@ -119,7 +116,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     if (s) {
       uv_poll_stop(&s->poll);
       curl_multi_assign(c->multi, fd, NULL);
-      uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+      uv_close((uv_handle_t *)&s->poll, smg_free_on_close);
     }
     return 0;
   }
@@ -175,17 +172,13 @@ smg_http_client_t *smg_http_client_new(uv_loop_t *loop) {
   return c;
 }
 
-static void on_timer_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
 void smg_http_client_free(smg_http_client_t *c) {
   /* Every call still running is abandoned without callbacks. */
   c->doomed = NULL;
   c->to_add = NULL;
   while (c->calls) call_free(c->calls);
   curl_multi_cleanup(c->multi); /* closes sockets: socket_cb REMOVE closes the polls */
-  uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&c->timer, smg_free_on_close);
 }
 
 static void deliver_headers(smg_http_call_t *call) {

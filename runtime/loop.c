@@ -71,6 +71,10 @@ static void close_walk_cb(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+void smg_free_on_close(uv_handle_t *h) {
+  free(h->data);
+}
+
 int smg_loop_close(smg_loop_t *loop) {
   if (loop->httpc) {
     smg_http_client_free(loop->httpc);

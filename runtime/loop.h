@@ -22,4 +22,8 @@ int smg_loop_run(smg_loop_t *loop);
 /* Closes every remaining handle, then the loop itself; returns uv_loop_close's result. */
 int smg_loop_close(smg_loop_t *loop);
 
+/* A uv_close callback for a handle embedded in the malloc'd object its data points to:
+ * frees that object once libuv is done with the handle. */
+void smg_free_on_close(uv_handle_t *h);
+
 #endif

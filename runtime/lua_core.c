@@ -61,10 +61,6 @@ typedef struct {
   ltimer_t *t;
 } ltimer_ud;
 
-static void timer_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
 static void timer_unanchor(ltimer_t *t) {
   smg_lua_unref(t->L, &t->self_ref);
 }
@@ -114,7 +110,7 @@ static int timer_close(lua_State *L) {
   timer_unanchor(t);
   smg_lua_unref(L, &t->cb_ref);
   smg_lua_unref(L, &t->arg_ref);
-  uv_close((uv_handle_t *)&t->h, timer_closed);
+  uv_close((uv_handle_t *)&t->h, smg_free_on_close);
   return 0;
 }
 
@@ -164,7 +160,7 @@ static int signal_close(lua_State *L) {
   *u = NULL;
   smg_lua_unref(L, &s->cb_ref);
   smg_lua_unref(L, &s->self_ref);
-  uv_close((uv_handle_t *)&s->h, timer_closed);
+  uv_close((uv_handle_t *)&s->h, smg_free_on_close);
   return 0;
 }
 

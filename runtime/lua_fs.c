@@ -22,10 +22,6 @@ static void on_change(uv_fs_event_t *h, const char *filename, int events, int st
   smg_lua_pcall(w->L, 2, 0, "file watch handler");
 }
 
-static void watch_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
 static int watch_close(lua_State *L) {
   lwatch_t **u = luaL_checkudata(L, 1, "smg.watch");
   lwatch_t *w = *u;
@@ -34,7 +30,7 @@ static int watch_close(lua_State *L) {
   uv_fs_event_stop(&w->h);
   smg_lua_unref(L, &w->cb_ref);
   smg_lua_unref(L, &w->self_ref);
-  uv_close((uv_handle_t *)&w->h, watch_closed);
+  uv_close((uv_handle_t *)&w->h, smg_free_on_close);
   return 0;
 }
 
@@ -50,7 +46,7 @@ static int l_fs_watch(lua_State *L) {
   w->h.data = w;
   int rc = uv_fs_event_start(&w->h, on_change, path, 0);
   if (rc < 0) {
-    uv_close((uv_handle_t *)&w->h, watch_closed);
+    uv_close((uv_handle_t *)&w->h, smg_free_on_close);
     return smg_lua_push_uv_error(L, rc);
   }
   uv_unref((uv_handle_t *)&w->h);

@@ -46,14 +46,10 @@ static void adapter_add_write(void *d) {
 static void adapter_del_write(void *d) {
   adapter_update(d, 0, UV_WRITABLE);
 }
-static void adapter_closed(uv_handle_t *h) {
-  free(h->data);
-}
-
 static void adapter_cleanup(void *d) {
   adapter_t *a = d;
   a->ac = NULL; /* the context is being freed */
-  uv_close((uv_handle_t *)&a->poll, adapter_closed);
+  uv_close((uv_handle_t *)&a->poll, smg_free_on_close);
 }
 
 static int adapter_attach(redisAsyncContext *ac, uv_loop_t *loop) {
