@@ -86,17 +86,7 @@ function M.build(cfg)
   return set, errors
 end
 
--- The guardrail providers a policy runs, by priority: those it names, or all configured.
--- Returns list, missing (names that failed to load).
-function M.guardrails_for(set, policy)
-  local hit = set.memo[policy]
-  if hit then return hit[1], hit[2] end
-  local list, missing = M.resolve(set, policy)
-  set.memo[policy] = { list, missing }
-  return list, missing
-end
-
-function M.resolve(set, policy)
+local function resolve(set, policy)
   local names = policy.guardrails
   if not names or #names == 0 then
     local missing = {}
@@ -109,6 +99,16 @@ function M.resolve(set, policy)
     if p then list[#list + 1] = p else missing[#missing + 1] = name end
   end
   table.sort(list, by_priority)
+  return list, missing
+end
+
+-- The guardrail providers a policy runs, by priority: those it names, or all configured.
+-- Returns list, missing (names that failed to load).
+function M.guardrails_for(set, policy)
+  local hit = set.memo[policy]
+  if hit then return hit[1], hit[2] end
+  local list, missing = resolve(set, policy)
+  set.memo[policy] = { list, missing }
   return list, missing
 end
 

@@ -45,7 +45,6 @@ local function parse_traceparent(v)
   if not trace or trace:match("^0+$") or span:match("^0+$") then return nil end
   return trace:lower(), span:lower()
 end
-M.parse_traceparent = parse_traceparent
 
 -- The call's trace context, made on first use: trace_id, span_id, parent_span_id.
 function M.trace(call)
