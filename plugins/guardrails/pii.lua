@@ -186,22 +186,22 @@ local function action(policy, config)
 end
 
 -- Scans (and, when redacting, rewrites) every string of `value`.
-local function scan(value, call, policy, config, restore)
+local function scan(value, call, config, restore)
   local only, vault = wanted(config), vault_of(call)
   local violations, seen = {}, {}
+  local function pending(text)
+    local hits = find_all(text, only)
+    if not restore then return hits end
+    -- Values we put back are the caller's own; only new PII counts on output.
+    local fresh = {}
+    for _, h in ipairs(hits) do
+      if not vault.by_value[text:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
+    end
+    return fresh
+  end
   local out = json.map_strings(value, function(s)
     if restore and next(vault.by_placeholder) then
       s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
-    end
-    local function pending(text)
-      local hits = find_all(text, only)
-      if not restore then return hits end
-      -- Values we put back are the caller's own; only new PII counts on output.
-      local fresh = {}
-      for _, h in ipairs(hits) do
-        if not vault.by_value[text:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
-      end
-      return fresh
     end
     local hits = pending(s)
     if #hits == 0 then return s end
@@ -224,14 +224,14 @@ local function scan(value, call, policy, config, restore)
 end
 
 function M.check_input(call, policy, config)
-  local out, violations = scan(call.arguments, call, policy, config, false)
+  local out, violations = scan(call.arguments, call, config, false)
   if #violations == 0 then return { allowed = true } end
   if action(policy, config) == "block" then return { allowed = false, violations = violations } end
   return { allowed = true, violations = violations, redacted = out }
 end
 
 function M.check_output(call, result, policy, config)
-  local out, violations = scan(result, call, policy, config, true)
+  local out, violations = scan(result, call, config, true)
   if #violations > 0 and action(policy, config) == "block" then return { allowed = false, violations = violations } end
   return { allowed = true, violations = violations, redacted = out }
 end
