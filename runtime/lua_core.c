@@ -53,7 +53,7 @@ static int l_hrtime(lua_State *L) {
 
 typedef struct {
   uv_timer_t h;
-  lua_State *L;
+  smg_loop_t *loop;
   int cb_ref, arg_ref, self_ref;
 } ltimer_t;
 
@@ -62,12 +62,13 @@ typedef struct {
 } ltimer_ud;
 
 static void timer_unanchor(ltimer_t *t) {
-  smg_lua_unref(t->L, &t->self_ref);
+  smg_lua_unref(smg_lua_enter(t->loop), &t->self_ref);
 }
 
 static void on_timer(uv_timer_t *h) {
   ltimer_t *t = h->data;
-  lua_State *L = t->L;
+  lua_State *L = smg_lua_enter(t->loop);
+  if (!L) return;
   int cb = t->cb_ref;
   int self = t->self_ref;
   /* A one-shot timer is no longer anchored once it fired; keep the userdata on the stack
@@ -126,7 +127,7 @@ static int l_timer(lua_State *L) {
   luaL_getmetatable(L, "smg.timer");
   lua_setmetatable(L, -2);
   ltimer_t *t = u->t;
-  t->L = smg_lua_loop(L)->L;
+  t->loop = smg_lua_loop(L);
   uv_timer_init(&smg_lua_loop(L)->uv, &t->h);
   t->h.data = t;
   t->cb_ref = smg_lua_ref(L, 3);
@@ -142,15 +143,17 @@ static int l_timer(lua_State *L) {
 
 typedef struct {
   uv_signal_t h;
-  lua_State *L;
+  smg_loop_t *loop;
   int cb_ref, self_ref;
 } lsignal_t;
 
 static void on_signal(uv_signal_t *h, int signum) {
   lsignal_t *s = h->data;
-  smg_lua_push_ref(s->L, s->cb_ref);
-  lua_pushinteger(s->L, signum);
-  smg_lua_pcall(s->L, 1, 0, "signal handler");
+  lua_State *L = smg_lua_enter(s->loop);
+  if (!L) return;
+  smg_lua_push_ref(L, s->cb_ref);
+  lua_pushinteger(L, signum);
+  smg_lua_pcall(L, 1, 0, "signal handler");
 }
 
 static int signal_close(lua_State *L) {
@@ -185,7 +188,7 @@ static int l_signal(lua_State *L) {
   luaL_getmetatable(L, "smg.signal");
   lua_setmetatable(L, -2);
   lsignal_t *s = *u;
-  s->L = smg_lua_loop(L)->L;
+  s->loop = smg_lua_loop(L);
   uv_signal_init(&smg_lua_loop(L)->uv, &s->h);
   s->h.data = s;
   s->cb_ref = smg_lua_ref(L, 2);
@@ -282,19 +285,21 @@ static int l_update_time(lua_State *L) {
 /* ---- our stdio --------------------------------------------------------------------------- */
 
 static struct {
-  lua_State *L;
+  smg_loop_t *loop;
   int line_ref, eof_ref;
 } stdio_cb = {NULL, LUA_NOREF, LUA_NOREF};
 
 static void on_stdin_line(const char *line, size_t len, void *data) {
-  lua_State *L = stdio_cb.L;
+  lua_State *L = smg_lua_enter(stdio_cb.loop);
+  if (!L) return;
   smg_lua_push_ref(L, stdio_cb.line_ref);
   lua_pushlstring(L, line, len);
   smg_lua_pcall(L, 1, 0, "stdin line handler");
 }
 
 static void on_stdin_eof(void *data) {
-  lua_State *L = stdio_cb.L;
+  lua_State *L = smg_lua_enter(stdio_cb.loop);
+  if (!L) return;
   smg_lua_push_ref(L, stdio_cb.eof_ref);
   smg_lua_pcall(L, 0, 0, "stdin eof handler");
 }
@@ -303,7 +308,7 @@ static int l_stdio_start(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   size_t max_line = (size_t)luaL_optnumber(L, 3, 64 << 20);
-  stdio_cb.L = smg_lua_loop(L)->L;
+  stdio_cb.loop = smg_lua_loop(L);
   smg_lua_unref(L, &stdio_cb.line_ref);
   smg_lua_unref(L, &stdio_cb.eof_ref);
   stdio_cb.line_ref = smg_lua_ref(L, 1);
@@ -330,7 +335,7 @@ static int l_stdio_pending(lua_State *L) {
 
 static int l_stdio_close(lua_State *L) {
   smg_stdio_close();
-  if (stdio_cb.L) {
+  if (stdio_cb.loop) {
     smg_lua_unref(L, &stdio_cb.line_ref);
     smg_lua_unref(L, &stdio_cb.eof_ref);
   }

@@ -7,19 +7,21 @@
 
 typedef struct {
   uv_fs_event_t h;
-  lua_State *L;
+  smg_loop_t *loop;
   int cb_ref, self_ref;
 } lwatch_t;
 
 static void on_change(uv_fs_event_t *h, const char *filename, int events, int status) {
   lwatch_t *w = h->data;
-  smg_lua_push_ref(w->L, w->cb_ref);
-  lua_pushstring(w->L, filename ? filename : "");
+  lua_State *L = smg_lua_enter(w->loop);
+  if (!L) return;
+  smg_lua_push_ref(L, w->cb_ref);
+  lua_pushstring(L, filename ? filename : "");
   if (status < 0)
-    lua_pushstring(w->L, uv_strerror(status));
+    lua_pushstring(L, uv_strerror(status));
   else
-    lua_pushstring(w->L, (events & UV_RENAME) ? "rename" : "change");
-  smg_lua_pcall(w->L, 2, 0, "file watch handler");
+    lua_pushstring(L, (events & UV_RENAME) ? "rename" : "change");
+  smg_lua_pcall(L, 2, 0, "file watch handler");
 }
 
 static int watch_close(lua_State *L) {
@@ -54,7 +56,7 @@ static int l_fs_watch(lua_State *L) {
   *u = w;
   luaL_getmetatable(L, "smg.watch");
   lua_setmetatable(L, -2);
-  w->L = smg_lua_loop(L)->L;
+  w->loop = smg_lua_loop(L);
   w->cb_ref = smg_lua_ref(L, 2);
   w->self_ref = smg_lua_ref(L, -1);
   return 1;
@@ -89,7 +91,7 @@ static int l_fs_list(lua_State *L) {
 
 void smg_lua_fs_register(lua_State *L) {
   static const luaL_Reg methods[] = {{"close", watch_close}, {NULL, NULL}};
-  smg_lua_new_meta(L, "smg.watch", methods, NULL);
+  smg_lua_new_meta(L, "smg.watch", methods, watch_close);
   lua_pushcfunction(L, l_fs_watch);
   lua_setfield(L, -2, "fs_watch");
   lua_pushcfunction(L, l_fs_list);

@@ -13,7 +13,7 @@
 
 typedef struct {
   smg_http_server_t *srv; /* NULL once closed */
-  lua_State *L;
+  smg_loop_t *loop;
   int req_ref, abort_ref, self_ref;
 } lserver_t;
 
@@ -24,7 +24,11 @@ typedef struct {
 
 static void on_request(smg_http_req_t *req, void *data) {
   lserver_t *s = data;
-  lua_State *L = s->L;
+  lua_State *L = smg_lua_enter(s->loop);
+  if (!L) {
+    smg_http_req_respond(req, 503, "Connection: close\r\n", 19, "", 0);
+    return;
+  }
   smg_lua_push_ref(L, s->req_ref);
   lreq_t *u = lua_newuserdata(L, sizeof(*u));
   u->req = req;
@@ -43,7 +47,8 @@ static void on_abort(smg_http_req_t *req, void *data) {
   lserver_t *s = data;
   lreq_t *u = smg_http_req_get_data(req);
   if (!u) return;
-  lua_State *L = s->L;
+  lua_State *L = smg_lua_enter(s->loop);
+  if (!L) return;
   if (s->abort_ref != LUA_NOREF) {
     smg_lua_push_ref(L, s->abort_ref);
     smg_lua_push_ref(L, u->self_ref);
@@ -266,7 +271,7 @@ static int l_http_listen(lua_State *L) {
   memset(s, 0, sizeof(*s));
   luaL_getmetatable(L, "smg.http.server");
   lua_setmetatable(L, -2);
-  s->L = smg_lua_loop(L)->L;
+  s->loop = smg_lua_loop(L);
   s->req_ref = smg_lua_ref(L, 4);
   s->abort_ref = lua_isfunction(L, 5) ? smg_lua_ref(L, 5) : LUA_NOREF;
   char err[256];
@@ -289,38 +294,42 @@ static int l_http_listen(lua_State *L) {
 
 typedef struct {
   smg_http_call_t *call; /* NULL once done or cancelled */
-  lua_State *L;
+  smg_loop_t *loop;
   int headers_ref, data_ref, done_ref, self_ref;
 } lcall_t;
 
 static void lcall_unref_all(lcall_t *c) {
-  smg_lua_unref(c->L, &c->headers_ref);
-  smg_lua_unref(c->L, &c->data_ref);
-  smg_lua_unref(c->L, &c->done_ref);
-  smg_lua_unref(c->L, &c->self_ref);
+  lua_State *L = smg_lua_enter(c->loop);
+  smg_lua_unref(L, &c->headers_ref);
+  smg_lua_unref(L, &c->data_ref);
+  smg_lua_unref(L, &c->done_ref);
+  smg_lua_unref(L, &c->self_ref);
 }
 
 static void call_on_headers(smg_http_call_t *call, int status, const char *h, size_t len, void *d) {
   lcall_t *c = d;
-  if (c->headers_ref == LUA_NOREF) return;
-  smg_lua_push_ref(c->L, c->headers_ref);
-  lua_pushinteger(c->L, status);
-  lua_pushlstring(c->L, h, len);
-  smg_lua_pcall(c->L, 2, 0, "http response headers callback");
+  lua_State *L = smg_lua_enter(c->loop);
+  if (!L || c->headers_ref == LUA_NOREF) return;
+  smg_lua_push_ref(L, c->headers_ref);
+  lua_pushinteger(L, status);
+  lua_pushlstring(L, h, len);
+  smg_lua_pcall(L, 2, 0, "http response headers callback");
 }
 
 static void call_on_data(smg_http_call_t *call, const char *p, size_t n, void *d) {
   lcall_t *c = d;
-  if (c->data_ref == LUA_NOREF) return;
-  smg_lua_push_ref(c->L, c->data_ref);
-  lua_pushlstring(c->L, p, n);
-  smg_lua_pcall(c->L, 1, 0, "http response data callback");
+  lua_State *L = smg_lua_enter(c->loop);
+  if (!L || c->data_ref == LUA_NOREF) return;
+  smg_lua_push_ref(L, c->data_ref);
+  lua_pushlstring(L, p, n);
+  smg_lua_pcall(L, 1, 0, "http response data callback");
 }
 
 static void call_on_done(smg_http_call_t *call, const char *err, void *d) {
   lcall_t *c = d;
-  lua_State *L = c->L;
+  lua_State *L = smg_lua_enter(c->loop);
   c->call = NULL;
+  if (!L) return;
   smg_lua_push_ref(L, c->self_ref); /* keep alive through the callback */
   int done = c->done_ref;
   c->done_ref = LUA_NOREF;
@@ -386,7 +395,7 @@ static int l_http_request(lua_State *L) {
   memset(c, 0, sizeof(*c));
   luaL_getmetatable(L, "smg.http.call");
   lua_setmetatable(L, -2);
-  c->L = smg_lua_loop(L)->L;
+  c->loop = smg_lua_loop(L);
   c->headers_ref = lua_isfunction(L, 2) ? smg_lua_ref(L, 2) : LUA_NOREF;
   c->data_ref = lua_isfunction(L, 3) ? smg_lua_ref(L, 3) : LUA_NOREF;
   c->done_ref = smg_lua_ref(L, 4);

@@ -9,21 +9,24 @@
 
 typedef struct {
   smg_proc_t *p; /* NULL once released */
-  lua_State *L;
+  smg_loop_t *loop;
   int line_ref, exit_ref, self_ref;
 } lproc_t;
 
 static void on_line(smg_proc_t *p, int stream, const char *line, size_t len, void *data) {
   lproc_t *u = data;
-  smg_lua_push_ref(u->L, u->line_ref);
-  lua_pushinteger(u->L, stream);
-  lua_pushlstring(u->L, line, len);
-  smg_lua_pcall(u->L, 2, 0, "process output handler");
+  lua_State *L = smg_lua_enter(u->loop);
+  if (!L) return;
+  smg_lua_push_ref(L, u->line_ref);
+  lua_pushinteger(L, stream);
+  lua_pushlstring(L, line, len);
+  smg_lua_pcall(L, 2, 0, "process output handler");
 }
 
 static void on_exit_cb(smg_proc_t *p, int64_t status, int sig, void *data) {
   lproc_t *u = data;
-  lua_State *L = u->L;
+  lua_State *L = smg_lua_enter(u->loop);
+  if (!L) return;
   smg_lua_push_ref(L, u->self_ref); /* survive the callback */
   smg_lua_push_ref(L, u->exit_ref);
   lua_pushnumber(L, (double)status);
@@ -128,7 +131,7 @@ static int l_spawn(lua_State *L) {
   memset(u, 0, sizeof(*u));
   luaL_getmetatable(L, "smg.proc");
   lua_setmetatable(L, -2);
-  u->L = smg_lua_loop(L)->L;
+  u->loop = smg_lua_loop(L);
   char err[512];
   int rc =
       smg_proc_spawn(&smg_lua_loop(L)->uv, &o, on_line, on_exit_cb, u, &u->p, err, sizeof(err));

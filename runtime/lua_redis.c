@@ -72,7 +72,7 @@ static int adapter_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 
 typedef struct {
   redisAsyncContext *ac; /* NULL once disconnected */
-  lua_State *L;
+  smg_loop_t *loop;
   int connect_ref, disconnect_ref, self_ref;
 } lredis_t;
 
@@ -119,14 +119,18 @@ static int push_reply(lua_State *L, redisReply *r, int depth) {
 }
 
 typedef struct {
-  lua_State *L;
+  smg_loop_t *loop;
   int cb_ref;
 } lcmd_t;
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   lcmd_t *c = privdata;
   (void)ac;
-  lua_State *L = c->L;
+  lua_State *L = smg_lua_enter(c->loop);
+  if (!L) {
+    free(c);
+    return;
+  }
   smg_lua_push_ref(L, c->cb_ref);
   int n = push_reply(L, reply, 0);
   smg_lua_pcall(L, n, 0, "redis reply callback");
@@ -137,14 +141,20 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 /* Drops the Lua anchors; the handle stays usable (as "not connected"). */
 static void release(lredis_t *u) {
   u->ac = NULL;
-  smg_lua_unref(u->L, &u->connect_ref);
-  smg_lua_unref(u->L, &u->disconnect_ref);
-  smg_lua_unref(u->L, &u->self_ref);
+  lua_State *L = smg_lua_enter(u->loop);
+  smg_lua_unref(L, &u->connect_ref);
+  smg_lua_unref(L, &u->disconnect_ref);
+  smg_lua_unref(L, &u->self_ref);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
   lredis_t *u = ac->data;
-  lua_State *L = u->L;
+  if (!u) return; /* its userdata was collected (redis_gc) */
+  lua_State *L = smg_lua_enter(u->loop);
+  if (!L) {
+    if (status != REDIS_OK) u->ac = NULL;
+    return;
+  }
   smg_lua_push_ref(L, u->self_ref); /* survive the callback */
   if (u->connect_ref != LUA_NOREF) {
     smg_lua_push_ref(L, u->connect_ref);
@@ -161,8 +171,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   lredis_t *u = ac->data;
-  lua_State *L = u->L;
-  u->ac = NULL;                     /* hiredis frees the context when this returns */
+  if (!u) return; /* its userdata was collected (redis_gc) */
+  lua_State *L = smg_lua_enter(u->loop);
+  u->ac = NULL; /* hiredis frees the context when this returns */
+  if (!L) return;
   smg_lua_push_ref(L, u->self_ref); /* survive the callback */
   if (u->disconnect_ref != LUA_NOREF) {
     smg_lua_push_ref(L, u->disconnect_ref);
@@ -202,7 +214,7 @@ static int l_redis_connect(lua_State *L) {
   }
   lredis_t *u = lua_newuserdata(L, sizeof(*u));
   u->ac = ac;
-  u->L = smg_lua_loop(L)->L;
+  u->loop = smg_lua_loop(L);
   luaL_getmetatable(L, "smg.redis");
   lua_setmetatable(L, -2);
   u->connect_ref = smg_lua_ref(L, 3);
@@ -238,7 +250,7 @@ static int redis_command(lua_State *L) {
   }
   lcmd_t *c = malloc(sizeof(*c));
   if (!c) return luaL_error(L, "out of memory");
-  c->L = u->L;
+  c->loop = u->loop;
   c->cb_ref = smg_lua_ref(L, 3);
   int rc = redisAsyncCommandArgv(u->ac, on_reply, c, argc, argv, lens);
   lua_pop(L, argc);
@@ -268,6 +280,18 @@ static int redis_close(lua_State *L) {
   return 0;
 }
 
+/* __gc (lua_close included): the context must stop pointing at this userdata's memory.
+ * Pending commands are answered with NULL, which frees their records (on_reply). */
+static int redis_gc(lua_State *L) {
+  lredis_t *u = luaL_checkudata(L, 1, "smg.redis");
+  redisAsyncContext *ac = u->ac;
+  if (!ac) return 0;
+  u->ac = NULL;
+  ac->data = NULL;
+  redisAsyncFree(ac);
+  return 0;
+}
+
 static int redis_connected(lua_State *L) {
   lredis_t *u = luaL_checkudata(L, 1, "smg.redis");
   lua_pushboolean(L, u->ac != NULL && (u->ac->c.flags & REDIS_CONNECTED));
@@ -279,7 +303,7 @@ void smg_lua_redis_register(lua_State *L) {
                                      {"close", redis_close},
                                      {"connected", redis_connected},
                                      {NULL, NULL}};
-  smg_lua_new_meta(L, "smg.redis", methods, NULL);
+  smg_lua_new_meta(L, "smg.redis", methods, redis_gc);
   lua_pushcfunction(L, l_redis_connect);
   lua_setfield(L, -2, "redis_connect");
 }

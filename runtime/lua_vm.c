@@ -24,6 +24,10 @@ smg_loop_t *smg_lua_loop(lua_State *L) {
   return loop;
 }
 
+lua_State *smg_lua_enter(smg_loop_t *loop) {
+  return loop->L;
+}
+
 int smg_lua_ref(lua_State *L, int idx) {
   lua_pushvalue(L, idx);
   return luaL_ref(L, LUA_REGISTRYINDEX);
@@ -34,7 +38,7 @@ void smg_lua_push_ref(lua_State *L, int ref) {
 }
 
 void smg_lua_unref(lua_State *L, int *ref) {
-  if (*ref != LUA_NOREF && *ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  if (L && *ref != LUA_NOREF && *ref != LUA_REFNIL) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
   *ref = LUA_NOREF;
 }
 
@@ -113,9 +117,10 @@ int smg_lua_open(smg_loop_t *loop) {
 }
 
 void smg_lua_close(smg_loop_t *loop) {
-  if (!loop->L) return;
-  lua_close(loop->L); /* __gc of every handle-owning userdata closes its handles */
-  loop->L = NULL;
+  lua_State *L = loop->L;
+  if (!L) return;
+  loop->L = NULL; /* first: callbacks that __gc (or libuv) triggers from here on stay out */
+  lua_close(L);   /* __gc of every handle-owning userdata closes its handles */
 }
 
 int smg_lua_exit_code(lua_State *L) {

@@ -13,6 +13,12 @@ int smg_lua_open(smg_loop_t *loop);
 void smg_lua_close(smg_loop_t *loop);
 smg_loop_t *smg_lua_loop(lua_State *L);
 
+/* The only way a C callback reaches Lua: the main state while it is open, NULL from the
+ * moment smg_lua_close begins. Binding objects keep their smg_loop_t, never a lua_State,
+ * so a libuv, curl or hiredis callback that fires during or after the close (a file
+ * watch, a process exit, a cancelled transfer) finds NULL and does only its C cleanup. */
+lua_State *smg_lua_enter(smg_loop_t *loop);
+
 /* Calls the function below nargs arguments with a traceback handler. On error the message
  * is logged with `what` and LUA_ERR* is returned; the stack is left as lua_pcall leaves it
  * minus the handler (nres results on success, nothing on error). */
@@ -25,6 +31,7 @@ int smg_lua_exit_code(lua_State *L);
 /* Registry anchors: ref the value at idx, push it back, drop it. */
 int smg_lua_ref(lua_State *L, int idx);
 void smg_lua_push_ref(lua_State *L, int ref);
+/* smg_lua_unref accepts L == NULL (the state is gone, and its registry with it). */
 void smg_lua_unref(lua_State *L, int *ref);
 
 /* Registers metatable `name` with `methods` as __index and `gc` (may be NULL) as __gc. */
