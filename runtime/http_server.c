@@ -423,10 +423,23 @@ static const char *conn_header(smg_http_conn_t *c, const char *name, size_t *len
   return NULL;
 }
 
+static int header_count(smg_http_conn_t *c, const char *name) {
+  size_t n = strlen(name);
+  int count = 0;
+  for (int i = 0; i < c->nhdrs; i++)
+    if (c->hdrs[i].name_len == n && strncasecmp(c->head.data + c->hdrs[i].name_off, name, n) == 0)
+      count++;
+  return count;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   smg_http_conn_t *c = CONN(p);
   if (p->flags & F_CONTENT_LENGTH && p->content_length > c->srv->limits.max_body_bytes)
     return reject(p, 413);
+  /* RFC 9112 3.2: a request with more than one Host (or an HTTP/1.1 request with none) is
+   * a 400; two Hosts let a proxy and the origin check different names. */
+  int hosts = header_count(c, "host");
+  if (hosts > 1 || (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)) return reject(p, 400);
   size_t len;
   const char *expect = conn_header(c, "expect", &len);
   if (expect) {

@@ -42,6 +42,9 @@ local server_schema = obj({
     command = str(nil),
     args = str_array(),
     env = { type = "object", values = { type = "string" }, default = {} },
+    -- Names of smg's environment variables the server may see (a trailing '*' is a
+    -- prefix), beyond HOME, LOGNAME, PATH, SHELL, TERM and USER.
+    inherit_env = str_array(),
     cwd = str(nil),
     url = str(nil, { pattern = "^https?://", pattern_desc = "an http:// or https:// URL" }),
     headers = { type = "object", values = { type = "string" }, default = {} },
@@ -264,6 +267,95 @@ function M.default_config_id(cfg)
   for id in pairs(cfg.mcp_configs) do ids[#ids + 1] = id end
   table.sort(ids)
   return ids[1]
+end
+
+---------------------------------------------------------------------------- masking
+-- What `config show` prints: the document with every secret it may hold masked. Secrets
+-- hide in more places than secret-named keys: API keys are the object keys of
+-- `apikeys`; URLs carry passwords (user:pass@) and tokens in their query; args carry a
+-- token after --token/--api-key style flags or inline as --token=...; and some values
+-- look like credentials whatever their key (sk-..., ghp_..., JWTs, long hex or base64).
+local SECRET_FLAG = { "token", "key", "secret", "password", "passwd", "auth", "credential", "bearer" }
+local SECRET_SHAPES = { "^sk%-[%w_%-]+$", "^gh[pousr]_%w+$", "^xox[abpr]%-[%w%-]+$", "^AKIA%u%u%u%u%u%u%u%u%u%u%u%u%u%u%u%u$",
+  "^eyJ[%w_%-]+%.[%w_%-]+%.[%w_%-]*$", "^%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x+$" }
+
+local function looks_secret(v)
+  if #v < 16 or v:find("%s") then return false end
+  for _, p in ipairs(SECRET_SHAPES) do if v:match(p) then return true end end
+  return false
+end
+
+local function is_secret_flag(a)
+  local name = a:match("^%-%-?([%w_%-]+)")
+  if not name then return false end
+  name = name:lower()
+  for _, f in ipairs(SECRET_FLAG) do if name:find(f, 1, true) then return true end end
+  return false
+end
+
+local function mask_url(u)
+  u = u:gsub("^(%a[%w+.-]*://)([^/@]*)@", function(scheme, userinfo)
+    local user = userinfo:match("^([^:]*):") or userinfo
+    return scheme .. (userinfo:find(":", 1, true) and (user .. ":****") or "****") .. "@"
+  end)
+  return (u:gsub("([?&][^=&#]+=)([^&#]*)", function(k, v) return k .. (v == "" and "" or "****") end))
+end
+
+local function mask_string(v)
+  if v:match("^%a[%w+.-]*://") then return mask_url(v) end
+  if looks_secret(v) then return smg.mask(v) end
+  return v
+end
+
+local function mask_value(v, key, depth)
+  local t = type(v)
+  if t == "string" then
+    if key and smg.is_secret_key(key) then return smg.mask(v) end
+    return mask_string(v)
+  elseif t ~= "table" or depth > 64 then
+    return v
+  end
+  local out = {}
+  if json.is_array(v) then
+    out = json.array({})
+    local after_flag = false
+    for i, a in ipairs(v) do
+      if type(a) == "string" then
+        local flag, inline = a:match("^(%-%-?[%w_%-]+)=(.*)$")
+        if after_flag and not a:match("^%-") then
+          out[i] = smg.mask(a)
+        elseif flag and is_secret_flag(flag) then
+          out[i] = flag .. "=" .. smg.mask(inline)
+        else
+          out[i] = mask_value(a, nil, depth + 1)
+        end
+        after_flag = not flag and is_secret_flag(a)
+      else
+        out[i] = mask_value(a, nil, depth + 1)
+        after_flag = false
+      end
+    end
+    return out
+  end
+  for k, x in pairs(v) do
+    if type(x) == "boolean" or type(x) == "number" then out[k] = x else out[k] = mask_value(x, k, depth + 1) end
+  end
+  return out
+end
+
+function M.masked(doc)
+  local out = mask_value(doc, nil, 0)
+  if type(doc) == "table" and type(doc.apikeys) == "table" then
+    local keys = {}
+    local n = 0
+    for k, v in pairs(doc.apikeys) do
+      local m = smg.mask(k)
+      if keys[m] then n = n + 1 m = m .. "#" .. n end -- two keys may end alike
+      keys[m] = mask_value(v, nil, 1)
+    end
+    out.apikeys = keys
+  end
+  return out
 end
 
 function M.timeouts(cfg)

@@ -102,7 +102,7 @@ function commands.config(args)
     for _, w in ipairs(errs or {}) do io.stderr:write("warning: ", w, "\n") end
   else
     local smg = require "smg"
-    io.stdout:write(smg.json.encode(smg.mask_table(cfg.raw)), "\n")
+    io.stdout:write(smg.json.encode(config.masked(cfg.raw)), "\n")
   end
 end
 

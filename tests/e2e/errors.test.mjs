@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ECHO, FAULTY, INIT, MCP_HEADERS, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, post,
+  SMG, ECHO, FAULTY, INIT, MCP_HEADERS, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, post,
   rawSession, textOf, pidAlive, sleep,
 } from './helpers.mjs';
 
@@ -67,7 +67,18 @@ test('malformed requests get the right status and JSON-RPC error', async () => {
     r = await post(gw.url, { jsonrpc: '2.0', id: 12, method: 'ping' }, { ...S, Origin: 'https://evil.example' });
     assert.equal(r.status, 403, 'bad Origin');
     r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, Origin: 'http://localhost:3000' });
-    assert.equal(r.status, 200, 'local Origin is fine');
+    assert.equal(r.status, 403, 'a page on another local port is another origin');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, Origin: gw.origin });
+    assert.equal(r.status, 200, 'our own origin is fine');
+    assert.equal(r.headers.get('access-control-allow-origin'), null, 'same-origin needs no CORS');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, 'Content-Type': 'text/plain; x=application/json' });
+    assert.equal(r.status, 415, 'the media type is parsed, not searched for');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, 'Content-Type': 'Application/JSON ; charset=utf-8' });
+    assert.equal(r.status, 200, 'parameters and case do not matter');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, Accept: 'application/json;q=0, text/event-stream' });
+    assert.equal(r.status, 406, 'q=0 means not acceptable');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 13, method: 'ping' }, { ...S, Accept: 'application/*, text/*' });
+    assert.equal(r.status, 200, 'media ranges');
     let res = await fetch(gw.url, { method: 'PUT', headers: MCP_HEADERS, body: '{}' });
     assert.equal(res.status, 405);
     res = await fetch(gw.origin + '/elsewhere');
@@ -116,6 +127,9 @@ test('raw HTTP/1.1 abuse: garbage, huge headers, keep-alive pipelining', async (
     assert.match(await exchange(`GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`), /^HTTP\/1.1 431/);
     const two = await exchange('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\nGET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
     assert.equal((two.match(/HTTP\/1.1 200/g) || []).length, 2, 'both pipelined requests answered');
+    assert.match(await exchange('GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n'), /^HTTP\/1.1 400/,
+      'two Host headers');
+    assert.match(await exchange('GET /health HTTP/1.1\r\n\r\n'), /^HTTP\/1.1 400/, 'HTTP/1.1 without Host');
   });
 });
 
@@ -181,9 +195,47 @@ test('upstream that prints garbage: the garbage is dropped and logged, calls suc
     for (let i = 0; i < 3; i++) {
       assert.equal(textOf(await client.callTool({ name: 'faulty__garbage', arguments: {} })), 'after garbage');
     }
-    assert.match(gw.logs(), /upstream faulty wrote a non-JSON line to stdout \(dropped\)/);
+    assert.match(gw.logs(), /upstream faulty wrote a line that is not a JSON-RPC message to stdout \(dropped\)/);
     await client.close();
   });
+});
+
+test('an undecodable answer (invalid UTF-8, JSON nested too deep) fails its call at once', async () => {
+  await withGateway(config(), async (gw) => {
+    const client = await httpClient(gw.url);
+    for (const kind of ['utf8', 'deep']) {
+      const t0 = Date.now();
+      const err = await client.callTool({ name: 'faulty__bad_reply', arguments: { kind } }).then(() => null, (e) => e);
+      assert.ok(err, `${kind}: the call failed`);
+      assert.match(err.message, /not valid JSON-RPC/, kind);
+      assert.ok(Date.now() - t0 < 2000, `${kind}: failed at once, not at the tool timeout`);
+    }
+    assert.equal(textOf(await client.callTool({ name: 'faulty__echo', arguments: { message: 'still' } })), 'still');
+    await client.close();
+  });
+});
+
+test('upstream stderr is escaped, truncated and rate-limited; stdio upstreams get a minimal environment', async () => {
+  const cfg = writeConfig(gatewayConfig([luaServer('faulty', FAULTY, { config: { command: SMG, args: ['run', FAULTY],
+    env: { OWN: 'mine' }, inherit_env: ['SMG_E2E_SHARED*'] } })], { mode: 'aggregate' }));
+  await withGateway(cfg, async (gw) => {
+    const client = await httpClient(gw.url);
+    const env = async (name) => textOf(await client.callTool({ name: 'faulty__env', arguments: { name } }));
+    assert.equal(await env('OTHER_SERVER_TOKEN'), '<unset>', 'smg\'s own environment is not passed on');
+    assert.equal(await env('OWN'), 'mine');
+    assert.equal(await env('SMG_E2E_SHARED_X'), 'yes', 'inherit_env prefixes');
+    assert.notEqual(await env('PATH'), '<unset>');
+    assert.equal(textOf(await client.callTool({ name: 'faulty__stderr_flood', arguments: { lines: 5000 } })), 'flooded');
+    await sleep(300);
+    const logs = gw.logs();
+    assert.match(logs, /\[faulty\] \\x1b\[31mred\\x0dOVERWRITE/, 'control bytes escaped');
+    assert.ok(!/\x1b\[31m/.test(logs), 'no raw escape sequence reaches the log');
+    const lines = (logs.match(/flood line/g) || []).length;
+    assert.ok(lines > 50 && lines < 1000, `rate-limited: ${lines} of 5000 lines logged`);
+    await sleep(1200);
+    assert.match(gw.logs(), /stderr line\(s\) dropped \(rate limit\)/);
+    await client.close();
+  }, { env: { OTHER_SERVER_TOKEN: 'secret', SMG_E2E_SHARED_X: 'yes' } });
 });
 
 test('a dead upstream command fails calls with a clear error, other servers work', async () => {

@@ -68,32 +68,65 @@ function M.check_origin(gw, req)
   if why then return why end
   local origin = req:header("origin")
   if not origin then return nil end
-  return verdict(gw, m, "origin", origin, M._check_origin_value)
+  local v = m.origin[origin]
+  if v == nil then
+    v = M._check_origin_value(gw, origin, req:header("host")) or false
+    -- Only verdicts that do not depend on the Host are memoized.
+    if not v or M._check_origin_value(gw, origin, nil) then
+      m.origin[origin] = v
+      m.n = m.n + 1
+    end
+  end
+  return v or nil
+end
+
+-- The names a client may use for us: allowed_hosts when configured; else the loopback
+-- names, the bind address and this machine's host name. The Host check is never off.
+local function machine_names()
+  local names = {}
+  local f = io.open("/proc/sys/kernel/hostname", "rb")
+  local h = f and f:read("*l")
+  if f then f:close() end
+  if h and h ~= "" then
+    names[h:lower()] = true
+    names[(h:lower():match("^[^.]+"))] = true
+  end
+  return names
+end
+
+function M.default_hosts(bind)
+  local hosts = machine_names()
+  for h in pairs(LOCAL_HOSTS) do hosts[h] = true end
+  local b = bind:lower()
+  if b ~= "0.0.0.0" and b ~= "::" then hosts[b:find(":") and ("[" .. b .. "]") or b] = true end
+  return hosts
 end
 
 function M._check_host(gw, value)
   local host = host_of(value ~= "" and value or nil)
-  if gw.loopback_only then
-    if not host or not (LOCAL_HOSTS[host] or gw.allowed_hosts[host]) then
-      return "Host header " .. value .. " is not allowed"
-    end
-  elseif next(gw.allowed_hosts) and not (host and gw.allowed_hosts[host]) then
-    return "Host header " .. value .. " is not allowed"
-  end
+  local allowed = next(gw.allowed_hosts) and gw.allowed_hosts or gw.default_hosts
+  if not host or not allowed[host] then return "Host header " .. value .. " is not allowed" end
   return nil
 end
 
-function M._check_origin_value(gw, origin)
+-- An Origin is trusted when configured exactly (gateway.allowed_origins, "*" for any), or
+-- when it is our own origin (the page was served from the Host it calls). A page on
+-- another localhost port is another origin: it may be hostile, so it is not trusted.
+function M._check_origin_value(gw, origin, host)
   local o = origin:lower()
   if gw.allowed_origins[o] or gw.allowed_origins["*"] then return nil end
-  local oh = host_of(o)
-  if o ~= "null" and oh and LOCAL_HOSTS[oh] and (o:match("^https?://") ~= nil) then return nil end
+  local same = host and (o == "http://" .. host:lower() or o == "https://" .. host:lower())
+  if same then return nil end
   return "Origin " .. origin .. " is not allowed"
 end
 
+-- CORS headers go only to configured origins: a same-origin page needs none.
 local function cors_headers(req)
   local origin = req:header("origin")
   if not origin then return nil end
+  local gw = M.gw
+  local o = origin:lower()
+  if not (gw and (gw.allowed_origins[o] or gw.allowed_origins["*"])) then return nil end
   return { ["Access-Control-Allow-Origin"] = origin, ["Access-Control-Expose-Headers"] = CORS_EXPOSE, Vary = "Origin" }
 end
 
@@ -110,6 +143,23 @@ local function respond(req, status, body, headers)
   req:respond(status, with(h, cors_headers(req)), body or "")
 end
 
+-- The media type of a Content-Type or one Accept element: "type/subtype", lowercased,
+-- without parameters or whitespace.
+function M.media_type(v)
+  return (v:match("^%s*([^;%s]+)") or ""):lower()
+end
+
+-- Does an Accept header list `want` (or a range covering it, with q > 0)?
+function M.accept_lists(accept, want)
+  local major = want:match("^([^/]+)/")
+  for part in accept:gmatch("[^,]+") do
+    local mt = M.media_type(part)
+    local q = tonumber(part:match(";%s*[qQ]%s*=%s*([%d.]+)") or "1") or 1
+    if q > 0 and (mt == want or mt == "*/*" or mt == major .. "/*") then return true end
+  end
+  return false
+end
+
 -- Verdicts per (Accept value, wanted type): the same few values arrive on every request.
 local accept_memo, accept_n = {}, 0
 
@@ -123,8 +173,7 @@ local function accepts(req, want)
   end
   local v = m[a]
   if v == nil then
-    local l = a:lower()
-    v = l:find(want, 1, true) ~= nil or l:find("*/*", 1, true) ~= nil
+    v = M.accept_lists(a, want)
     if accept_n > 1024 then accept_memo, accept_n = { [want] = {} }, 0 m = accept_memo[want] end
     m[a] = v
     accept_n = accept_n + 1
@@ -199,8 +248,7 @@ local function handle_post(gw, req, identity)
     return respond(req, 406, error_body(rpc.SERVER_ERROR,
       "Not Acceptable: Accept must list both application/json and text/event-stream"))
   end
-  local ctype = (req:header("content-type") or ""):lower()
-  if not ctype:find("application/json", 1, true) then
+  if M.media_type(req:header("content-type") or "") ~= "application/json" then
     return respond(req, 415, error_body(rpc.SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json"))
   end
   local body = req:body()
@@ -363,6 +411,13 @@ end
 function M.listen(gw)
   local g = gw.cfg.gateway
   local lim = g.limits
+  M.gw = gw
+  gw.loopback_only = is_loopback_bind(g.host)
+  gw.default_hosts = M.default_hosts(g.host)
+  if not gw.loopback_only and not gw.plugins.auth_enabled and not gw.insecure then
+    return nil, ("refusing to serve %s without authentication: configure plugins.auth.provider, bind 127.0.0.1, "
+      .. "or pass --insecure to accept that anyone who reaches this address can use every server"):format(g.host)
+  end
   local server, err = core.http_listen(g.host, g.port, {
     max_header_bytes = lim.max_header_bytes,
     max_body_bytes = lim.max_body_bytes,
@@ -379,7 +434,6 @@ function M.listen(gw)
     -- The client went away under an unfinished request; its streams notice on next write.
   end)
   if not server then return nil, err end
-  gw.loopback_only = is_loopback_bind(g.host)
   return server
 end
 

@@ -33,6 +33,9 @@ local timeouts = metrics.counter("smg_timeouts_total", "Operations that exceeded
 local timeout_warnings = metrics.counter("smg_timeout_warnings_total",
   "Operations past the warn threshold of their budget", { "category" })
 
+-- Developer knob: LuaJIT's sampling profiler (jit.p) from start to shutdown.
+local PROFILE = os.getenv("SMG_JIT_PROFILE")
+
 local DISCOVERY_METHODS = { ["tools/list"] = true, ["prompts/list"] = true, ["resources/list"] = true,
   ["resources/templates/list"] = true }
 
@@ -422,7 +425,7 @@ function Gateway:shutdown(reason)
     for _, w in ipairs(self.watches or {}) do w:close() end
     if self.reload_timer then self.reload_timer:close() end
     if self.stdio_session then core.stdio_close() end
-    if prof and prof ~= "" then require("jit.p").stop() end
+    if PROFILE and PROFILE ~= "" then require("jit.p").stop() end
     log.info("stopped")
   end)
 end
@@ -443,6 +446,7 @@ local function parse_args(args)
     elseif a == "--port" or a == "-p" then o.port = tonumber(val())
     elseif a == "--mode" then o.mode = val()
     elseif a == "--log-level" then o.log_level = val()
+    elseif a == "--insecure" then o.insecure = true
     else error("unknown option " .. a, 0) end
     i = i + 1
   end
@@ -495,7 +499,6 @@ local function serve_stdio(gw)
 end
 
 -- `smg serve`.
-local prof = os.getenv("SMG_JIT_PROFILE")
 
 function Gateway.serve(args)
   local okp, o = pcall(parse_args, args)
@@ -527,11 +530,12 @@ function Gateway.serve(args)
   os.exit = function()
     error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
   end
-  if prof and prof ~= "" then
-    -- Developer knob: LuaJIT's sampling profiler (jit.p) until shutdown, e.g. "Fl" or "fv".
-    require("jit.p").start(prof, os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt")
+  if PROFILE and PROFILE ~= "" then
+    -- e.g. SMG_JIT_PROFILE=Fl or fv, until shutdown.
+    require("jit.p").start(PROFILE, os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt")
   end
   local gw = Gateway.new(cfg)
+  gw.insecure = o.insecure == true
   local rok, rerr = gw.router.check(gw)
   if not rok then return nil, rerr end
   gw.signals = {

@@ -1,6 +1,7 @@
 -- Passthrough: one upstream, names untouched. The client sees the upstream's own
 -- capabilities, serverInfo and instructions; every request is forwarded with its id,
 -- progress token and cancellation remapped. The mode the conformance suite runs against.
+local smg = require "smg"
 local rpc = require "smg.mcp.jsonrpc"
 
 local M = {}
@@ -54,8 +55,22 @@ function M.request(gw, session, method, params, call)
     session.subscriptions[params.uri] = nil
   end
   local spec = the_server(gw)
-  if method == "tools/call" then return gw:call_tool(session, spec, up, params, call) end
+  local allowed = require("smg.gateway.router_aggregate").allowed
+  if method == "tools/call" then
+    -- allow_tools / deny_tools hold in every mode: a denied tool does not exist.
+    if type(params.name) ~= "string" or not allowed(spec, params.name) then
+      return nil, { code = rpc.INVALID_PARAMS, message = "Unknown tool: " .. tostring(params.name) }
+    end
+    return gw:call_tool(session, spec, up, params, call)
+  end
   local res, err = gw:forward(session, up, method, params, call)
+  if res and method == "tools/list" and type(res.tools) == "table" then
+    local kept = smg.json.array({})
+    for _, t in ipairs(res.tools) do
+      if type(t) == "table" and type(t.name) == "string" and allowed(spec, t.name) then kept[#kept + 1] = t end
+    end
+    res.tools = kept
+  end
   if res and method == "tools/list" and spec.enable_tool_guardrails and type(res.tools) == "table" then
     -- Pages pass through as they are; the discovery guardrails see (and filter) each one.
     res.tools = require("smg.gateway.guardrails").discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec, res.tools)

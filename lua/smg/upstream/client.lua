@@ -266,12 +266,29 @@ function Client:_down(why)
   self.restart_timer = t
 end
 
+-- A message from the upstream that could not be decoded (invalid UTF-8, nested too
+-- deep, cut off): the request it answers fails now instead of at its timeout. `related`
+-- is that request when the transport knows it (an HTTP response); else the id is read off
+-- the raw text, only when it looks like a response (our ids are integers).
+function Client:fail_unparsable(text, why, related)
+  local entry = related
+  if not entry and (text:find('"result"', 1, true) or text:find('"error"', 1, true)) then
+    local id = tonumber(text:match('"id"%s*:%s*(%d+)'))
+    entry = id and self.pending[id]
+  end
+  if not (entry and self.pending[entry.id]) then return end
+  self:_finish(entry)
+  entry.future:set(nil, { code = rpc.INTERNAL_ERROR,
+    message = ("upstream %s sent a response that is not valid JSON-RPC: %s"):format(self.name, tostring(why)),
+    data = { server = self.name, reason = "invalid_response" } })
+end
+
 -- Called by the HTTP transports with a JSON body or SSE event: one message or a batch.
 function Client:on_payload(text, related)
-  local msg = json.decode(text)
+  local msg, why = json.decode(text)
   if type(msg) ~= "table" then
     log.warn(("upstream %s sent invalid JSON"):format(self.name))
-    return
+    return self:fail_unparsable(text, why or "not a JSON object", related)
   end
   if json.is_array(msg) then
     for _, m in ipairs(msg) do self:on_message(m, related) end
@@ -299,10 +316,12 @@ function Client:on_message(msg, related)
 end
 
 -- The client call a server-initiated message belongs to: the related request if the
--- transport knows it, else the only call in flight (stdio cannot tell more).
+-- transport knows it (a Streamable HTTP response stream). On a per-session upstream the
+-- only call in flight is a safe guess (every call is that session's); on a shared one a
+-- guess could hand one tenant's sampling request or log line to another, so none is made.
 function Client:_related_call(related)
   if related and related.opts and related.opts.call then return related.opts.call end
-  if self.npending == 1 then
+  if self.session and self.npending == 1 then
     local _, entry = next(self.pending)
     return entry.opts and entry.opts.call
   end

@@ -1,6 +1,8 @@
 -- Stdio upstream transport: a child process spawned once and kept alive. stdout lines are
--- MCP messages; stderr lines go to the log; anything on stdout that is not JSON-RPC is
--- logged and dropped (a misbehaving server cannot corrupt the stream of anyone else).
+-- MCP messages; stderr lines go to the log, escaped, truncated and rate-limited; anything
+-- on stdout that is not JSON-RPC is logged and dropped (a misbehaving server cannot
+-- corrupt the stream of anyone else), and fails its call at once when the line still
+-- names the id of a request in flight.
 local smg = require "smg"
 local core = require "smg.core"
 local json = smg.json
@@ -13,18 +15,73 @@ function Stdio.new(client)
   return setmetatable({ client = client, proc = nil, garbage = 0 }, Stdio)
 end
 
-local function env_list(spec_env)
-  -- The child inherits our environment plus the server's own variables.
+-- What the MCP SDKs pass to a stdio server by default: enough to run a program, nothing
+-- that belongs to someone else (API keys of other servers, smg's own secrets).
+Stdio.BASE_ENV = { "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER" }
+
+-- The child's environment: the base names and the server's inherit_env names (exact, or
+-- a prefix ending in '*') taken from ours, then the server's own env on top.
+function Stdio.env_list(cfg)
+  local wanted, prefixes = {}, {}
+  for _, k in ipairs(Stdio.BASE_ENV) do wanted[k] = true end
+  for _, k in ipairs(cfg.inherit_env or {}) do
+    if k:sub(-1) == "*" then prefixes[#prefixes + 1] = k:sub(1, -2) else wanted[k] = true end
+  end
   local env, seen = {}, {}
-  for k, v in pairs(spec_env or {}) do
+  for k, v in pairs(cfg.env or {}) do
     env[#env + 1] = k .. "=" .. v
     seen[k] = true
   end
   for _, line in ipairs(Stdio.environ()) do
     local k = line:match("^([^=]+)=")
-    if k and not seen[k] then env[#env + 1] = line end
+    if k and not seen[k] then
+      local take = wanted[k]
+      for i = 1, #prefixes do
+        if not take and k:sub(1, #prefixes[i]) == prefixes[i] then take = true end
+      end
+      if take then env[#env + 1] = line end
+    end
   end
   return env
+end
+
+-- stderr is the server's to write and ours to log: control bytes (ANSI escapes, CR that
+-- would overwrite earlier log text) are shown as \xNN, lines are cut at STDERR_MAX bytes,
+-- and a token bucket (STDERR_RATE lines/s, STDERR_BURST at once) keeps a chatty or
+-- hostile server from filling the disk; what it drops is counted in the log.
+local STDERR_MAX, STDERR_RATE, STDERR_BURST = 1024, 20, 100
+
+function Stdio.escape_line(line)
+  local cut = #line > STDERR_MAX
+  if cut then line = line:sub(1, STDERR_MAX) end
+  line = line:gsub("[%z\1-\8\11-\31\127]", function(c) return ("\\x%02x"):format(c:byte()) end)
+  if cut then line = line .. "... (truncated)" end
+  return line
+end
+
+local function report_dropped(self)
+  self.err_report:close()
+  self.err_report = nil
+  if (self.err_dropped or 0) > 0 then
+    log.warn(("[%s] %d stderr line(s) dropped (rate limit)"):format(self.client.name, self.err_dropped))
+    self.err_dropped = 0
+  end
+end
+
+function Stdio:log_stderr(line)
+  local now = smg.monotime()
+  local tokens = math.min(STDERR_BURST, (self.err_tokens or STDERR_BURST) + (now - (self.err_at or now)) * STDERR_RATE)
+  self.err_at = now
+  if tokens < 1 then
+    self.err_tokens = tokens
+    self.err_dropped = (self.err_dropped or 0) + 1
+    if not self.err_report then -- one summary a second while the flood lasts
+      self.err_report = core.timer(1000, 0, report_dropped, self)
+    end
+    return
+  end
+  self.err_tokens = tokens - 1
+  log.info(("[%s] %s"):format(self.client.name, Stdio.escape_line(line)))
 end
 
 -- Our environment as "K=V" strings (read once from /proc; Linux only, like the rest).
@@ -86,18 +143,17 @@ function Stdio:open()
   proc, err = core.spawn({
     file = file,
     args = args,
-    env = env_list(cfg.env),
+    env = Stdio.env_list(cfg),
     cwd = cfg.cwd,
     max_line = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
   }, function(stream, line)
-    if stream == 2 then
-      log.info(("[%s] %s"):format(c.name, line))
-      return
-    end
-    local msg = json.decode(line)
+    if stream == 2 then return self:log_stderr(line) end
+    local msg, jerr = json.decode(line)
     if type(msg) ~= "table" then
       self.garbage = self.garbage + 1
-      log.warn(("upstream %s wrote a non-JSON line to stdout (dropped): %s"):format(c.name, line:sub(1, 200)))
+      log.warn(("upstream %s wrote a line that is not a JSON-RPC message to stdout (dropped): %s"):format(c.name,
+        Stdio.escape_line(line:sub(1, 200))))
+      c:fail_unparsable(line, jerr or "not a JSON object")
       return
     end
     c:on_message(msg, nil)
@@ -128,6 +184,7 @@ end
 
 -- The MCP stdio shutdown: close stdin, then SIGTERM, then SIGKILL.
 function Stdio:close()
+  if self.err_report then report_dropped(self) end
   local proc = self.proc
   self.proc = nil
   if proc then proc:shutdown(2000) end
