@@ -163,7 +163,16 @@ M.schema = obj({
       idle_timeout = num(75, 0.1),
       request_timeout = num(30, 0.1),
       max_sessions = int(10000, 1),
-      session_idle_timeout = num(3600, 1),
+      -- Per tenant: an identity is a project/user (or, without auth, a peer address).
+      max_sessions_per_identity = int(256, 1),
+      max_sessions_per_peer = int(1024, 1),
+      max_session_upstreams_per_identity = int(16, 0), -- per_session upstreams (processes)
+      max_calls_per_session = int(64, 1),              -- client requests in flight
+      max_client_requests_per_session = int(16, 1),    -- sampling/elicitation/roots in flight
+      max_calls_per_upstream = int(1024, 1),           -- requests in flight to one upstream
+      max_upstream_write_queue = int(16 * 1024 * 1024, 65536), -- bytes unread by a stdio upstream
+      session_idle_timeout = num(1800, 1),  -- 30 minutes
+      unused_session_timeout = num(120, 1), -- a session that never made a call: 2 minutes
       max_message_bytes = int(64 * 1024 * 1024, 1024),
     }),
     shutdown_grace = num(10, 0),

@@ -9,6 +9,7 @@ local streams = require "smg.gateway.streams"
 local Session = require "smg.gateway.session"
 local auth = require "smg.gateway.auth"
 local metrics = require "smg.metrics"
+local telemetry = require "smg.gateway.telemetry"
 local json = smg.json
 local log = smg.log
 
@@ -219,12 +220,20 @@ local function check_version_header(session, req)
 end
 
 local function handle_initialize(gw, req, msg, identity)
-  if gw.nsessions >= gw.limits.max_sessions then
-    log.warn("session limit reached; refusing initialize")
-    return respond(req, 503, error_body(rpc.SERVER_ERROR, "Too many sessions"), { ["Retry-After"] = "5" })
+  local peer = (req:peer() or ""):gsub(":%d+$", "")
+  local key = gw.identity_key(identity, peer)
+  local limit, why = gw:session_refusal(key, peer)
+  if limit then
+    -- One tenant's sessions never lock out the others: 429 for a tenant's own limit,
+    -- 503 when the gateway as a whole is full.
+    log.warn(("refusing initialize from %s: %s"):format(peer, why))
+    telemetry.refused(limit)
+    return respond(req, limit == "sessions" and 503 or 429, error_body(rpc.SERVER_ERROR, why,
+      { reason = "limit", limit = "max_" .. limit }), { ["Retry-After"] = "30" })
   end
   local sid = smg.random_hex(16)
   local session = Session.new(gw, "http", sid)
+  session.identity_key, session.peer = key, peer
   if identity then
     session.identity = identity
     session.config_id = identity.mcp_config_id
@@ -352,8 +361,8 @@ local function on_request(gw, req)
   local path = req:path()
   local method = req:method()
   if path == "/health" or path == "/healthz" then
-    return req:respond(200, { ["Content-Type"] = "application/json" },
-      json.encode({ status = gw.draining and "draining" or "ok", sessions = gw.nsessions, version = smg.version }))
+    local doc = gw:health()
+    return req:respond(doc.status == "down" and 503 or 200, { ["Content-Type"] = "application/json" }, json.encode(doc))
   end
   if path == gw.cfg.gateway.metrics_path and method == "GET" then
     if M.check_origin(gw, req) then return respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden")) end

@@ -42,6 +42,8 @@ local DISCOVERY_METHODS = { ["tools/list"] = true, ["prompts/list"] = true, ["re
 function Gateway.new(cfg)
   local self = setmetatable({
     sessions = {}, nsessions = 0,
+    sessions_by_identity = {}, sessions_by_peer = {}, -- live session counts per tenant
+    session_upstreams = {},  -- identity key -> per_session upstreams open
     pool = {},               -- shared upstream clients by "config_id/server_name"
     discovery = setmetatable({}, { __mode = "k" }), -- client -> { [method] = {value, expires} }
     uri_owner = {},          -- config_id -> uri -> server_name
@@ -94,11 +96,41 @@ function Gateway:server(config_id, name)
   return nil
 end
 
+-- What a session gets for a per-session upstream past its tenant's limit: an upstream
+-- that refuses every call with the limit's error, so callers need no second path. It is
+-- not kept: the next request tries again.
+local Refused = {}
+Refused.__index = Refused
+function Refused:ensure_ready() return nil, self.err end
+function Refused:call() return nil, self.err end
+function Refused:start() end
+function Refused:close() end
+function Refused:notify() end
+function Refused:cancel() end
+function Refused:describe() return { name = self.name, state = "refused", last_error = self.err.message } end
+
+-- A session's per-session upstreams closed: its tenant may open that many again.
+function Gateway:release_session_upstreams(key, n)
+  local left = (self.session_upstreams[key] or 0) - n
+  self.session_upstreams[key] = left > 0 and left or nil
+end
+
 -- The upstream client serving `spec` for this session: the shared one, or the session's own.
 function Gateway:upstream_for(session, spec)
   if spec.sharing == "per_session" and session then
     local up = session.upstreams[spec.server_name]
     if not up then
+      -- Each per-session upstream may be a process: bounded per tenant.
+      local key = session.identity_key or "stdio"
+      local open = self.session_upstreams[key] or 0
+      if open >= self.limits.max_session_upstreams_per_identity then
+        telemetry.refused("session_upstreams_per_identity")
+        return setmetatable({ name = spec.server_name, spec = spec, state = "refused", err = { code = rpc.SERVER_ERROR,
+          message = ("Too many per-session upstreams for this identity (%d); close other sessions first"):format(open),
+          data = { reason = "limit", limit = "max_session_upstreams_per_identity" } } }, Refused)
+      end
+      self.session_upstreams[key] = open + 1
+      session.upstream_key = key
       local caps = {}
       for _, c in ipairs({ "sampling", "elicitation", "roots" }) do
         if session:client_supports(c) then caps[c] = session.client_caps[c] end
@@ -318,29 +350,92 @@ function Gateway:initialize(session, params, call)
   return res
 end
 
+-- /health: every configured upstream with its state (ready, starting, down with the
+-- reason; per_session ones start with their session). "down" (HTTP 503) when servers are
+-- configured and none of them can serve; "degraded" when some cannot.
+local HEALTH_STATE = { ready = "ready", idle = "starting", starting = "starting", backoff = "down", failed = "down",
+  closed = "down" }
+
+function Gateway:health()
+  local list, usable, down = json.array({}), 0, 0
+  local ids = {}
+  for id in pairs(self.cfg.mcp_configs) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    for _, spec in ipairs(self:servers(id)) do
+      local e = { server = spec.server_name, mcp_config_id = id }
+      if spec.sharing == "per_session" then
+        e.state = "per_session"
+      else
+        local up = self.pool[id .. "/" .. spec.server_name]
+        e.state = up and HEALTH_STATE[up.state] or "starting"
+        if e.state == "down" then e.reason = up.last_error end
+      end
+      if e.state == "down" then down = down + 1 else usable = usable + 1 end
+      list[#list + 1] = e
+    end
+  end
+  local status = "ok"
+  if self.draining then status = "draining"
+  elseif down > 0 and usable == 0 then status = "down"
+  elseif down > 0 then status = "degraded" end
+  return { status = status, sessions = self.nsessions, version = smg.version, upstreams = list }
+end
+
 function Gateway:gateway_info()
   return { name = self.cfg.gateway.server_name, title = "smg secure MCP gateway", version = smg.version }
 end
 
 ---------------------------------------------------------------------------- sessions
+local function bump(counts, key, by)
+  local n = (counts[key] or 0) + by
+  counts[key] = n > 0 and n or nil
+end
+
+-- The tenant a session counts against: its project/user, or its peer without auth.
+function Gateway.identity_key(identity, peer)
+  if identity then return "id:" .. tostring(identity.project_id) .. "/" .. tostring(identity.user_id) end
+  return "peer:" .. tostring(peer)
+end
+
+-- Whether one more session fits the global, per-identity and per-peer limits. Returns
+-- nil when it does, else the name of the limit and a message.
+function Gateway:session_refusal(identity_key, peer)
+  local l = self.limits
+  if self.nsessions >= l.max_sessions then return "sessions", "Too many sessions" end
+  if (self.sessions_by_identity[identity_key] or 0) >= l.max_sessions_per_identity then
+    return "sessions_per_identity", "Too many sessions for this identity"
+  end
+  if (self.sessions_by_peer[peer] or 0) >= l.max_sessions_per_peer then
+    return "sessions_per_peer", "Too many sessions from this address"
+  end
+  return nil
+end
+
 function Gateway:add_session(s)
   self.sessions[s.id] = s
   self.nsessions = self.nsessions + 1
+  bump(self.sessions_by_identity, s.identity_key, 1)
+  if s.peer then bump(self.sessions_by_peer, s.peer, 1) end
 end
 
 function Gateway:remove_session(s, reason)
-  if s.id and self.sessions[s.id] then
+  if s.id and self.sessions[s.id] == s then
     self.sessions[s.id] = nil
     self.nsessions = self.nsessions - 1
+    bump(self.sessions_by_identity, s.identity_key, -1)
+    if s.peer then bump(self.sessions_by_peer, s.peer, -1) end
   end
   s:close(reason)
 end
 
--- Sessions idle past the limit (no request in flight, no open GET stream) are dropped.
+-- Sessions idle past the limit (no request in flight, no open GET stream) are dropped;
+-- one that never made a call after initialize goes sooner (clients that end without
+-- DELETE leave exactly those behind). Its per-session upstreams close with it.
 function Gateway:sweep_sessions()
-  local limit = self.limits.session_idle_timeout
   local now = smg.monotime()
   for _, s in pairs(self.sessions) do
+    local limit = s.calls > 0 and self.limits.session_idle_timeout or self.limits.unused_session_timeout
     if now - s.last_seen > limit and next(s.inflight) == nil then
       local live = false
       for _, g in ipairs(s.get_streams) do if g:open() then live = true end end
@@ -550,7 +645,8 @@ function Gateway.serve(args)
   local server, err = require("smg.gateway.http").listen(gw)
   if not server then return nil, err end
   gw.http_server = server
-  gw.sweeper = smg.timer(60, function() gw:sweep_sessions() end, 60)
+  local every = math.max(1, math.min(15, cfg.gateway.limits.unused_session_timeout / 4))
+  gw.sweeper = smg.timer(every, function() gw:sweep_sessions() end, every)
   local g = cfg.gateway
   local host = g.host:find(":") and ("[" .. g.host .. "]") or g.host
   log.info(("smg %s serving MCP on http://%s:%d%s (mode %s, %d server(s), config %s)"):format(smg.version, host,

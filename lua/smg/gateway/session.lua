@@ -32,6 +32,9 @@ function Session.new(gw, transport, id)
     resumable_order = {},
     next_stream = 0,
     last_seen = smg.monotime(),
+    calls = 0,                 -- requests made after initialize (idle expiry)
+    ninflight = 0,
+    noutbound = 0,
     closed = false,
   }, Session)
 end
@@ -90,6 +93,13 @@ end
 
 -- Asks the client (sampling, elicitation, roots) on behalf of an upstream. Yields.
 function Session:request_client(method, params, call, timeout)
+  if self.noutbound >= self.gw.limits.max_client_requests_per_session then
+    -- An upstream cannot queue unbounded work on a client: past the limit it is refused.
+    require("smg.gateway.telemetry").refused("client_requests_per_session")
+    return nil, { code = rpc.SERVER_ERROR, message = ("too many %s requests waiting on the client"):format(method),
+      data = { reason = "limit", limit = "max_client_requests_per_session" } }
+  end
+  self.noutbound = self.noutbound + 1
   self.next_out = self.next_out + 1
   local id = "smg-" .. self.next_out
   local f = async.future()
@@ -99,11 +109,13 @@ function Session:request_client(method, params, call, timeout)
   if not (stream and stream:open()) then stream = self:_any_stream() end
   if not stream then
     self.outbound[id] = nil
+    self.noutbound = self.noutbound - 1
     return nil, { code = rpc.INTERNAL_ERROR, message = "no open stream to the client for " .. method }
   end
   stream:send(line)
   local res, err = f:wait(timeout or self.gw.timeouts.default_timeout * 10)
   self.outbound[id] = nil
+  self.noutbound = self.noutbound - 1
   if err == "timeout" then
     self:notify("notifications/cancelled", { requestId = id, reason = "timeout" }, call)
     return nil, { code = rpc.INTERNAL_ERROR, message = "the client did not answer " .. method .. " in time" }
@@ -120,6 +132,7 @@ end
 local function run_request(self, msg, call, stream, key)
   local ok, res, err = xpcall(self.gw.dispatch, debug.traceback, self.gw, self, msg.method, msg.params or {}, call)
   self.inflight[key] = nil
+  self.ninflight = self.ninflight - 1
   if call.cancelled then
     if stream then stream:close() end
     return
@@ -146,6 +159,14 @@ function Session:handle(msg, kind, stream)
     if self.inflight[key] then
       return reply(stream, rpc.error(msg.id, rpc.INVALID_REQUEST, "request id " .. key .. " is already in use"))
     end
+    if self.ninflight >= self.gw.limits.max_calls_per_session then
+      require("smg.gateway.telemetry").refused("calls_per_session")
+      return reply(stream, rpc.error(msg.id, rpc.SERVER_ERROR,
+        ("Too many requests in flight on this session (%d)"):format(self.ninflight),
+        { reason = "limit", limit = "max_calls_per_session" }))
+    end
+    self.ninflight = self.ninflight + 1
+    if msg.method ~= "initialize" then self.calls = self.calls + 1 end
     local params = msg.params or {}
     local meta = type(params._meta) == "table" and params._meta or nil
     local call = { id = msg.id, session = self, stream = stream, method = msg.method,
@@ -183,10 +204,13 @@ function Session:close(reason)
   for id, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
   for _, s in ipairs(self.get_streams) do s:close() end
   self.get_streams = {}
+  local n = 0
   for name, up in pairs(self.upstreams) do
     up:close()
     self.upstreams[name] = nil
+    n = n + 1
   end
+  if n > 0 and self.upstream_key then self.gw:release_session_upstreams(self.upstream_key, n) end
   log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
 end
 

@@ -19,6 +19,14 @@ local tool_calls = metrics.counter("smg_tool_calls_total", "Tool calls by server
 local restarts = metrics.counter("smg_upstream_restarts_total", "Upstream servers that went down and were restarted",
   { "server" })
 
+local refusals = metrics.counter("smg_limit_refusals_total",
+  "Requests refused by a resource limit (sessions, calls in flight, per-session upstreams...)", { "limit" })
+
+-- A resource limit refused something: counted by the limit's name.
+function M.refused(limit)
+  refusals:inc(1, limit)
+end
+
 local KNOWN_METHODS = {}
 for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
   "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "logging/setLevel",
@@ -32,6 +40,12 @@ function M.register_gauges(gw)
     for _, up in pairs(gw.pool) do
       local s = m.series[up.name]
       m:set((s and s.value or 0) + (up.npending or 0), up.name)
+    end
+  end)
+  metrics.gauge("smg_upstream_up", "1 when the shared upstream is ready, else 0", { "server" }, function(m)
+    for _, s in ipairs(m.list) do s.value = 0 end
+    for _, up in pairs(gw.pool) do
+      if up.state == "ready" then m:set(1, up.name) elseif not m.series[up.name] then m:set(0, up.name) end
     end
   end)
   metrics.gauge("smg_config_generation", "Config versions loaded since start (1 + successful reloads)", {},

@@ -225,6 +225,12 @@ function Client:call(method, params, opts)
   local t0 = smg.monotime()
   local ok, err = self:ensure_ready(timeout)
   if not ok then return nil, err end
+  local cap = self.gw and self.gw.limits.max_calls_per_upstream
+  if cap and self.npending >= cap then
+    require("smg.gateway.telemetry").refused("calls_per_upstream")
+    return nil, { code = rpc.SERVER_ERROR, message = ("upstream %s has too many calls in flight (%d)"):format(self.name,
+      self.npending), data = { server = self.name, reason = "limit", limit = "max_calls_per_upstream" } }
+  end
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
   local res, e = raw_call(self, method, params, opts, left, timeout)

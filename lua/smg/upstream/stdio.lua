@@ -177,6 +177,16 @@ function Stdio:pid() return self.proc and self.proc:pid() end
 
 function Stdio:send(line)
   if not self.proc then return nil, "process not running" end
+  local c = self.client
+  local cap = c.gw and c.gw.limits.max_upstream_write_queue or 64 * 1024 * 1024
+  if self.proc:write_queue() + #line > cap then
+    -- A server that stopped reading its stdin would make us buffer without bound: it is
+    -- treated as hung and restarted (its calls fail now, with this reason).
+    log.error(("upstream %s is not reading its input (%d bytes queued); restarting it"):format(c.name,
+      self.proc:write_queue()))
+    self.proc:kill(9)
+    return nil, "upstream is not reading its input"
+  end
   local ok, err = self.proc:write(line .. "\n")
   if not ok then return nil, err end
   return true
