@@ -152,7 +152,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
-smg_http_client_t *smg_http_client_new(uv_loop_t *loop) {
+smg_http_client_t *smg_http_client_new(uv_loop_t *loop, long max_host_connections) {
   static int global_init;
   if (!global_init) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -168,7 +168,8 @@ smg_http_client_t *smg_http_client_new(uv_loop_t *loop) {
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+  if (max_host_connections > 0)
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
   return c;
 }
 

@@ -30,7 +30,8 @@ typedef struct {
   size_t max_response; /* bytes; the call fails past it; 0 = unlimited */
 } smg_http_call_opts_t;
 
-smg_http_client_t *smg_http_client_new(uv_loop_t *loop);
+/* max_host_connections: the connection cap per host (0: none). */
+smg_http_client_t *smg_http_client_new(uv_loop_t *loop, long max_host_connections);
 void smg_http_client_free(smg_http_client_t *c);
 
 int smg_http_call_start(smg_http_client_t *c, const smg_http_call_opts_t *opts,

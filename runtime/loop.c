@@ -80,6 +80,10 @@ int smg_loop_close(smg_loop_t *loop) {
     smg_http_client_free(loop->httpc);
     loop->httpc = NULL;
   }
+  if (loop->httpc_streams) {
+    smg_http_client_free(loop->httpc_streams);
+    loop->httpc_streams = NULL;
+  }
   uv_run(&loop->uv, UV_RUN_NOWAIT);
   uv_walk(&loop->uv, close_walk_cb, NULL);
   uv_run(&loop->uv, UV_RUN_DEFAULT);

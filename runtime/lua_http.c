@@ -356,14 +356,22 @@ static int call_cancel(lua_State *L) {
   return 0;
 }
 
-/* http_request{method, url, headers = {"K: v", ...}, body, timeout_ms, max_response},
- *              on_headers(status, raw), on_data(chunk), on_done(err) */
+/* The request pool: at most 64 connections per host, reused. */
+#define REQUEST_HOST_CONNECTIONS 64L
+
+/* http_request{method, url, headers = {"K: v", ...}, body, timeout_ms, max_response,
+ *              stream = bool}, on_headers(status, raw), on_data(chunk), on_done(err)
+ * stream = true: a long-lived transfer, kept out of the request pool. */
 static int l_http_request(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   smg_loop_t *loop = smg_lua_loop(L);
-  if (!loop->httpc) loop->httpc = smg_http_client_new(&loop->uv);
-  if (!loop->httpc) return luaL_error(L, "cannot create http client");
+  lua_getfield(L, 1, "stream");
+  int stream = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  smg_http_client_t **pool = stream ? &loop->httpc_streams : &loop->httpc;
+  if (!*pool) *pool = smg_http_client_new(&loop->uv, stream ? 0 : REQUEST_HOST_CONNECTIONS);
+  if (!*pool) return luaL_error(L, "cannot create http client");
   smg_http_call_opts_t o;
   memset(&o, 0, sizeof(o));
   lua_getfield(L, 1, "url");
@@ -402,7 +410,7 @@ static int l_http_request(lua_State *L) {
   c->self_ref = smg_lua_ref(L, -1);
   static const smg_http_call_cbs_t cbs = {call_on_headers, call_on_data, call_on_done};
   char err[256];
-  int rc = smg_http_call_start(loop->httpc, &o, &cbs, c, &c->call, err, sizeof(err));
+  int rc = smg_http_call_start(*pool, &o, &cbs, c, &c->call, err, sizeof(err));
   if (rc < 0) {
     lcall_unref_all(c);
     c->call = NULL;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import {
-  SMG, ECHO, FAULTY, INIT, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, post, rawSession,
+  SMG, ECHO, FAULTY, INIT, gatewayConfig, luaServer, writeConfig, withGateway, startSmg, httpClient, post, rawSession,
   textOf, sleep,
 } from './helpers.mjs';
 
@@ -171,4 +171,29 @@ test('config show masks API keys, URL credentials and query values, secret flags
   assert.equal(doc.mcp_configs.m.mcp_config[0].config.args[2], '--api-key=****zzzz');
   assert.equal(doc.mcp_configs.m.mcp_config[0].config.args[3], '--verbose', 'plain flags are kept');
   assert.equal(doc.mcp_configs.m.mcp_config[1].config.url, 'https://user:****@example.com/mcp?access=****&x=****');
+});
+
+test('200 undeleted sessions on a per_session HTTP upstream do not starve a new client', async () => {
+  const back = await startSmg(writeConfig(gatewayConfig([luaServer('echo', ECHO)], { mode: 'aggregate' })));
+  try {
+    const cfg = writeConfig(gatewayConfig([{ server_name: 'remote', config: { url: back.url }, sharing: 'per_session' }],
+      { mode: 'aggregate', limits: { max_session_upstreams_per_identity: 400 } }));
+    await withGateway(cfg, async (gw) => {
+      const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
+        params: { name: 'remote__echo__echo', arguments: { message: 'hi' } } });
+      for (let i = 0; i < 200; i++) {
+        const sid = await rawSession(gw.url); // and never DELETEd, like the SDK's close()
+        const r = await post(gw.url, call(2), { 'Mcp-Session-Id': sid });
+        assert.equal(r.status, 200, r.text);
+      }
+      await sleep(500); // every upstream session's GET stream is open by now
+      const client = await httpClient(gw.url);
+      const t0 = Date.now();
+      assert.equal(textOf(await client.callTool({ name: 'remote__echo__echo', arguments: { message: 'new' } })), 'new');
+      assert.ok(Date.now() - t0 < 1000, `the new client's call took ${Date.now() - t0} ms`);
+      await client.close();
+    });
+  } finally {
+    await back.stop();
+  }
 });

@@ -111,7 +111,8 @@ function Http:_open_get(delay)
   local call
   -- Resume where the last stream stopped, so events sent while we reconnected arrive.
   local extra = self.get_last_id and { "Last-Event-ID: " .. self.get_last_id } or nil
-  call = core.http_request({ method = "GET", url = c.spec.config.url, headers = headers(self, extra), timeout_ms = 0 },
+  call = core.http_request({ method = "GET", url = c.spec.config.url, headers = headers(self, extra), timeout_ms = 0,
+    stream = true },
     function(st, raw)
       ok_status = st == 200
     end, function(chunk)

@@ -56,7 +56,7 @@ function Legacy:open()
     end
   end, c.gw and c.gw.max_message_bytes or nil)
   local call
-  call = core.http_request({ method = "GET", url = url, timeout_ms = 0,
+  call = core.http_request({ method = "GET", url = url, timeout_ms = 0, stream = true,
     headers = header_list(self, { "Accept: text/event-stream" }) },
   function(st) status = st end,
   function(chunk)
