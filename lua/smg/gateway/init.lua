@@ -465,7 +465,7 @@ function Gateway:on_list_changed(up, method)
   end
   if self.mode == "meta" then return end
   self:each_session_of(up, function(s)
-    if s.initialized then s:notify(method, nil, nil) end
+    if s.initialized then s:list_changed(method) end
   end)
 end
 

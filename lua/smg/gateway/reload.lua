@@ -60,9 +60,59 @@ local function retire_changed(gw)
   end
   for _, s in pairs(gw.sessions) do
     for name, up in pairs(s.upstreams) do
-      if not keep_or_retire(gw, up, gw:server(s.config_id, name)) then s.upstreams[name] = nil end
+      if not keep_or_retire(gw, up, gw:server(s.config_id, name)) then
+        s.upstreams[name] = nil
+        if s.upstream_key then gw:release_session_upstreams(s.upstream_key, 1) end
+      end
     end
   end
+end
+
+-- What a session of mcp_config `id` can see, as a string: its servers and everything that
+-- decides their lists. Equal strings, equal views.
+local function view(cfg, id)
+  local mc = cfg.mcp_configs[id or ""]
+  if not mc then return "" end
+  local parts = {}
+  for _, s in ipairs(mc.mcp_config) do
+    parts[#parts + 1] = json.encode({ s.server_name, fingerprint(s), s.allow_tools, s.deny_tools, s.tools,
+      s.enable_tool_guardrails }) or ""
+  end
+  return table.concat(parts, "\n")
+end
+
+-- After a swap: each open session follows its project to the mcp_config the new version
+-- gives it (its per-session upstreams of the old one close), and every session whose
+-- view changed is told, once per list kind (coalesced by Session:list_changed).
+local LISTS = { "notifications/tools/list_changed", "notifications/prompts/list_changed",
+  "notifications/resources/list_changed" }
+
+local function follow_and_notify(gw, old_cfg)
+  local old_views, new_views = {}, {}
+  local function changed(old_id, new_id)
+    if old_views[old_id] == nil then old_views[old_id] = view(old_cfg, old_id) end
+    if new_views[new_id] == nil then new_views[new_id] = view(gw.cfg, new_id) end
+    return old_id ~= new_id or old_views[old_id] ~= new_views[new_id]
+  end
+  local function each(s)
+    local old_id, new_id = s.config_id, gw.default_config_id
+    local id = s.identity
+    if id and id.project_id then
+      local p = gw.cfg.projects[id.project_id]
+      new_id = p and p.mcp_config_id or new_id
+    end
+    if new_id ~= old_id then
+      log.info(("session %s follows its project to mcp_config %s"):format(tostring(s.id or "stdio"), tostring(new_id)))
+      s:close_upstreams()
+      s.config_id = new_id
+      if id then id.mcp_config_id = new_id end
+    end
+    if gw.mode ~= "meta" and s.initialized and changed(old_id, new_id) then
+      for _, m in ipairs(LISTS) do s:list_changed(m) end
+    end
+  end
+  for _, s in pairs(gw.sessions) do each(s) end
+  if gw.stdio_session then each(gw.stdio_session) end
 end
 
 -- Settings the running listener was built with; a change needs a restart.
@@ -104,6 +154,7 @@ function M.run(gw, why)
   local old_set = gw.plugins
   gw:apply(cfg, set)
   retire_changed(gw)
+  follow_and_notify(gw, old)
   for _, p in ipairs(old_set.telemetry) do
     if p.shutdown then async.spawn(plugins.run_hook, p, "shutdown", 5) end
   end

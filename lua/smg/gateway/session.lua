@@ -4,6 +4,7 @@
 -- level, and, for per-session upstreams, the upstream clients it owns.
 local smg = require "smg"
 local async = require "smg.async"
+local core = require "smg.core"
 local rpc = require "smg.mcp.jsonrpc"
 local json = smg.json
 local log = smg.log
@@ -33,6 +34,8 @@ function Session.new(gw, transport, id)
     next_stream = 0,
     last_seen = smg.monotime(),
     calls = 0,                 -- requests made after initialize (idle expiry)
+    list_sent = {},            -- list_changed method -> when last sent
+    list_pending = {},         -- list_changed method -> timer of the coalesced one
     ninflight = 0,
     noutbound = 0,
     closed = false,
@@ -194,6 +197,43 @@ function Session:handle(msg, kind, stream)
   end
 end
 
+-- Closes the session's per-session upstreams (its tenant may open as many again).
+function Session:close_upstreams()
+  local n = 0
+  for name, up in pairs(self.upstreams) do
+    up:close()
+    self.upstreams[name] = nil
+    n = n + 1
+  end
+  if n > 0 and self.upstream_key then self.gw:release_session_upstreams(self.upstream_key, n) end
+end
+
+-- notifications/*/list_changed, coalesced: at most one per kind per COALESCE seconds; a
+-- burst (an upstream announcing 10,000 changes, a reload touching every server) becomes
+-- one notification now and at most one more when the window ends.
+local COALESCE = 0.25
+
+local function flush_list_changed(arg)
+  local self, method = arg[1], arg[2]
+  local t = self.list_pending[method]
+  if t then t:close() end
+  self.list_pending[method] = nil
+  if self.closed then return end
+  self.list_sent[method] = smg.monotime()
+  self:notify(method, nil, nil)
+end
+
+function Session:list_changed(method)
+  if self.list_pending[method] then return end
+  local now = smg.monotime()
+  local wait = COALESCE - (now - (self.list_sent[method] or -COALESCE))
+  if wait <= 0 then
+    self.list_sent[method] = now
+    return self:notify(method, nil, nil)
+  end
+  self.list_pending[method] = core.timer(wait * 1000, 0, flush_list_changed, { self, method })
+end
+
 function Session:close(reason)
   if self.closed then return end
   self.closed = true
@@ -204,13 +244,11 @@ function Session:close(reason)
   for id, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
   for _, s in ipairs(self.get_streams) do s:close() end
   self.get_streams = {}
-  local n = 0
-  for name, up in pairs(self.upstreams) do
-    up:close()
-    self.upstreams[name] = nil
-    n = n + 1
+  self:close_upstreams()
+  for m, t in pairs(self.list_pending) do
+    t:close()
+    self.list_pending[m] = nil
   end
-  if n > 0 and self.upstream_key then self.gw:release_session_upstreams(self.upstream_key, n) end
   log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
 end
 
