@@ -166,7 +166,7 @@ M.schema = obj({
       -- Per tenant: an identity is a project/user (or, without auth, a peer address).
       max_sessions_per_identity = int(256, 1),
       max_sessions_per_peer = int(1024, 1),
-      max_session_upstreams_per_identity = int(16, 0), -- per_session upstreams (processes)
+      max_session_upstreams_per_identity = int(32, 0), -- per_session upstreams (processes)
       max_calls_per_session = int(64, 1),              -- client requests in flight
       max_client_requests_per_session = int(16, 1),    -- sampling/elicitation/roots in flight
       max_calls_per_upstream = int(1024, 1),           -- requests in flight to one upstream

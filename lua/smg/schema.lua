@@ -47,10 +47,9 @@ local function check(node, v, path, errs, warns)
       errs[#errs + 1] = ("%s: expected integer, got %s"):format(path, got)
       return nil
     end
-  elseif want == "object" and got == "array" and #v == 0 then
-    got = "object" -- an empty table is fine for an object
-  elseif want == "array" and got == "object" and next(v) == nil then
-    got = "array"
+  elseif want == "object" and got == "array" and #v == 0 then -- luacheck: ignore 542
+    -- an empty table is fine for an object, and for an array
+  elseif want == "array" and got == "object" and next(v) == nil then -- luacheck: ignore 542
   elseif want ~= "any" and got ~= want then
     errs[#errs + 1] = ("%s: expected %s, got %s"):format(path, want, got)
     return nil

@@ -46,7 +46,7 @@ describe("smg.async", function()
   end)
 
   it("refuses to wait outside a coroutine", function()
-    local ok, err = coroutine.resume(coroutine.create(function()
+    local ok = coroutine.resume(coroutine.create(function()
       return pcall(function() end)
     end))
     assert.is_true(ok)

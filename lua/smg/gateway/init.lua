@@ -622,7 +622,7 @@ function Gateway.serve(args)
   smg.stdio_transport = o.stdio == true
   -- A plugin must not be able to end the gateway: os.exit becomes an error it can catch
   -- (and the hook runner logs). smg itself stops through core.stop.
-  os.exit = function()
+  os.exit = function() -- luacheck: ignore 122
     error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
   end
   if PROFILE and PROFILE ~= "" then

@@ -122,7 +122,7 @@ function impl.get_server_info(gw, session, args)
 end
 
 function impl.discover_all_tools(gw, session, args)
-  local specs = {}
+  local specs
   if args.server_name then
     local spec = gw:server(session.config_id, args.server_name)
     if not spec then return result("error", { error = "Server not available: " .. tostring(args.server_name) }) end
