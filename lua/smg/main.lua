@@ -8,8 +8,9 @@ local M = {}
 local USAGE = [[
 usage: smg <command> [options]
 
-  serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough]
-                           run the gateway (HTTP on 127.0.0.1:8000/mcp by default)
+  serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough] [--insecure]
+                           run the gateway (HTTP on 127.0.0.1:8000/mcp by default; --insecure
+                           allows a non-loopback bind without auth)
   run FILE.lua [args...]   run a Lua script with the smg binding (example MCP servers)
   test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
   config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
