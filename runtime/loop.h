@@ -15,8 +15,8 @@ typedef struct smg_loop_s {
   /* owned: long-lived streams (SSE GET streams of upstreams) on their own connections, so
    * idle streams can never fill the request pool's per-host cap and starve calls */
   smg_http_client_t *httpc_streams;
-  char exe_path[4096];      /* this binary, so configs can spawn "smg run ..." children */
-  char root_dir[4096];      /* directory holding lua/, config/, examples/ */
+  char exe_path[4096]; /* this binary, so configs can spawn "smg run ..." children */
+  char root_dir[4096]; /* directory holding lua/, config/, examples/ */
 } smg_loop_t;
 
 int smg_loop_init(smg_loop_t *loop, const char *argv0);
