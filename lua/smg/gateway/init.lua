@@ -6,6 +6,7 @@ local core = require "smg.core"
 local async = require "smg.async"
 local config = require "smg.config"
 local rpc = require "smg.mcp.jsonrpc"
+local limits = require "smg.limits"
 local Client = require "smg.upstream.client"
 local Session = require "smg.gateway.session"
 local streams = require "smg.gateway.streams"
@@ -124,10 +125,9 @@ function Gateway:upstream_for(session, spec)
       local key = session.identity_key or "stdio"
       local open = self.session_upstreams[key] or 0
       if open >= self.limits.max_session_upstreams_per_identity then
-        telemetry.refused("session_upstreams_per_identity")
-        return setmetatable({ name = spec.server_name, spec = spec, state = "refused", err = { code = rpc.SERVER_ERROR,
-          message = ("Too many per-session upstreams for this identity (%d); close other sessions first"):format(open),
-          data = { reason = "limit", limit = "max_session_upstreams_per_identity" } } }, Refused)
+        return setmetatable({ name = spec.server_name, spec = spec, state = "refused", err = limits.refused(
+          "session_upstreams_per_identity",
+          ("Too many per-session upstreams for this identity (%d); close other sessions first"):format(open)) }, Refused)
       end
       self.session_upstreams[key] = open + 1
       session.upstream_key = key

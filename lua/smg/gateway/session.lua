@@ -5,6 +5,7 @@
 local smg = require "smg"
 local async = require "smg.async"
 local core = require "smg.core"
+local limits = require "smg.limits"
 local rpc = require "smg.mcp.jsonrpc"
 local json = smg.json
 local log = smg.log
@@ -98,9 +99,8 @@ end
 function Session:request_client(method, params, call, timeout)
   if self.noutbound >= self.gw.limits.max_client_requests_per_session then
     -- An upstream cannot queue unbounded work on a client: past the limit it is refused.
-    require("smg.gateway.telemetry").refused("client_requests_per_session")
-    return nil, { code = rpc.SERVER_ERROR, message = ("too many %s requests waiting on the client"):format(method),
-      data = { reason = "limit", limit = "max_client_requests_per_session" } }
+    return nil, limits.refused("client_requests_per_session",
+      ("too many %s requests waiting on the client"):format(method))
   end
   self.noutbound = self.noutbound + 1
   self.next_out = self.next_out + 1
@@ -163,10 +163,9 @@ function Session:handle(msg, kind, stream)
       return reply(stream, rpc.error(msg.id, rpc.INVALID_REQUEST, "request id " .. key .. " is already in use"))
     end
     if self.ninflight >= self.gw.limits.max_calls_per_session then
-      require("smg.gateway.telemetry").refused("calls_per_session")
-      return reply(stream, rpc.error(msg.id, rpc.SERVER_ERROR,
-        ("Too many requests in flight on this session (%d)"):format(self.ninflight),
-        { reason = "limit", limit = "max_calls_per_session" }))
+      local e = limits.refused("calls_per_session", ("Too many requests in flight on this session (%d)"):format(
+        self.ninflight))
+      return reply(stream, rpc.error(msg.id, e.code, e.message, e.data))
     end
     self.ninflight = self.ninflight + 1
     if msg.method ~= "initialize" then self.calls = self.calls + 1 end

@@ -19,14 +19,6 @@ local tool_calls = metrics.counter("smg_tool_calls_total", "Tool calls by server
 local restarts = metrics.counter("smg_upstream_restarts_total", "Upstream servers that went down and were restarted",
   { "server" })
 
-local refusals = metrics.counter("smg_limit_refusals_total",
-  "Requests refused by a resource limit (sessions, calls in flight, per-session upstreams...)", { "limit" })
-
--- A resource limit refused something: counted by the limit's name.
-function M.refused(limit)
-  refusals:inc(1, limit)
-end
-
 local KNOWN_METHODS = {}
 for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
   "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "logging/setLevel",

@@ -7,6 +7,7 @@ local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
 local Legacy = require "smg.upstream.sse_legacy"
+local limits = require "smg.limits"
 local json = smg.json
 local log = smg.log
 
@@ -227,9 +228,8 @@ function Client:call(method, params, opts)
   if not ok then return nil, err end
   local cap = self.gw and self.gw.limits.max_calls_per_upstream
   if cap and self.npending >= cap then
-    require("smg.gateway.telemetry").refused("calls_per_upstream")
-    return nil, { code = rpc.SERVER_ERROR, message = ("upstream %s has too many calls in flight (%d)"):format(self.name,
-      self.npending), data = { server = self.name, reason = "limit", limit = "max_calls_per_upstream" } }
+    return nil, limits.refused("calls_per_upstream",
+      ("upstream %s has too many calls in flight (%d)"):format(self.name, self.npending), { server = self.name })
   end
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
