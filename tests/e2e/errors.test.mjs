@@ -130,6 +130,10 @@ test('raw HTTP/1.1 abuse: garbage, huge headers, keep-alive pipelining', async (
     assert.match(await exchange('GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n'), /^HTTP\/1.1 400/,
       'two Host headers');
     assert.match(await exchange('GET /health HTTP/1.1\r\n\r\n'), /^HTTP\/1.1 400/, 'HTTP/1.1 without Host');
+    // Same-origin depends on each request's Host: a refusal for one Host is not remembered for another.
+    const metricsWith = (host) => exchange(`GET /metrics HTTP/1.1\r\nHost: ${host}:${port}\r\nOrigin: http://localhost:${port}\r\n\r\n`);
+    assert.match(await metricsWith('127.0.0.1'), /^HTTP\/1.1 403/, 'another host name is another origin');
+    assert.match(await metricsWith('localhost'), /^HTTP\/1.1 200/, 'same origin');
   });
 });
 

@@ -9,7 +9,7 @@ local streams = require "smg.gateway.streams"
 local Session = require "smg.gateway.session"
 local auth = require "smg.gateway.auth"
 local metrics = require "smg.metrics"
-local telemetry = require "smg.gateway.telemetry"
+local limits = require "smg.limits"
 local json = smg.json
 local log = smg.log
 
@@ -69,16 +69,11 @@ function M.check_origin(gw, req)
   if why then return why end
   local origin = req:header("origin")
   if not origin then return nil end
-  local v = m.origin[origin]
-  if v == nil then
-    v = M._check_origin_value(gw, origin, req:header("host")) or false
-    -- Only verdicts that do not depend on the Host are memoized.
-    if not v or M._check_origin_value(gw, origin, nil) then
-      m.origin[origin] = v
-      m.n = m.n + 1
-    end
-  end
-  return v or nil
+  -- The configured-origin verdict is memoized; the same-origin rule depends on this
+  -- request's Host, so it is checked every time (it is two string compares).
+  local refused = verdict(gw, m, "origin", origin, M._check_origin_value)
+  if refused and not M.same_origin(origin, req:header("host")) then return refused end
+  return nil
 end
 
 -- The names a client may use for us: allowed_hosts when configured; else the loopback
@@ -113,21 +108,26 @@ end
 -- An Origin is trusted when configured exactly (gateway.allowed_origins, "*" for any), or
 -- when it is our own origin (the page was served from the Host it calls). A page on
 -- another localhost port is another origin: it may be hostile, so it is not trusted.
-function M._check_origin_value(gw, origin, host)
-  local o = origin:lower()
-  if gw.allowed_origins[o] or gw.allowed_origins["*"] then return nil end
-  local same = host and (o == "http://" .. host:lower() or o == "https://" .. host:lower())
-  if same then return nil end
+local function configured_origin(gw, origin)
+  return gw.allowed_origins[origin:lower()] or gw.allowed_origins["*"]
+end
+
+function M._check_origin_value(gw, origin)
+  if configured_origin(gw, origin) then return nil end
   return "Origin " .. origin .. " is not allowed"
+end
+
+function M.same_origin(origin, host)
+  if not host then return false end
+  local o, h = origin:lower(), host:lower()
+  return o == "http://" .. h or o == "https://" .. h
 end
 
 -- CORS headers go only to configured origins: a same-origin page needs none.
 local function cors_headers(req)
   local origin = req:header("origin")
   if not origin then return nil end
-  local gw = M.gw
-  local o = origin:lower()
-  if not (gw and (gw.allowed_origins[o] or gw.allowed_origins["*"])) then return nil end
+  if not (M.gw and configured_origin(M.gw, origin)) then return nil end
   return { ["Access-Control-Allow-Origin"] = origin, ["Access-Control-Expose-Headers"] = CORS_EXPOSE, Vary = "Origin" }
 end
 
@@ -227,9 +227,9 @@ local function handle_initialize(gw, req, msg, identity)
     -- One tenant's sessions never lock out the others: 429 for a tenant's own limit,
     -- 503 when the gateway as a whole is full.
     log.warn(("refusing initialize from %s: %s"):format(peer, why))
-    telemetry.refused(limit)
-    return respond(req, limit == "sessions" and 503 or 429, error_body(rpc.SERVER_ERROR, why,
-      { reason = "limit", limit = "max_" .. limit }), { ["Retry-After"] = "30" })
+    local e = limits.refused(limit, why)
+    return respond(req, limit == "sessions" and 503 or 429, error_body(e.code, e.message, e.data),
+      { ["Retry-After"] = "30" })
   end
   local sid = smg.random_hex(16)
   local session = Session.new(gw, "http", sid)

@@ -3,6 +3,7 @@
 -- progress token and cancellation remapped. The mode the conformance suite runs against.
 local smg = require "smg"
 local rpc = require "smg.mcp.jsonrpc"
+local allowed = require("smg.gateway.router_aggregate").allowed
 
 local M = {}
 
@@ -55,7 +56,6 @@ function M.request(gw, session, method, params, call)
     session.subscriptions[params.uri] = nil
   end
   local spec = the_server(gw)
-  local allowed = require("smg.gateway.router_aggregate").allowed
   if method == "tools/call" then
     -- allow_tools / deny_tools hold in every mode: a denied tool does not exist.
     if type(params.name) ~= "string" or not allowed(spec, params.name) then
