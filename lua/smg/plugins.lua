@@ -14,11 +14,19 @@ local M = {}
 
 local KINDS = {
   auth = { authenticate = true, challenge = true, resource_metadata = true },
-  guardrail = { check_input = true, check_output = true, check_discovery = true },
+  guardrail = { check_input = true, check_output = true, check_discovery = true, on_message = true },
   telemetry = { on_event = true, shutdown = true },
 }
 local DIRS = { auth = "auth", guardrail = "guardrails", telemetry = "telemetry" }
-local META = { name = true, kind = true, version = true, priority = true, schema = true, description = true }
+local META = { name = true, kind = true, version = true, priority = true, schema = true, description = true,
+  messages = true }
+
+-- The message pipeline's hook points (lua/smg/gateway/hooks.lua): a guardrail with
+-- on_message lists in `messages` the points it wants to see.
+M.POINTS = { "c2s:request", "c2s:notification", "c2s:result", "c2s:error",
+  "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+local POINT = {}
+for _, p in ipairs(M.POINTS) do POINT[p] = true end
 
 -- Directories searched before $SMG_PLUGIN_PATH and <root>/plugins (tests add theirs).
 M.extra_dirs = {}
@@ -67,6 +75,21 @@ function M.check_shape(p, kind, path)
     if KINDS[kind][k] and type(v) ~= "function" then return nil, ("%s: %s must be a function"):format(path, k) end
   end
   if p.schema ~= nil and type(p.schema) ~= "table" then return nil, path .. ": schema must be a table" end
+  if p.on_message then
+    if type(p.messages) ~= "table" or #p.messages == 0 then
+      return nil, path .. ": on_message needs messages, a list of hook points (" .. table.concat(M.POINTS, ", ") .. ")"
+    end
+    p.points = {}
+    for _, pt in ipairs(p.messages) do
+      if not POINT[pt] then
+        return nil, ("%s: unknown hook point %q in messages (known: %s)"):format(path, tostring(pt),
+          table.concat(M.POINTS, ", "))
+      end
+      p.points[pt] = true
+    end
+  elseif p.messages ~= nil then
+    return nil, path .. ": messages without on_message"
+  end
   return true
 end
 

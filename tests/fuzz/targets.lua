@@ -3,6 +3,8 @@
 local smg = require "smg"
 local json = smg.json
 local rpc = require "smg.mcp.jsonrpc"
+local version = require "smg.mcp.version"
+local intake = require "smg.mcp.intake"
 local sse = require "smg.sse"
 local config = require "smg.config"
 
@@ -39,7 +41,14 @@ function M.jsonrpc(data)
       assert(rpc.error(m.id, rpc.INVALID_PARAMS, "x"))
     end
   end
-  rpc.negotiate(type(v) == "table" and v.protocolVersion or data)
+  version.negotiate(type(v) == "table" and v.protocolVersion or data)
+  -- The transports' shared intake: a list and its kinds, or one refusal with a status.
+  local msgs, kinds, is_batch, nreq = intake.parse(data)
+  if msgs then
+    assert(#kinds == #msgs and type(is_batch) == "boolean" and nreq <= #msgs)
+  else
+    assert(type(kinds.status) == "number" and type(kinds.code) == "number" and intake.error_line(kinds))
+  end
 end
 
 -- Fed in two pieces at every split a byte suggests, like a network would.

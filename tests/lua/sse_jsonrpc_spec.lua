@@ -34,8 +34,9 @@ describe("jsonrpc", function()
   end)
 
   it("negotiates versions like the reference SDK", function()
-    assert.are.equal("2025-06-18", rpc.negotiate("2025-06-18"))
-    assert.are.equal("2025-03-26", rpc.negotiate("2025-03-26"))
-    assert.are.equal(rpc.LATEST_VERSION, rpc.negotiate("2024-01-01"))
+    local version = require "smg.mcp.version"
+    assert.are.equal("2025-06-18", version.negotiate("2025-06-18"))
+    assert.are.equal("2025-03-26", version.negotiate("2025-03-26"))
+    assert.are.equal(version.LATEST, version.negotiate("2024-01-01"))
   end)
 end)

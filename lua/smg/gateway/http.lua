@@ -5,8 +5,11 @@
 local smg = require "smg"
 local core = require "smg.core"
 local rpc = require "smg.mcp.jsonrpc"
-local streams = require "smg.gateway.streams"
-local Session = require "smg.gateway.session"
+local version = require "smg.mcp.version"
+local intake = require "smg.mcp.intake"
+local streams = require "smg.mcp.streams"
+local Session = require "smg.mcp.session"
+local Call = require "smg.mcp.call"
 local auth = require "smg.gateway.auth"
 local metrics = require "smg.metrics"
 local limits = require "smg.limits"
@@ -193,7 +196,7 @@ local function find_session(gw, req, identity)
     respond(req, 400, error_body(rpc.SERVER_ERROR, "Bad Request: Mcp-Session-Id header is required"))
     return nil
   end
-  local s = gw.sessions[sid]
+  local s = gw:find_session(sid)
   if not s or s.closed then
     respond(req, 404, error_body(rpc.SERVER_ERROR, "Session not found"))
     return nil
@@ -203,15 +206,18 @@ local function find_session(gw, req, identity)
     respond(req, 403, error_body(rpc.SERVER_ERROR, "Forbidden: the session belongs to another identity"))
     return nil
   end
+  -- Authorization is the current version's: a reload that moved the project takes effect
+  -- on its next request even if the reload's own pass missed it.
+  if identity then gw:follow(s, gw:config_for(identity)) end
   return s
 end
 
 local function check_version_header(session, req)
   local v = req:header("mcp-protocol-version")
   if not v then return true end
-  if not rpc.version_supported(v) then
+  if not version.supported(v) then
     respond(req, 400, error_body(rpc.SERVER_ERROR, "Bad Request: unsupported MCP-Protocol-Version: " .. v,
-      { supported = rpc.PROTOCOL_VERSIONS }))
+      { supported = version.SUPPORTED }))
     return false
   end
   -- A supported version that differs from the negotiated one is accepted, as the reference
@@ -232,21 +238,18 @@ local function handle_initialize(gw, req, msg, identity)
       { ["Retry-After"] = "30" })
   end
   local sid = smg.random_hex(16)
-  local session = Session.new(gw, "http", sid)
-  session.identity_key, session.peer = key, peer
-  if identity then
-    session.identity = identity
-    session.config_id = identity.mcp_config_id
-  end
+  local session = Session.new(gw, "http", sid, { identity = identity, config_id = gw:config_for(identity),
+    identity_key = key, peer = peer })
   local stream = streams.post(req, with({ ["Mcp-Session-Id"] = sid }, cors_headers(req)))
   smg.spawn(function()
-    local res, err = gw:dispatch(session, "initialize", msg.params or {}, { id = msg.id, session = session, stream = stream })
+    local call = Call.new(msg.id, "initialize", session, stream, nil, req:header("traceparent"))
+    local res, err = gw:dispatch(session, call, msg.params or {})
     if res then
       gw:add_session(session)
-      stream:reply(json.encode({ jsonrpc = "2.0", id = msg.id, result = res }))
+      stream:reply(rpc.reply(msg.id, res))
     else
       stream.headers = cors_headers(req)
-      stream:reply(rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, err.message or "initialize failed", err.data))
+      stream:reply(rpc.error_of(msg.id, err))
       session:close("initialize failed")
     end
   end)
@@ -260,27 +263,12 @@ local function handle_post(gw, req, identity)
   if M.media_type(req:header("content-type") or "") ~= "application/json" then
     return respond(req, 415, error_body(rpc.SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json"))
   end
-  local body = req:body()
-  local msg, perr = json.decode(body)
-  if msg == nil then
-    return respond(req, 400, error_body(rpc.PARSE_ERROR, "Parse error: " .. tostring(perr)))
-  end
-  local is_batch = json.is_array(msg)
-  local messages = is_batch and msg or { msg }
-  if is_batch and #messages == 0 then
-    return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: empty batch"))
-  end
-  local kinds = {}
-  for i, m in ipairs(messages) do
-    local kind, why = rpc.kind(m)
-    if not kind then
-      return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: " .. why))
-    end
-    kinds[i] = kind
-  end
+  local messages, kinds, is_batch, nreq = intake.parse(req:body())
+  if not messages then return respond(req, kinds.status, error_body(kinds.code, kinds.message)) end
   -- initialize starts a session and must come alone.
-  if not is_batch and kinds[1] == "request" and msg.method == "initialize" then
-    if req:header("mcp-session-id") and gw.sessions[req:header("mcp-session-id")] then
+  if intake.is_initialize(messages, kinds, is_batch) then
+    local msg = messages[1]
+    if req:header("mcp-session-id") and gw:find_session(req:header("mcp-session-id")) then
       return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: session is already initialized"))
     end
     if not check_version_header(nil, req) then return end
@@ -289,18 +277,9 @@ local function handle_post(gw, req, identity)
   local session = find_session(gw, req, identity)
   if not session then return end
   if not check_version_header(session, req) then return end
-  if is_batch and session.protocol_version ~= "2025-03-26" then
-    return respond(req, 400, error_body(rpc.INVALID_REQUEST,
-      "Invalid Request: JSON-RPC batches are only allowed with protocol version 2025-03-26"))
-  end
-  local nreq = 0
-  for i, m in ipairs(messages) do
-    if kinds[i] == "request" then
-      if m.method == "initialize" then
-        return respond(req, 400, error_body(rpc.INVALID_REQUEST, "Invalid Request: initialize must not be batched"))
-      end
-      nreq = nreq + 1
-    end
+  if is_batch then
+    local refused = intake.batch_refusal(session.protocol_version)
+    if refused then return respond(req, refused.status, error_body(refused.code, refused.message)) end
   end
   if nreq == 0 then
     for i, m in ipairs(messages) do session:handle(m, kinds[i], nil) end

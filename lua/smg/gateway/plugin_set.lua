@@ -40,6 +40,7 @@ function M.build(cfg)
     guardrail_on_error = cfg.plugins.guardrails.on_error,
     telemetry = {},
     memo = setmetatable({}, { __mode = "k" }), -- policy -> providers it runs
+    hook_memo = setmetatable({}, { __mode = "k" }), -- policy -> hook point -> providers (gateway/hooks.lua)
   }
 
   local auth = refs(cfg.plugins.auth)

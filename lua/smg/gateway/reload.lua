@@ -49,20 +49,31 @@ end
 
 -- Upstreams whose server left the config or changed are taken out of the pool (new calls
 -- get a fresh one) and closed once their in-flight calls are done.
+local function spec_in(gw, config_id, name)
+  local mc = config_id and gw.cfg.mcp_configs[config_id]
+  for _, s in ipairs(mc and mc.mcp_config or {}) do
+    if s.server_name == name then return s end
+  end
+  return nil
+end
+
 local function retire_changed(gw)
-  for key, up in pairs(gw.pool) do
-    local spec = gw:server(up.config_id, up.name)
+  local pool = gw.pool
+  for key, up in pairs(pool.shared) do
+    local spec = spec_in(gw, up.config_id, up.name)
     if not keep_or_retire(gw, up, spec) then
-      gw.pool[key] = nil
+      pool:drop_shared(key)
       log.info(("upstream %s changed in the config: starting the new one, retiring the old"):format(up.name))
-      if spec and spec.sharing ~= "per_session" then gw:upstream_for(nil, spec):start() end
+      if spec and spec.sharing ~= "per_session" then pool:shared_client(up.config_id, spec):start() end
     end
   end
-  for _, s in pairs(gw.sessions) do
-    for name, up in pairs(s.upstreams) do
-      if not keep_or_retire(gw, up, gw:server(s.config_id, name)) then
-        s.upstreams[name] = nil
-        if s.upstream_key then gw:release_session_upstreams(s.upstream_key, 1) end
+  for session, mine in pairs(pool.by_session) do
+    for name, up in pairs(mine) do
+      local spec = spec_in(gw, session.config_id, name)
+      if not (spec and fingerprint(spec) == fingerprint(up.spec)) then
+        retire(gw, pool:drop_session_client(session, name))
+      else
+        up.spec = spec
       end
     end
   end
@@ -84,35 +95,20 @@ end
 -- After a swap: each open session follows its project to the mcp_config the new version
 -- gives it (its per-session upstreams of the old one close), and every session whose
 -- view changed is told, once per list kind (coalesced by Session:list_changed).
-local LISTS = { "notifications/tools/list_changed", "notifications/prompts/list_changed",
-  "notifications/resources/list_changed" }
-
 local function follow_and_notify(gw, old_cfg)
   local old_views, new_views = {}, {}
-  local function changed(old_id, new_id)
-    if old_views[old_id] == nil then old_views[old_id] = view(old_cfg, old_id) end
-    if new_views[new_id] == nil then new_views[new_id] = view(gw.cfg, new_id) end
-    return old_id ~= new_id or old_views[old_id] ~= new_views[new_id]
+  local function changed(id)
+    if old_views[id] == nil then old_views[id] = view(old_cfg, id) end
+    if new_views[id] == nil then new_views[id] = view(gw.cfg, id) end
+    return old_views[id] ~= new_views[id]
   end
-  local function each(s)
-    local old_id, new_id = s.config_id, gw.default_config_id
-    local id = s.identity
-    if id and id.project_id then
-      local p = gw.cfg.projects[id.project_id]
-      new_id = p and p.mcp_config_id or new_id
+  gw:each_session(function(s)
+    -- A session that moves is told by follow; one that stays, when its view changed.
+    if not gw:follow(s, gw:config_for(s.identity)) and gw.mode ~= "meta" and s.initialized
+      and changed(s.config_id) then
+      for _, m in ipairs(gw.LIST_CHANGED) do s:list_changed(m) end
     end
-    if new_id ~= old_id then
-      log.info(("session %s follows its project to mcp_config %s"):format(tostring(s.id or "stdio"), tostring(new_id)))
-      s:close_upstreams()
-      s.config_id = new_id
-      if id then id.mcp_config_id = new_id end
-    end
-    if gw.mode ~= "meta" and s.initialized and changed(old_id, new_id) then
-      for _, m in ipairs(LISTS) do s:list_changed(m) end
-    end
-  end
-  for _, s in pairs(gw.sessions) do each(s) end
-  if gw.stdio_session then each(gw.stdio_session) end
+  end)
 end
 
 -- Settings the running listener was built with; a change needs a restart.

@@ -5,7 +5,6 @@
 -- Trace context is W3C Trace Context: a client's traceparent is continued, else a new
 -- trace starts; HTTP upstreams get ours.
 local smg = require "smg"
-local core = require "smg.core"
 local metrics = require "smg.metrics"
 local log = smg.log
 
@@ -26,46 +25,22 @@ for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/
 
 -- Gauges read when /metrics is scraped.
 function M.register_gauges(gw)
-  metrics.gauge("smg_sessions", "Open client sessions", {}, function(m) m:set(gw.nsessions) end)
+  metrics.gauge("smg_sessions", "Open client sessions", {}, function(m) m:set(gw.tenants.n) end)
   metrics.gauge("smg_upstreams_pending_calls", "Calls waiting on an upstream", { "server" }, function(m)
     for _, s in ipairs(m.list) do s.value = 0 end -- a server that left the config reads 0
-    for _, up in pairs(gw.pool) do
+    for _, up in pairs(gw.pool.shared) do
       local s = m.series[up.name]
       m:set((s and s.value or 0) + (up.npending or 0), up.name)
     end
   end)
   metrics.gauge("smg_upstream_up", "1 when the shared upstream is ready, else 0", { "server" }, function(m)
     for _, s in ipairs(m.list) do s.value = 0 end
-    for _, up in pairs(gw.pool) do
+    for _, up in pairs(gw.pool.shared) do
       if up.state == "ready" then m:set(1, up.name) elseif not m.series[up.name] then m:set(0, up.name) end
     end
   end)
   metrics.gauge("smg_config_generation", "Config versions loaded since start (1 + successful reloads)", {},
     function(m) m:set(gw.generation) end)
-end
-
--- A traceparent value (version 00) parsed: trace_id, parent span id | nil.
-local function parse_traceparent(v)
-  if type(v) ~= "string" then return nil end
-  local trace, span = v:match("^00%-(%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x)%-(%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x)%-%x%x$")
-  if not trace or trace:match("^0+$") or span:match("^0+$") then return nil end
-  return trace:lower(), span:lower()
-end
-
--- The call's trace context, made on first use: trace_id, span_id, parent_span_id.
-function M.trace(call)
-  if not call.trace_id then
-    local t, parent = parse_traceparent(call.traceparent_in)
-    call.trace_id = t or core.hex(core.random_bytes(16))
-    call.parent_span_id = parent
-    call.span_id = core.hex(core.random_bytes(8))
-  end
-  return call
-end
-
-function M.traceparent(call)
-  M.trace(call)
-  return "00-" .. call.trace_id .. "-" .. call.span_id .. "-01"
 end
 
 local function emit(gw, ev)
@@ -83,7 +58,7 @@ function M.request_done(gw, session, method, call, elapsed, err)
   local label = KNOWN_METHODS[method] and method or "other"
   requests:inc(1, label, status)
   latency:observe(elapsed, label)
-  if call and call.server then tool_calls:inc(1, call.server, status) end
+  if call and call.server then tool_calls:inc(1, call.server, status) end -- false when not a tool call
   if not gw.has_telemetry then return end
   local id = session.identity or {}
   local ev = {
@@ -92,12 +67,12 @@ function M.request_done(gw, session, method, call, elapsed, err)
     gateway = gw.cfg.gateway.server_name, session_id = session.id,
     project_id = id.project_id, project_name = id.project_name, user_id = id.user_id, email = id.email,
     mcp_config_id = session.config_id or gw.default_config_id, request_id = call and call.id,
-    server_name = call and call.server, tool_name = call and call.tool, guardrail = call and call.blocked,
+    server_name = call and call.server or nil, tool_name = call and call.tool or nil,
+    guardrail = call and call.blocked or nil,
     error_code = err and err.code, error = err and err.message,
   }
   if call then
-    M.trace(call)
-    ev.trace_id, ev.span_id, ev.parent_span_id = call.trace_id, call.span_id, call.parent_span_id
+    ev.trace_id, ev.span_id, ev.parent_span_id = call:trace()
     ev.start_time = smg.now() - elapsed
   end
   emit(gw, ev)

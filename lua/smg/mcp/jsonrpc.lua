@@ -1,4 +1,6 @@
--- JSON-RPC 2.0 envelopes and the error codes MCP uses.
+-- JSON-RPC 2.0 envelopes and the error codes MCP uses. Every message smg writes is built
+-- here; an error is a table {code, message, data} everywhere and becomes an envelope only
+-- at the edge (M.error_of / M.reply).
 local smg = require "smg"
 local json = smg.json
 
@@ -12,17 +14,6 @@ local M = {
   SERVER_ERROR = -32000,
 }
 
-M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26" }
-M.LATEST_VERSION = M.PROTOCOL_VERSIONS[1]
-local supported = {}
-for _, v in ipairs(M.PROTOCOL_VERSIONS) do supported[v] = true end
-function M.version_supported(v) return supported[v] == true end
--- What a server answers to initialize: the client's version when supported, else ours.
-function M.negotiate(requested)
-  if supported[requested] then return requested end
-  return M.LATEST_VERSION
-end
-
 function M.result(id, result)
   return json.encode({ jsonrpc = "2.0", id = id, result = result })
 end
@@ -30,6 +21,25 @@ end
 function M.error(id, code, message, data)
   local e = { code = code, message = message, data = data }
   return json.encode({ jsonrpc = "2.0", id = id == nil and json.null or id, error = e })
+end
+
+-- The envelope of an error table ({code, message, data}); a missing code is internal.
+function M.error_of(id, err)
+  err = err or {}
+  return M.error(id, err.code or M.INTERNAL_ERROR, tostring(err.message or "error"), err.data)
+end
+
+-- The response to request `id`: its result, or the error when res is nil. A result that
+-- cannot be encoded becomes an error response (the client still gets an answer).
+function M.reply(id, res, err)
+  if res == nil then return M.error_of(id, err or { code = M.INTERNAL_ERROR, message = "Internal error" }) end
+  local line = json.encode({ jsonrpc = "2.0", id = id, result = res })
+  return line or M.error(id, M.INTERNAL_ERROR, "result could not be encoded")
+end
+
+-- An error object for results: M.fail(M.INVALID_PARAMS, "...") returns nil, err.
+function M.fail(code, message, data)
+  return nil, { code = code, message = message, data = data }
 end
 
 function M.request(id, method, params)

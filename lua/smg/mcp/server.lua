@@ -6,6 +6,7 @@ local smg = require "smg"
 local core = require "smg.core"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
+local version = require "smg.mcp.version"
 local json = smg.json
 
 local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, critical = 5,
@@ -132,7 +133,7 @@ local handlers = {}
 
 function handlers.initialize(self, params)
   self.client = { capabilities = params.capabilities or {}, info = params.clientInfo,
-    protocol_version = rpc.negotiate(params.protocolVersion) }
+    protocol_version = version.negotiate(params.protocolVersion) }
   return { protocolVersion = self.client.protocol_version, capabilities = capabilities(self),
     serverInfo = self.info, instructions = self.instructions }
 end

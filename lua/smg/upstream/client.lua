@@ -3,9 +3,22 @@
 -- fresh id from this client's own space, progress tokens are replaced by ours and mapped
 -- back, and a crash or disconnect fails every in-flight call at once with a clear error,
 -- then restarts the upstream with exponential backoff.
+--
+-- What the upstream sends on its own is handed to the `events` sink the owner gives
+-- (the gateway's pipeline); this layer never decides who sees it:
+--   events:ready(client)                       initialized (again, after a restart)
+--   events:down(client, why)                   the transport failed; a restart follows
+--   events:notification(client, method, params, call)
+--                                              progress (token mapped back), log
+--                                              messages, list_changed, resources/updated;
+--                                              `call` is the client call it belongs to
+--                                              when the transport can tell, else nil
+--   events:request(client, method, params, call) -> result | nil, err
+--                                              sampling, elicitation, roots (yields)
 local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
+local version = require "smg.mcp.version"
 local Legacy = require "smg.upstream.sse_legacy"
 local limits = require "smg.limits"
 local json = smg.json
@@ -16,16 +29,27 @@ Client.__index = Client
 
 local CLIENT_INFO = { name = "smg", version = smg.version }
 
--- spec: a server entry of the config. opts: gateway (for notifications), session (owner,
--- per_session sharing only), timeouts, protocol_version, client_capabilities.
+-- An owner that listens to nothing (tools, tests): requests from the server are refused.
+local NO_EVENTS = {
+  ready = function() end, down = function() end, notification = function() end,
+  request = function(_, _, method) return rpc.fail(rpc.METHOD_NOT_FOUND, "Method not found: " .. method) end,
+}
+local DEFAULT_LIMITS = { max_message_bytes = 64 * 1024 * 1024, max_upstream_write_queue = 64 * 1024 * 1024,
+  max_calls_per_upstream = 1024 }
+
+-- spec: a server entry of the config. opts: events (the sink above), limits (the config's
+-- gateway.limits: max_message_bytes, max_upstream_write_queue, max_calls_per_upstream),
+-- timeouts, session (the owner, per_session sharing only), protocol_version,
+-- client_capabilities.
 function Client.new(spec, opts)
   local self = setmetatable({
     name = spec.server_name,
     spec = spec,
-    gw = opts.gateway,
+    events = opts.events or NO_EVENTS,
+    limits = opts.limits or DEFAULT_LIMITS,
     session = opts.session,
     timeouts = opts.timeouts,
-    protocol_version = opts.protocol_version or rpc.LATEST_VERSION,
+    protocol_version = opts.protocol_version or version.LATEST,
     client_capabilities = opts.client_capabilities or {},
     state = "idle",      -- idle | starting | ready | backoff | closed
     pending = {},        -- our id -> entry
@@ -96,10 +120,7 @@ local function raw_call(self, method, params, opts, timeout, budget)
     self:_finish(entry)
     return nil, down_error(self, serr or "send failed")
   end
-  if opts and opts.call then
-    -- Lets a client cancellation reach the upstream (Session calls Client.cancel).
-    opts.call.upstream, opts.call.upstream_entry = self, entry
-  end
+  if opts and opts.call then opts.call:waiting_on(self, entry) end -- a cancellation reaches us
   local res, rerr = entry.future:wait(timeout)
   if rerr == "timeout" then
     self.stats.timeouts = self.stats.timeouts + 1
@@ -169,7 +190,7 @@ function Client:start()
             tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
             res.protocolVersion))
           attempt:set(true)
-          if self.gw then self.gw:on_upstream_ready(self) end
+          self.events:ready(self)
           return
         end
         err = e and e.message or "invalid initialize result"
@@ -219,15 +240,14 @@ function Client:ensure_ready(timeout)
 end
 
 -- Calls a method on the upstream. opts: timeout (s), call (the client call, for progress
--- and cancellation), on_progress(params), session. Returns result | nil, err.
+-- and cancellation). Returns result | nil, err.
 function Client:call(method, params, opts)
   opts = opts or {}
   local timeout = opts.timeout or (self.timeouts and self.timeouts.default_timeout) or 30
   local t0 = smg.monotime()
   local ok, err = self:ensure_ready(timeout)
   if not ok then return nil, err end
-  local cap = self.gw and self.gw.limits.max_calls_per_upstream
-  if cap and self.npending >= cap then
+  if self.npending >= self.limits.max_calls_per_upstream then
     return nil, limits.refused("calls_per_upstream",
       ("upstream %s has too many calls in flight (%d)"):format(self.name, self.npending), { server = self.name })
   end
@@ -248,7 +268,7 @@ function Client:_down(why)
   self.pending, self.by_token, self.npending = {}, {}, 0
   for _, entry in pairs(entries) do entry.future:set(nil, err) end
   if self.attempt and not self.attempt.done then self.attempt:set(nil, err) end
-  if self.gw then self.gw:on_upstream_down(self, why) end
+  self.events:down(self, why)
   local wait = async.future()
   self.restart_wait = wait
   if self.stats.restarts >= (self.spec.max_restarts or 100) then
@@ -335,44 +355,26 @@ function Client:_related_call(related)
 end
 
 function Client:_on_notification(msg, related)
-  local m, p = msg.method, msg.params or {}
+  local m, p = msg.method, type(msg.params) == "table" and msg.params or {}
   if m == "notifications/progress" then
+    -- Only for a call that asked for progress, with the client's own token restored.
     local entry = self.by_token[p.progressToken]
-    if entry and entry.opts.on_progress then
-      local out = {}
-      for k, v in pairs(p) do out[k] = v end
-      out.progressToken = entry.client_token
-      entry.opts.on_progress(out)
-    end
-  elseif m == "notifications/message" then
-    local call = self:_related_call(related)
-    if call then
-      call.session:log_message(p, call)
-    elseif self.session then
-      self.session:log_message(p, nil)
-    else
-      log.debug(("upstream %s log: %s"):format(self.name, tostring(json.encode(p))))
-    end
-  elseif m == "notifications/tools/list_changed" or m == "notifications/prompts/list_changed"
-      or m == "notifications/resources/list_changed" then
-    if self.gw then self.gw:on_list_changed(self, m) end
-  elseif m == "notifications/resources/updated" then
-    if self.gw then self.gw:on_resource_updated(self, p.uri) end
+    if not (entry and entry.opts.call) then return end
+    local out = {}
+    for k, v in pairs(p) do out[k] = v end
+    out.progressToken = entry.client_token
+    return self.events:notification(self, m, out, entry.opts.call)
   end
+  self.events:notification(self, m, p, self:_related_call(related))
 end
 
+-- What a server may ask its client, by the client capability it needs.
 local FORWARDED_REQUESTS = { ["sampling/createMessage"] = "sampling", ["elicitation/create"] = "elicitation",
   ["roots/list"] = "roots" }
+Client.FORWARDED_REQUESTS = FORWARDED_REQUESTS
 
 function Client:_reply(id, result, err)
-  local line
-  if err then
-    line = json.encode({ jsonrpc = "2.0", id = id, error = { code = err.code or rpc.INTERNAL_ERROR,
-      message = err.message or "error", data = err.data } })
-  else
-    line = json.encode({ jsonrpc = "2.0", id = id, result = result })
-  end
-  self.transport:send(line, nil)
+  self.transport:send(rpc.reply(id, result, err), nil)
 end
 
 function Client:_on_request(msg, related)
@@ -381,17 +383,8 @@ function Client:_on_request(msg, related)
   if not cap then
     return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND, message = "Method not found: " .. msg.method })
   end
-  local call = self:_related_call(related)
-  local session = call and call.session or self.session
-  if not session then
-    return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND,
-      message = msg.method .. " is not available: this upstream is shared by several clients" })
-  end
-  if not session:client_supports(cap) then
-    return self:_reply(msg.id, nil, { code = rpc.METHOD_NOT_FOUND,
-      message = "the client did not declare the " .. cap .. " capability" })
-  end
-  local res, err = session:request_client(msg.method, msg.params, call)
+  local res, err = self.events:request(self, msg.method, type(msg.params) == "table" and msg.params or {},
+    self:_related_call(related))
   self:_reply(msg.id, res, err)
 end
 

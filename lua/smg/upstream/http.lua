@@ -36,8 +36,8 @@ end
 -- W3C trace context for the upstream: the client call's trace, our span as the parent.
 local function traceparent(entry)
   local call = entry and entry.opts.call
-  if not call then return nil end
-  return "traceparent: " .. require("smg.gateway.telemetry").traceparent(call)
+  if not (call and call.traceparent) then return nil end
+  return "traceparent: " .. call:traceparent()
 end
 
 -- POSTs one message; entry is the pending request it carries (nil for notifications and
@@ -50,7 +50,7 @@ function Http:send(line, entry)
   local call, err = core.http_request({
     method = "POST", url = c.spec.config.url, body = line,
     headers = headers(self, { "Content-Type: application/json", traceparent(entry) }),
-    timeout_ms = 0, max_response = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
+    timeout_ms = 0, max_response = c.limits.max_message_bytes,
   }, function(st, raw)
     status = st
     local h = smg.http.parse_headers(raw)

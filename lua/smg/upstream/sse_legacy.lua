@@ -54,7 +54,7 @@ function Legacy:open()
     elseif event == "message" then
       c:on_payload(data, nil)
     end
-  end, c.gw and c.gw.max_message_bytes or nil)
+  end, c.limits.max_message_bytes)
   local call
   call = core.http_request({ method = "GET", url = url, timeout_ms = 0, stream = true,
     headers = header_list(self, { "Accept: text/event-stream" }) },

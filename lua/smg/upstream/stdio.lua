@@ -145,7 +145,7 @@ function Stdio:open()
     args = args,
     env = Stdio.env_list(cfg),
     cwd = cfg.cwd,
-    max_line = c.gw and c.gw.max_message_bytes or 64 * 1024 * 1024,
+    max_line = c.limits.max_message_bytes,
   }, function(stream, line)
     if stream == 2 then return self:log_stderr(line) end
     local msg, jerr = json.decode(line)
@@ -178,7 +178,7 @@ function Stdio:pid() return self.proc and self.proc:pid() end
 function Stdio:send(line)
   if not self.proc then return nil, "process not running" end
   local c = self.client
-  local cap = c.gw and c.gw.limits.max_upstream_write_queue or 64 * 1024 * 1024
+  local cap = c.limits.max_upstream_write_queue
   if self.proc:write_queue() + #line > cap then
     -- A server that stopped reading its stdin would make us buffer without bound: it is
     -- treated as hung and restarted (its calls fail now, with this reason).

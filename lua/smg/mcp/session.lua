@@ -1,13 +1,20 @@
 -- One client session: its negotiated protocol version and capabilities, its requests in
--- flight (for cancellation), the requests we forwarded to it on behalf of upstreams
--- (sampling, elicitation, roots: our ids, mapped back), its open GET streams, its log
--- level, and, for per-session upstreams, the upstream clients it owns.
+-- flight (for cancellation), the requests sent to it on behalf of upstreams (sampling,
+-- elicitation, roots: our ids, mapped back), its open GET streams, its log level and
+-- its list_changed coalescing. Transport-neutral: HTTP and stdio sessions are the same.
+--
+-- The session knows nothing of routing or upstreams. Its `host` (the gateway) answers:
+--   host:dispatch(session, call, params) -> result | nil, err    a request (yields)
+--   host:client_notification(session, method, params)          any other notification
+--   host:settings() -> { limits = ..., timeouts = ... }         the current version's
+--   host:session_closed(session, reason)                        after close
 local smg = require "smg"
-local async = require "smg.async"
 local core = require "smg.core"
+local async = require "smg.async"
 local limits = require "smg.limits"
 local rpc = require "smg.mcp.jsonrpc"
-local json = smg.json
+local Call = require "smg.mcp.call"
+local streams = require "smg.mcp.streams"
 local log = smg.log
 
 local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, critical = 5, alert = 6, emergency = 7 }
@@ -15,20 +22,23 @@ local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, cr
 local Session = {}
 Session.__index = Session
 
-function Session.new(gw, transport, id)
+-- attrs: identity, config_id, identity_key, peer (what the host authenticated).
+function Session.new(host, transport, id, attrs)
+  attrs = attrs or {}
   return setmetatable({
-    gw = gw, transport = transport, id = id,
+    host = host, transport = transport, id = id,
     initialized = false,       -- initialize answered
     protocol_version = nil,
     client_caps = {}, client_info = nil,
-    config_id = gw.default_config_id,
-    identity = nil,
+    config_id = attrs.config_id,   -- the mcp_config this session sees (host-owned)
+    identity = attrs.identity,     -- who authenticated it, or nil
+    identity_key = attrs.identity_key, -- the tenant it counts against
+    peer = attrs.peer,             -- the client's address (HTTP)
     log_level = nil,
     inflight = {},             -- client request id (as string) -> call
     outbound = {},             -- our request id -> future
     next_out = 0,
     get_streams = {},
-    upstreams = {},            -- per_session upstream clients by server name
     subscriptions = {},        -- resource uri -> true
     resumable = {},            -- SSE stream id -> stream, the last MAX_RESUMABLE of them
     resumable_order = {},
@@ -64,7 +74,7 @@ end
 
 -- A stream for unsolicited messages: the first open GET stream.
 function Session:_any_stream()
-  if self.transport == "stdio" then return require("smg.gateway.streams").stdio() end
+  if self.transport == "stdio" then return streams.stdio() end
   for i = #self.get_streams, 1, -1 do
     local s = self.get_streams[i]
     if s:open() then return s end
@@ -97,7 +107,8 @@ end
 
 -- Asks the client (sampling, elicitation, roots) on behalf of an upstream. Yields.
 function Session:request_client(method, params, call, timeout)
-  if self.noutbound >= self.gw.limits.max_client_requests_per_session then
+  local settings = self.host:settings()
+  if self.noutbound >= settings.limits.max_client_requests_per_session then
     -- An upstream cannot queue unbounded work on a client: past the limit it is refused.
     return nil, limits.refused("client_requests_per_session",
       ("too many %s requests waiting on the client"):format(method))
@@ -116,7 +127,7 @@ function Session:request_client(method, params, call, timeout)
     return nil, { code = rpc.INTERNAL_ERROR, message = "no open stream to the client for " .. method }
   end
   stream:send(line)
-  local res, err = f:wait(timeout or self.gw.timeouts.default_timeout * 10)
+  local res, err = f:wait(timeout or settings.timeouts.default_timeout * 10)
   self.outbound[id] = nil
   self.noutbound = self.noutbound - 1
   if err == "timeout" then
@@ -133,25 +144,19 @@ end
 -- Runs one client request in its own coroutine and sends the reply (a module-level
 -- function rather than a closure per request: LuaJIT compiles the request path then).
 local function run_request(self, msg, call, stream, key)
-  local ok, res, err = xpcall(self.gw.dispatch, debug.traceback, self.gw, self, msg.method, msg.params or {}, call)
+  local host = self.host
+  local ok, res, err = xpcall(host.dispatch, debug.traceback, host, self, call, msg.params or {})
   self.inflight[key] = nil
   self.ninflight = self.ninflight - 1
   if call.cancelled then
     if stream then stream:close() end
     return
   end
-  local line
   if not ok then
     log.error("request handler failed: " .. tostring(res))
-    line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "Internal error")
-  elseif res == nil then
-    err = err or { code = rpc.INTERNAL_ERROR, message = "Internal error" }
-    line = rpc.error(msg.id, err.code or rpc.INTERNAL_ERROR, tostring(err.message or "error"), err.data)
-  else
-    line = json.encode({ jsonrpc = "2.0", id = msg.id, result = res })
-    if not line then line = rpc.error(msg.id, rpc.INTERNAL_ERROR, "result could not be encoded") end
+    res, err = nil, { code = rpc.INTERNAL_ERROR, message = "Internal error" }
   end
-  reply(stream, line)
+  reply(stream, rpc.reply(msg.id, res, err))
 end
 
 -- Handles one decoded message from the client. `stream` receives the reply of a request.
@@ -162,17 +167,15 @@ function Session:handle(msg, kind, stream)
     if self.inflight[key] then
       return reply(stream, rpc.error(msg.id, rpc.INVALID_REQUEST, "request id " .. key .. " is already in use"))
     end
-    if self.ninflight >= self.gw.limits.max_calls_per_session then
-      local e = limits.refused("calls_per_session", ("Too many requests in flight on this session (%d)"):format(
-        self.ninflight))
-      return reply(stream, rpc.error(msg.id, e.code, e.message, e.data))
+    if self.ninflight >= self.host:settings().limits.max_calls_per_session then
+      return reply(stream, rpc.error_of(msg.id, limits.refused("calls_per_session",
+        ("Too many requests in flight on this session (%d)"):format(self.ninflight))))
     end
     self.ninflight = self.ninflight + 1
     if msg.method ~= "initialize" then self.calls = self.calls + 1 end
     local params = msg.params or {}
     local meta = type(params._meta) == "table" and params._meta or nil
-    local call = { id = msg.id, session = self, stream = stream, method = msg.method,
-      progress_token = meta and meta.progressToken, cancelled = false, traceparent_in = stream and stream.traceparent }
+    local call = Call.new(msg.id, msg.method, self, stream, meta and meta.progressToken, stream and stream.traceparent)
     self.inflight[key] = call
     async.spawn(run_request, self, msg, call, stream, key)
   elseif kind == "notification" then
@@ -180,13 +183,11 @@ function Session:handle(msg, kind, stream)
     if m == "notifications/initialized" then
       self.ready = true
     elseif m == "notifications/cancelled" then
+      -- The spec: initialize cannot be cancelled.
       local call = self.inflight[tostring(p.requestId)]
-      if call and call.method ~= "initialize" then
-        call.cancelled = true
-        if call.upstream then call.upstream:cancel(call.upstream_entry, p.reason) end
-      end
-    elseif m == "notifications/roots/list_changed" then
-      for _, up in pairs(self.upstreams) do up:notify(m, nil) end
+      if call and call.method ~= "initialize" then call:cancel(p.reason) end
+    else
+      self.host:client_notification(self, m, p)
     end
   elseif kind == "response" then
     local f = self.outbound[msg.id]
@@ -194,17 +195,6 @@ function Session:handle(msg, kind, stream)
       if msg.error then f:set(nil, msg.error) else f:set(msg.result) end
     end
   end
-end
-
--- Closes the session's per-session upstreams (its tenant may open as many again).
-function Session:close_upstreams()
-  local n = 0
-  for name, up in pairs(self.upstreams) do
-    up:close()
-    self.upstreams[name] = nil
-    n = n + 1
-  end
-  if n > 0 and self.upstream_key then self.gw:release_session_upstreams(self.upstream_key, n) end
 end
 
 -- notifications/*/list_changed, coalesced: at most one per kind per COALESCE seconds; a
@@ -236,18 +226,15 @@ end
 function Session:close(reason)
   if self.closed then return end
   self.closed = true
-  for _, call in pairs(self.inflight) do
-    call.cancelled = true
-    if call.upstream then call.upstream:cancel(call.upstream_entry, "session closed") end
-  end
-  for id, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
+  for _, call in pairs(self.inflight) do call:cancel("session closed") end
+  for _, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
   for _, s in ipairs(self.get_streams) do s:close() end
   self.get_streams = {}
-  self:close_upstreams()
   for m, t in pairs(self.list_pending) do
     t:close()
     self.list_pending[m] = nil
   end
+  self.host:session_closed(self, reason)
   log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
 end
 

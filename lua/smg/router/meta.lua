@@ -1,16 +1,16 @@
 -- Meta mode (the seed's): the client sees only the gateway's own seven tools, named with
 -- a configurable prefix ("enkrypt_" by default, a drop-in for the seed's clients), and
--- reaches upstream tools through discover_all_tools and secure_call_tools.
-local smg = require "smg"
+-- reaches upstream tools through discover_all_tools and secure_call_tools. Like every
+-- router it holds no upstream: `r` (the gateway's routing interface) does the I/O.
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
-local aggregate = require "smg.gateway.router_aggregate"
-local json = smg.json
+local names = require "smg.router.names"
+local json = require("smg").json
 local arr = json.array
 
 local M = {}
 
-function M.check(gw) return true end
+function M.check() return true end
 
 local function obj_schema(props, required)
   return { type = "object", properties = props or {}, required = required and arr(required) or nil }
@@ -43,17 +43,16 @@ local function result(status, data)
     isError = status ~= "success" or nil }
 end
 
-local function server_summary(gw, session, spec, tools, source)
-  local up = gw:upstream_for(session, spec)
+local function server_summary(r, session, spec, tools, source)
   return { server_name = spec.server_name, description = spec.description,
-    transport = spec.config.url and "streamable-http" or "stdio", status = up.state,
+    transport = spec.config.url and "streamable-http" or "stdio", status = r:status(session, spec).state,
     sharing = spec.sharing, tools = tools, tools_source = source,
     input_guardrails_enabled = spec.input_guardrails_policy.enabled,
     output_guardrails_enabled = spec.output_guardrails_policy.enabled }
 end
 
 -- Tools of one server: configured ones (the seed's "tools" key), else cached/discovered.
-local function server_tools(gw, session, spec)
+local function server_tools(r, session, spec)
   if next(spec.tools) ~= nil then
     local list = arr({})
     for name, t in pairs(spec.tools) do
@@ -62,43 +61,36 @@ local function server_tools(gw, session, spec)
     end
     return list, nil, "config"
   end
-  local up = gw:upstream_for(session, spec)
-  local ok, err = up:ensure_ready(gw.timeouts.discovery_timeout)
+  local ok, err = r:ready(session, spec)
   if not ok then return nil, err end
-  local items, derr, source = gw:discover(up, "tools/list", "tools", session)
+  local items, derr, source = r:discover(session, spec, "tools/list")
   if not items then return nil, derr end
   local list = arr({})
   for _, t in ipairs(items) do
-    if aggregate.allowed(spec, t.name) then list[#list + 1] = t end
+    if names.allowed(spec, t.name) then list[#list + 1] = t end
   end
   return list, nil, source
 end
 
-local function cached_tools(gw, session, spec)
-  local up = gw:upstream_for(session, spec)
-  local c = gw.discovery[up]
-  local hit = c and c["tools/list"]
-  if hit and hit.expires > smg.now() then return hit.value end
-  return nil
-end
+local function cached_tools(r, session, spec) return r:cached(session, spec, "tools/list") end
 
 local impl = {}
 
-function impl.list_all_servers(gw, session, args)
+function impl.list_all_servers(r, session, args)
   local discover = args.discover_tools ~= false
   local servers, needing = {}, arr({})
-  local specs = gw:servers(session.config_id)
+  local specs = r:servers(session)
   local tasks = {}
   for i, spec in ipairs(specs) do
     tasks[i] = function()
       if discover then
-        local tools, err, source = server_tools(gw, session, spec)
-        local s = server_summary(gw, session, spec, tools, source)
+        local tools, err, source = server_tools(r, session, spec)
+        local s = server_summary(r, session, spec, tools, source)
         if not tools then s.error = err and err.message end
         return s
       end
-      local tools = cached_tools(gw, session, spec)
-      return server_summary(gw, session, spec, tools, tools and "cache" or nil)
+      local tools = cached_tools(r, session, spec)
+      return server_summary(r, session, spec, tools, tools and "cache" or nil)
     end
   end
   local results = async.all(tasks)
@@ -110,30 +102,30 @@ function impl.list_all_servers(gw, session, args)
   return result("success", { available_servers = servers, servers_needing_discovery = needing })
 end
 
-function impl.get_server_info(gw, session, args)
-  local spec = gw:server(session.config_id, args.server_name)
+function impl.get_server_info(r, session, args)
+  local spec = r:server(session, args.server_name)
   if not spec then return result("error", { error = "Server not available: " .. tostring(args.server_name) }) end
-  local tools = cached_tools(gw, session, spec)
-  local info = server_summary(gw, session, spec, tools, tools and "cache" or nil)
-  local up = gw:upstream_for(session, spec)
-  info.server_info = up.init and up.init.serverInfo
-  info.upstream = up:describe()
+  local tools = cached_tools(r, session, spec)
+  local info = server_summary(r, session, spec, tools, tools and "cache" or nil)
+  local status = r:status(session, spec)
+  info.server_info = status.server_info
+  info.upstream = status
   return result("success", { server_name = spec.server_name, server_info = info })
 end
 
-function impl.discover_all_tools(gw, session, args)
+function impl.discover_all_tools(r, session, args)
   local specs
   if args.server_name then
-    local spec = gw:server(session.config_id, args.server_name)
+    local spec = r:server(session, args.server_name)
     if not spec then return result("error", { error = "Server not available: " .. tostring(args.server_name) }) end
     specs = { spec }
   else
-    specs = gw:servers(session.config_id)
+    specs = r:servers(session)
   end
   local tasks = {}
   for i, spec in ipairs(specs) do
     tasks[i] = function()
-      local tools, err, source = server_tools(gw, session, spec)
+      local tools, err, source = server_tools(r, session, spec)
       if not tools then return { status = "error", error = err and err.message or "discovery failed" } end
       return { status = "success", tools = tools, source = source }
     end
@@ -146,31 +138,30 @@ function impl.discover_all_tools(gw, session, args)
     if out[spec.server_name].status == "success" then any_ok = true end
   end
   if args.server_name then
-    local r = out[args.server_name]
-    if r.status ~= "success" then return result("error", { server_name = args.server_name, error = r.error }) end
-    return result("success", { server_name = args.server_name, tools = r.tools, source = r.source })
+    local one = out[args.server_name]
+    if one.status ~= "success" then return result("error", { server_name = args.server_name, error = one.error }) end
+    return result("success", { server_name = args.server_name, tools = one.tools, source = one.source })
   end
   return result(any_ok and "success" or "error", { discovery = out })
 end
 
-function impl.secure_call_tools(gw, session, args, call)
-  local spec = gw:server(session.config_id, args.server_name)
+function impl.secure_call_tools(r, session, args, call)
+  local spec = r:server(session, args.server_name)
   if not spec then return result("error", { error = "Server not available: " .. tostring(args.server_name) }) end
   if type(args.tool_calls) ~= "table" or #args.tool_calls == 0 then
     return result("error", { error = "tool_calls must be a non-empty array of {name, args}" })
   end
-  local up = gw:upstream_for(session, spec)
   local results, failed = arr({}), 0
   for i, tc in ipairs(args.tool_calls) do
     local name = type(tc) == "table" and tc.name
     local entry = { name = name, index = i }
     if type(name) ~= "string" then
       entry.status, entry.error = "error", "tool call without a name"
-    elseif not aggregate.allowed(spec, name) then
+    elseif not names.allowed(spec, name) then
       entry.status, entry.error = "blocked", "tool " .. name .. " is not allowed by the gateway policy"
     else
       local params = { name = name, arguments = type(tc.args) == "table" and tc.args or {} }
-      local res, err = gw:call_tool(session, spec, up, params, call)
+      local res, err = r:forward(session, spec, "tools/call", params, call)
       if res then
         entry.status = (type(res.structuredContent) == "table" and res.structuredContent.blocked) and "blocked"
           or (res.isError and "error" or "success")
@@ -187,49 +178,41 @@ function impl.secure_call_tools(gw, session, args, call)
     summary = { total = #args.tool_calls, successful = #results - failed, failed = failed } })
 end
 
-function impl.get_cache_status(gw)
-  local entries, n = arr({}), 0
-  for up, c in pairs(gw.discovery) do
-    for method, e in pairs(c) do
-      n = n + 1
-      entries[#entries + 1] = { server_name = up.name, kind = method, items = #e.value,
-        age_seconds = math.floor(smg.now() - e.at), expires_in_seconds = math.floor(e.expires - smg.now()) }
-    end
-  end
-  return result("success", { cache = { backend = "local", total_tool_caches = n, hits = gw.stats.cache_hits,
-    misses = gw.stats.cache_misses, entries = entries,
-    tool_cache_expiration_hours = gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration } })
+function impl.get_cache_status(r)
+  local st = r:cache_stats()
+  return result("success", { cache = { backend = st.backend, total_tool_caches = #st.entries, hits = st.hits,
+    misses = st.misses, entries = st.entries, tool_cache_expiration_hours = st.expiration_hours } })
 end
 
-function impl.clear_cache(gw, session, args)
-  if args.server_name and not gw:server(session.config_id, args.server_name) then
+function impl.clear_cache(r, session, args)
+  if args.server_name and not r:server(session, args.server_name) then
     return result("error", { error = "Server not available: " .. tostring(args.server_name) })
   end
-  local n = gw:clear_cache(args.server_name)
+  local n = r:clear_cache(args.server_name)
   return result("success", { cleared = n, server_name = args.server_name, cache_type = args.cache_type or "all" })
 end
 
-function impl.get_timeout_metrics(gw)
-  local cats = {}
-  for k, v in pairs(gw.stats.timeout) do cats[k] = v end
-  local t = gw.timeouts
-  return result("success", { timeout_metrics = cats, settings = { default_timeout = t.default_timeout,
+function impl.get_timeout_metrics(r)
+  local st = r:timeout_stats()
+  local t = st.settings
+  return result("success", { timeout_metrics = st.categories, settings = { default_timeout = t.default_timeout,
     tool_execution_timeout = t.tool_execution_timeout, discovery_timeout = t.discovery_timeout,
-    escalation_policies = t.escalation_policies }, upstream_restarts = gw.stats.upstream_restarts })
+    escalation_policies = t.escalation_policies }, upstream_restarts = st.upstream_restarts })
 end
 
-function M.initialize(gw)
+function M.initialize(r)
+  local prefix = r:setting("tool_prefix")
   return {
     capabilities = { tools = { listChanged = false }, logging = {} },
-    serverInfo = gw:gateway_info(),
-    instructions = "Use " .. gw.cfg.gateway.tool_prefix .. "list_all_servers to see the servers, "
-      .. gw.cfg.gateway.tool_prefix .. "discover_all_tools to see their tools, and "
-      .. gw.cfg.gateway.tool_prefix .. "secure_call_tools to call them.",
+    serverInfo = r:gateway_info(),
+    instructions = "Use " .. prefix .. "list_all_servers to see the servers, "
+      .. prefix .. "discover_all_tools to see their tools, and "
+      .. prefix .. "secure_call_tools to call them.",
   }
 end
 
-function M.request(gw, session, method, params, call)
-  local prefix = gw.cfg.gateway.tool_prefix
+function M.request(r, session, method, params, call)
+  local prefix = r:setting("tool_prefix")
   if method == "tools/list" then
     local list = arr({})
     for _, t in ipairs(TOOLS) do
@@ -241,7 +224,7 @@ function M.request(gw, session, method, params, call)
     local fn = name:sub(1, #prefix) == prefix and impl[name:sub(#prefix + 1)]
     if not fn then return nil, { code = rpc.INVALID_PARAMS, message = "Invalid params: unknown tool " .. name } end
     local args = type(params.arguments) == "table" and params.arguments or {}
-    return fn(gw, session, args, call)
+    return fn(r, session, args, call)
   elseif method == "logging/setLevel" then
     if not session:set_log_level(params.level) then
       return nil, { code = rpc.INVALID_PARAMS, message = "Invalid params: unknown log level " .. tostring(params.level) }

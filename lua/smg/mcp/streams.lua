@@ -4,6 +4,7 @@
 -- stream. A stdio stream writes lines to stdout.
 local core = require "smg.core"
 local sse = require "smg.sse"
+local version = require "smg.mcp.version"
 
 local M = {}
 
@@ -33,7 +34,7 @@ local function start_sse(self)
   if session then
     self.sid = session:register_stream(self)
     self.events = {}
-    if session.protocol_version == "2025-11-25" then
+    if version.priming(session.protocol_version) then
       -- The priming event: an id to resume from before anything else is sent.
       self.req:write("id: " .. self.sid .. "_0\nretry: 2000\ndata: \n\n")
     end

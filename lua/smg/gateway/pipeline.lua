@@ -1,0 +1,387 @@
+-- The message pipeline: every message between a client session and an upstream passes
+-- here, in both directions, through the hook points of gateway/hooks.lua, the tool
+-- guardrails, the timeout budgets and the discovery cache.
+--
+-- It is also the routers' whole view of the gateway (`r` in lua/smg/router/): a router
+-- decides which server a message is for and what it looks like there, then asks the
+-- pipeline to carry it. The interface:
+--   r:servers(session), r:server(session, name)   the session's view of the current version
+--   r:setting(name), r:gateway_info()              gateway settings (separator, tool_prefix...)
+--   r:ready(session, spec) -> init | nil, err      the upstream started (its InitializeResult)
+--   r:status(session, spec) -> describe()          state, transport, restarts, server_info
+--   r:forward(session, spec, method, params, call) -> result | nil, err
+--   r:discover(session, spec, method) -> items | nil, err, source ("cache" | "discovery")
+--   r:cached(session, spec, method) -> items | nil  without fetching
+--   r:screen(session, spec, method, result)        s2c:result on a result the router built
+--   r:screen_tools(spec, tools)                    the discovery guardrails on one page
+--   r:broadcast(session, method, params, capability)  to the session's own ready upstreams
+--   r:cache_stats(), r:clear_cache(server), r:timeout_stats()
+--
+-- Its `events` member is the sink the upstream clients report to (upstream/client.lua:
+-- ready, down, notification, request). It is an object of its own so that its method
+-- names never collide with the routing interface's (r:ready is a different question).
+local smg = require "smg"
+local async = require "smg.async"
+local rpc = require "smg.mcp.jsonrpc"
+local hooks = require "smg.gateway.hooks"
+local guardrails = require "smg.gateway.guardrails"
+local telemetry = require "smg.gateway.telemetry"
+local Budgets = require "smg.gateway.budgets"
+local Client = require "smg.upstream.client"
+local json = smg.json
+local log = smg.log
+
+local Pipeline = {}
+Pipeline.__index = Pipeline
+
+local Events = {}
+Events.__index = Events
+
+function Pipeline.new(gw)
+  local self = setmetatable({ gw = gw }, Pipeline)
+  self.events = setmetatable({ pipeline = self, gw = gw }, Events)
+  return self
+end
+
+---------------------------------------------------------------------------- the view
+function Pipeline:servers(session)
+  local gw = self.gw
+  local id
+  if session then id = session.config_id else id = gw.default_config_id end
+  local mc = id and gw.cfg.mcp_configs[id]
+  return mc and mc.mcp_config or {}
+end
+
+function Pipeline:server(session, name)
+  for _, s in ipairs(self:servers(session)) do
+    if s.server_name == name then return s end
+  end
+  return nil
+end
+
+function Pipeline:setting(name) return self.gw.cfg.gateway[name] end
+
+function Pipeline:gateway_info()
+  return { name = self.gw.cfg.gateway.server_name, title = "smg secure MCP gateway", version = smg.version }
+end
+
+-- The upstream client serving `spec` for this session: the shared one, or its own.
+function Pipeline:upstream(session, spec)
+  local gw = self.gw
+  if spec.sharing == "per_session" and session then
+    local caps = {}
+    for _, c in ipairs({ "sampling", "elicitation", "roots" }) do
+      if session:client_supports(c) then caps[c] = session.client_caps[c] end
+    end
+    return gw.pool:session_client(session, spec, caps)
+  end
+  return gw.pool:shared_client(session and session.config_id or gw.default_config_id, spec)
+end
+
+function Pipeline:ready(session, spec)
+  local up = self:upstream(session, spec)
+  local ok, err = up:ensure_ready(self.gw.timeouts.discovery_timeout)
+  if not ok then return nil, err end
+  return up.init
+end
+
+function Pipeline:status(session, spec) return self:upstream(session, spec):describe() end
+
+---------------------------------------------------------------------------- carrying
+-- How a blocked message is answered: a tools/call gets an isError result (the seed's
+-- shape, which clients show to the model); anything else a JSON-RPC error.
+local function blocked_answer(self, spec, method, b, call)
+  if call then call.blocked = b.guardrail end
+  if method == "tools/call" then
+    return guardrails.blocked(spec, b.point:sub(1, 3) == "c2s" and "input" or "output", b.guardrail, b.violations)
+  end
+  return nil, { code = rpc.SERVER_ERROR, message = ("Blocked by guardrail %s (%s): %s"):format(b.guardrail, b.point,
+    table.concat(b.violations, ", ")), data = { reason = "guardrail", guardrail = b.guardrail, point = b.point,
+    violations = json.array(b.violations) } }
+end
+
+-- Sends one request with its budget, and runs what came back through s2c:result or
+-- s2c:error. Returns result | nil, err.
+function Pipeline:send(session, spec, up, method, params, call)
+  local gw = self.gw
+  local budget, category = Budgets.of(gw.timeouts, method)
+  local t0 = smg.monotime()
+  local res, err = up:call(method, params, { timeout = budget, call = call })
+  local timed_out = err and type(err.data) == "table" and err.data.reason == "timeout"
+  gw.budgets:record(gw.timeouts, category, smg.monotime() - t0, budget, timed_out)
+  local set = gw.plugins
+  if res ~= nil then
+    local b
+    b, res = hooks.run(set, gw.timeouts.guardrail_timeout, "s2c:result", spec, method, res, session, call)
+    if b then return blocked_answer(self, spec, method, b, call) end
+    return res
+  end
+  -- Only the upstream's own errors pass s2c:error; ours (timeout, unavailable, limits) carry a reason.
+  local ours = err and type(err.data) == "table" and err.data.reason ~= nil
+  if err and not ours and hooks.active(set, spec, "s2c:error") then
+    local b
+    b, err = hooks.run(set, gw.timeouts.guardrail_timeout, "s2c:error", spec, method, err, session, call)
+    if b then
+      return nil, { code = rpc.INTERNAL_ERROR, message = ("upstream error withheld by guardrail %s"):format(b.guardrail),
+        data = { reason = "guardrail", guardrail = b.guardrail, point = b.point } }
+    end
+  end
+  return nil, err
+end
+
+-- A request to the upstream of `spec`: c2s:request, the tool guardrails for tools/call,
+-- the call, then s2c:result / s2c:error.
+function Pipeline:forward(session, spec, method, params, call)
+  if method == "tools/call" then return self:call_tool(session, spec, params, call) end
+  local gw = self.gw
+  local b
+  b, params = hooks.run(gw.plugins, gw.timeouts.guardrail_timeout, "c2s:request", spec, method, params, session, call)
+  if b then return blocked_answer(self, spec, method, b, call) end
+  return self:send(session, spec, self:upstream(session, spec), method, params, call)
+end
+
+-- A tools/call through the guardrails: input check, forward, output check, all on the
+-- plugin set current when the call started. A guardrail may rewrite the arguments (say,
+-- PII placeholders) before they are forwarded, and the result before it is returned.
+function Pipeline:call_tool(session, spec, params, call)
+  local gw = self.gw
+  if call then call.server, call.tool = spec.server_name, params.name end
+  local up = self:upstream(session, spec)
+  if not spec.enable_tool_guardrails then return self:send(session, spec, up, "tools/call", params, call) end
+  local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
+  local common = gw.cfg.common_mcp_gateway_config
+  local info = { server = spec.server_name, name = params.name, arguments = params.arguments or {},
+    session_id = session.id, identity = session.identity, state = {} }
+  local res, err, blocked
+  if common.enkrypt_async_input_guardrails_enabled then
+    res, err, blocked = self:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+    if blocked then return self:guardrail_blocked(call, blocked) end
+  else
+    local args
+    blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments)
+    if blocked then return self:guardrail_blocked(call, blocked) end
+    if args ~= params.arguments then
+      params = { name = params.name, arguments = args, _meta = params._meta }
+    end
+    local b
+    b, params = hooks.run(set, timeout, "c2s:request", spec, "tools/call", params, session, call)
+    if b then return blocked_answer(self, spec, "tools/call", b, call) end
+    res, err = self:send(session, spec, up, "tools/call", params, call)
+  end
+  if not res then return nil, err end
+  if common.enkrypt_async_output_guardrails_enabled then
+    -- The seed's async output mode: the result goes back now; a violation found later is
+    -- reported (log, metrics, telemetry) but can no longer stop this call.
+    async.spawn(function()
+      local late = guardrails.check(set, timeout, spec, "output", info, res)
+      if late then
+        log.warn(("guardrail %s flagged the output of %s/%s after it was returned (async output mode)"):format(
+          late.structuredContent.guardrail, spec.server_name, tostring(params.name)))
+      end
+    end)
+    return res
+  end
+  blocked, res = guardrails.check(set, timeout, spec, "output", info, res)
+  if blocked then return self:guardrail_blocked(call, blocked) end
+  return res
+end
+
+-- The seed's async input mode: the input check runs while the call is already on its way,
+-- trading redaction (arguments cannot be rewritten any more) for latency; a violation
+-- still replaces the result. Returns res, err, blocked.
+function Pipeline:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+  local verdict = async.future()
+  async.spawn(function()
+    verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments) })
+  end)
+  local res, err = self:send(session, spec, up, "tools/call", params, call)
+  local v = verdict:wait(timeout + 1)
+  if not v then
+    return nil, nil, guardrails.blocked(spec, "input", "async", { "guardrail_timeout" })
+  end
+  if v[1] then return nil, nil, v[1] end
+  if v[2] ~= info.arguments then
+    log.warn(("a guardrail rewrote the arguments of %s/%s, which async input mode cannot apply"):format(
+      spec.server_name, tostring(params.name)))
+  end
+  return res, err, nil
+end
+
+function Pipeline:guardrail_blocked(call, blocked)
+  if call then call.blocked = blocked.structuredContent.guardrail end
+  return blocked
+end
+
+-- s2c:result on a result the router assembled from an upstream's data (the initialize
+-- result a passthrough client sees, with the upstream's instructions).
+function Pipeline:screen(session, spec, method, result)
+  local gw = self.gw
+  local b, res = hooks.run(gw.plugins, gw.timeouts.guardrail_timeout, "s2c:result", spec, method, result, session, nil)
+  if b then return blocked_answer(self, spec, method, b, nil) end
+  return res
+end
+
+function Pipeline:screen_tools(spec, tools)
+  return guardrails.discovery(self.gw.plugins, self.gw.timeouts.guardrail_timeout, spec, tools)
+end
+
+local LIST_KEY = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["resources/list"] = "resources",
+  ["resources/templates/list"] = "resourceTemplates" }
+
+-- Cached discovery (tools/list and friends), all pages merged. Each fetched page passes
+-- s2c:result; a tools list then the discovery guardrails. Returns list | nil, err, source.
+function Pipeline:discover(session, spec, method)
+  local gw = self.gw
+  local up = self:upstream(session, spec)
+  local hit = gw.discovery:get(up, method)
+  if hit then return hit, nil, "cache" end
+  local key = LIST_KEY[method]
+  local all, cursor, pages = json.array({}), nil, 0
+  repeat
+    local res, err = self:send(session, spec, up, method, cursor and { cursor = cursor } or nil, nil)
+    if not res then return nil, err end
+    for _, item in ipairs(type(res[key]) == "table" and res[key] or {}) do all[#all + 1] = item end
+    cursor = res.nextCursor
+    pages = pages + 1
+  until cursor == nil or cursor == json.null or pages >= 100
+  if method == "tools/list" then all = self:screen_tools(spec, all) end
+  gw.discovery:put(up, method, all, gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600)
+  return all, nil, "discovery"
+end
+
+function Pipeline:cached(session, spec, method)
+  return self.gw.discovery:peek(self:upstream(session, spec), method)
+end
+
+-- To every ready upstream the session owns that declares `capability` (fire and forget).
+function Pipeline:broadcast(session, method, params, capability)
+  for _, up in pairs(self.gw.pool:clients_of(session)) do
+    local caps = up.state == "ready" and up.init and up.init.capabilities
+    if type(caps) == "table" and caps[capability] then
+      async.spawn(function() up:call(method, params) end)
+    end
+  end
+end
+
+function Pipeline:cache_stats()
+  local st = self.gw.discovery:stats()
+  st.expiration_hours = self.gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration
+  return st
+end
+
+function Pipeline:clear_cache(server_name) return self.gw.discovery:clear(server_name) end
+
+function Pipeline:timeout_stats()
+  local cats = {}
+  for k, v in pairs(self.gw.budgets.categories) do cats[k] = v end
+  return { categories = cats, settings = self.gw.timeouts, upstream_restarts = self.gw.stats.upstream_restarts }
+end
+
+---------------------------------------------------------------------------- client -> upstream
+-- A client notification other than initialized/cancelled: roots/list_changed goes to the
+-- session's own upstreams (the only ones that saw its roots), through c2s:notification.
+function Pipeline:client_notification(session, method, params)
+  if method ~= "notifications/roots/list_changed" then return end
+  local gw = self.gw
+  for _, up in pairs(gw.pool:clients_of(session)) do
+    local b = hooks.run(gw.plugins, gw.timeouts.guardrail_timeout, "c2s:notification", up.spec, method, params,
+      session, nil)
+    if not b then up:notify(method, nil) end
+  end
+end
+
+---------------------------------------------------------------------------- upstream -> client
+-- The upstream client events (see upstream/client.lua).
+function Events:ready() end
+
+function Events:down(up, why)
+  local gw = self.gw
+  gw.stats.upstream_restarts = gw.stats.upstream_restarts + 1
+  telemetry.upstream_down(gw, up, why)
+  gw.discovery:invalidate(up)
+end
+
+-- Every session `up` serves: its owner, or the sessions of its mcp_config.
+local function each_session_of(gw, up, fn, arg)
+  if up.session then return fn(up.session, arg) end
+  for _, s in pairs(gw.tenants.sessions) do
+    if s.config_id == up.config_id then fn(s, arg) end
+  end
+  local s = gw.stdio_session
+  if s and s.config_id == up.config_id then fn(s, arg) end
+end
+
+local function tell_list_changed(s, method)
+  if s.initialized then s:list_changed(method) end
+end
+
+local function tell_updated(s, arg)
+  if arg.up.session or s.subscriptions[arg.params.uri] then
+    s:notify("notifications/resources/updated", arg.params, nil)
+  end
+end
+
+local LIST_CHANGED = { ["notifications/tools/list_changed"] = true, ["notifications/prompts/list_changed"] = true,
+  ["notifications/resources/list_changed"] = true }
+
+function Events:notification(up, method, params, call)
+  local gw = self.gw
+  local session = call and call.session or up.session
+  local set = gw.plugins
+  if hooks.active(set, up.spec, "s2c:notification") then
+    local b
+    b, params = hooks.run(set, gw.timeouts.guardrail_timeout, "s2c:notification", up.spec, method, params, session,
+      call)
+    if b then return end
+  end
+  if method == "notifications/progress" then
+    if call and not call.cancelled then call.session:notify(method, params, call) end
+  elseif method == "notifications/message" then
+    -- Delivered only where it can be attributed: the call it belongs to, or the owner of a
+    -- per-session upstream; a shared stdio upstream's log line goes to our log.
+    if session then
+      session:log_message(params, call)
+    else
+      log.debug(("upstream %s log: %s"):format(up.name, tostring(json.encode(params))))
+    end
+  elseif LIST_CHANGED[method] then
+    gw.discovery:invalidate(up, method)
+    if gw.mode ~= "meta" then each_session_of(gw, up, tell_list_changed, method) end
+  elseif method == "notifications/resources/updated" and type(params.uri) == "string" then
+    each_session_of(gw, up, tell_updated, { up = up, params = { uri = params.uri } })
+  end
+end
+
+-- An upstream asks the client (sampling, elicitation, roots). Yields. Only a session the
+-- request can be attributed to is asked; it must have declared the capability.
+function Events:request(up, method, params, call)
+  local gw = self.gw
+  local session = call and call.session or up.session
+  if not session then
+    return rpc.fail(rpc.METHOD_NOT_FOUND, method .. " is not available: this upstream is shared by several clients")
+  end
+  local cap = Client.FORWARDED_REQUESTS[method]
+  if not session:client_supports(cap) then
+    return rpc.fail(rpc.METHOD_NOT_FOUND, "the client did not declare the " .. cap .. " capability")
+  end
+  local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
+  local b
+  b, params = hooks.run(set, timeout, "s2c:request", up.spec, method, params, session, call)
+  if b then
+    return rpc.fail(rpc.SERVER_ERROR, ("%s refused by guardrail %s"):format(method, b.guardrail),
+      { reason = "guardrail", guardrail = b.guardrail, point = b.point })
+  end
+  local res, err = session:request_client(method, params, call)
+  if res ~= nil then
+    b, res = hooks.run(set, timeout, "c2s:result", up.spec, method, res, session, call)
+  else
+    b, err = hooks.run(set, timeout, "c2s:error", up.spec, method, err, session, call)
+  end
+  if b then
+    return rpc.fail(rpc.SERVER_ERROR, ("the client's answer to %s was withheld by guardrail %s"):format(method,
+      b.guardrail), { reason = "guardrail", guardrail = b.guardrail, point = b.point })
+  end
+  return res, err
+end
+
+return Pipeline

@@ -1,0 +1,146 @@
+-- `smg serve`: the command line, start-up (config, listener or stdio, signals, hot
+-- reload, the session sweeper, upstreams started ahead of need) and the graceful stop.
+local smg = require "smg"
+local core = require "smg.core"
+local async = require "smg.async"
+local config = require "smg.config"
+local plugins = require "smg.plugins"
+local reload = require "smg.gateway.reload"
+local log = smg.log
+
+local M = {}
+
+-- Developer knob: LuaJIT's sampling profiler (jit.p) from start to shutdown.
+local PROFILE = os.getenv("SMG_JIT_PROFILE")
+
+local function parse_args(args)
+  local o = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local function val()
+      i = i + 1
+      if args[i] == nil then error("option " .. a .. " needs a value", 0) end
+      return args[i]
+    end
+    if a == "--config" or a == "-c" then o.config = val()
+    elseif a == "--stdio" then o.stdio = true
+    elseif a == "--host" then o.host = val()
+    elseif a == "--port" or a == "-p" then o.port = tonumber(val())
+    elseif a == "--mode" then o.mode = val()
+    elseif a == "--log-level" then o.log_level = val()
+    elseif a == "--insecure" then o.insecure = true
+    else error("unknown option " .. a, 0) end
+    i = i + 1
+  end
+  return o
+end
+
+local function count_inflight(gw)
+  local n = 0
+  gw:each_session(function(s) n = n + s.ninflight end)
+  return n
+end
+
+-- Graceful stop: refuse new work, let calls in flight finish (up to shutdown_grace),
+-- then end sessions and stop every upstream (stdin close -> SIGTERM -> SIGKILL).
+function M.shutdown(gw, reason)
+  if gw.draining then return end
+  gw.draining = true
+  log.info("shutting down (" .. tostring(reason) .. "); draining " .. count_inflight(gw) .. " call(s)")
+  if gw.http_server then gw.http_server:close() end
+  if gw.sweeper then gw.sweeper:close() end
+  async.spawn(function()
+    local deadline = smg.monotime() + gw.cfg.gateway.shutdown_grace
+    while count_inflight(gw) > 0 and smg.monotime() < deadline do smg.sleep(0.05) end
+    local left = count_inflight(gw)
+    if left > 0 then log.warn(left .. " call(s) still running at the end of the grace period") end
+    for _, p in ipairs(gw.plugins.telemetry) do
+      if p.shutdown then plugins.run_hook(p, "shutdown", 5) end
+    end
+    for _, s in pairs(gw.tenants.sessions) do gw:remove_session(s, "shutdown") end
+    if gw.stdio_session then gw.stdio_session:close("shutdown") end
+    gw.pool:close_all()
+    smg.cache.close()
+    local n = smg.http.cancel_all("smg is shutting down")
+    if n > 0 then log.info(("cancelled %d plugin HTTP request(s) still in flight"):format(n)) end
+    for _, sig in ipairs(gw.signals or {}) do sig:close() end
+    for _, w in ipairs(gw.watches or {}) do w:close() end
+    if gw.reload_timer then gw.reload_timer:close() end
+    if gw.stdio_session then core.stdio_close() end
+    if PROFILE and PROFILE ~= "" then require("jit.p").stop() end
+    log.info("stopped")
+  end)
+end
+
+function M.run(Gateway, args)
+  local okp, o = pcall(parse_args, args)
+  if not okp then return nil, o end
+  local cfg, list, source = config.load({ path = o.config })
+  if not cfg then
+    return nil, source .. " is invalid:\n  " .. table.concat(list, "\n  ")
+  end
+  for _, w in ipairs(list) do log.warn(source .. ": " .. w) end
+  local lvl = (o.log_level or cfg.common_mcp_gateway_config.enkrypt_log_level or "INFO"):lower()
+  if not pcall(core.log_level, lvl) then log.warn("unknown log level " .. lvl) end
+  if o.host then cfg.gateway.host = o.host end
+  if o.port then cfg.gateway.port = o.port end
+  if o.mode then
+    if not Gateway.ROUTERS[o.mode] then return nil, "unknown mode " .. o.mode end
+    cfg.gateway.mode = o.mode
+  end
+  local ephemeral_key
+  if not o.stdio and cfg.is_default and cfg.plugins.auth.provider == "local_apikey" and next(cfg.apikeys) == nil then
+    -- The embedded default ships no keys: mint one for this run and show it once.
+    ephemeral_key = "smg-" .. smg.random_hex(24)
+    cfg.apikeys[ephemeral_key] = { project_id = "default_project", user_id = "default_user", disabled = false }
+    cfg.ephemeral_key = ephemeral_key
+  end
+  -- Telemetry that writes to stdout must not corrupt the MCP stream in stdio mode.
+  smg.stdio_transport = o.stdio == true
+  -- A plugin must not be able to end the gateway: os.exit becomes an error it can catch
+  -- (and the hook runner logs). smg itself stops through core.stop.
+  os.exit = function() -- luacheck: ignore 122
+    error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
+  end
+  if PROFILE and PROFILE ~= "" then
+    -- e.g. SMG_JIT_PROFILE=Fl or fv, until shutdown.
+    require("jit.p").start(PROFILE, os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt")
+  end
+  local gw = Gateway.new(cfg)
+  gw.insecure = o.insecure == true
+  local rok, rerr = gw.router.check(gw.pipeline)
+  if not rok then return nil, rerr end
+  gw.signals = {
+    core.signal("SIGINT", function()
+      if gw.draining then core.stop(130) else gw:shutdown("SIGINT") end
+    end),
+    core.signal("SIGTERM", function() gw:shutdown("SIGTERM") end),
+    core.signal("SIGHUP", function() reload.request(gw, "SIGHUP") end),
+  }
+  if cfg.gateway.watch then reload.watch(gw) end
+  if o.stdio then return require("smg.gateway.stdio").serve(gw) end
+  local server, err = require("smg.gateway.http").listen(gw)
+  if not server then return nil, err end
+  gw.http_server = server
+  local every = math.max(1, math.min(15, cfg.gateway.limits.unused_session_timeout / 4))
+  gw.sweeper = smg.timer(every, function() gw:sweep_sessions() end, every)
+  local g = cfg.gateway
+  local host = g.host:find(":") and ("[" .. g.host .. "]") or g.host
+  log.info(("smg %s serving MCP on http://%s:%d%s (mode %s, %d server(s), config %s)"):format(smg.version, host,
+    server:port(), g.path, gw.mode, #gw.pipeline:servers(nil), cfg.is_default and "embedded default" or cfg.source))
+  if ephemeral_key then
+    -- Printed for the operator once, outside the log, which never carries keys.
+    io.stderr:write(("\nAPI key for this run (send it as X-API-Key or Authorization: Bearer): %s\n\n"):format(ephemeral_key))
+    io.stderr:flush()
+  elseif not gw.plugins.auth_enabled then
+    log.warn("no auth plugin configured (plugins.auth.provider): every local client is trusted")
+  end
+  -- Start shared upstreams ahead of need so the first call does not pay for the spawn.
+  for _, spec in ipairs(gw.pipeline:servers(nil)) do
+    if spec.sharing ~= "per_session" then gw.pipeline:upstream(nil, spec):start() end
+  end
+  return true
+end
+
+return M

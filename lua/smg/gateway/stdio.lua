@@ -1,0 +1,53 @@
+-- The MCP stdio server transport: one client (whoever spawned us), one session, one line
+-- per message on stdin and stdout. The key, when auth is on, comes from the environment.
+local smg = require "smg"
+local core = require "smg.core"
+local intake = require "smg.mcp.intake"
+local streams = require "smg.mcp.streams"
+local Session = require "smg.mcp.session"
+local log = smg.log
+
+local M = {}
+
+local function authenticate(gw, session)
+  if not gw.plugins.auth_enabled then return end
+  if gw.cfg.is_default then
+    -- The embedded default's stdio client is the local user who spawned us: no key to share.
+    session.identity = { project_id = "default_project", user_id = "default_user", mcp_config_id = gw.default_config_id }
+    return
+  end
+  -- stdio has no headers: the key comes from the environment, once, for the process.
+  local identity, _, why = require("smg.gateway.auth").authenticate(gw, { headers = {}, transport = "stdio" }, nil)
+  if identity then
+    session.identity, session.config_id = identity, identity.mcp_config_id
+    log.info(("stdio client authenticated as project %s"):format(tostring(identity.project_name or identity.project_id)))
+  else
+    session.auth_error = why
+    log.error("stdio client not authenticated: " .. tostring(why))
+  end
+end
+
+function M.serve(gw)
+  local session = Session.new(gw, "stdio", nil, { config_id = gw.default_config_id, identity_key = "stdio" })
+  gw.stdio_session = session
+  authenticate(gw, session)
+  local out = streams.stdio()
+  local ok, err = core.stdio_start(function(line)
+    local list, kinds, is_batch, nreq = intake.parse(line)
+    if not list then return out:send(intake.error_line(kinds)) end
+    local stream = out
+    if is_batch then
+      local refused = intake.batch_refusal(session.protocol_version)
+      if refused then return out:send(intake.error_line(refused)) end
+      stream = streams.batch(out, nreq)
+    end
+    for i, m in ipairs(list) do session:handle(m, kinds[i], stream) end
+  end, function()
+    gw:shutdown("stdin closed")
+  end, gw.max_message_bytes)
+  if not ok then return nil, err end
+  log.info(("serving MCP on stdio (mode %s, %d server(s))"):format(gw.mode, #gw.pipeline:servers(nil)))
+  return true
+end
+
+return M

@@ -1,0 +1,71 @@
+-- The open client sessions and what each tenant holds: sessions per identity and per peer
+-- address under their limits, idle expiry. A tenant is a project/user, or the peer
+-- address when there is no auth.
+local smg = require "smg"
+
+local Tenants = {}
+Tenants.__index = Tenants
+
+function Tenants.new()
+  return setmetatable({ sessions = {}, n = 0, by_identity = {}, by_peer = {} }, Tenants)
+end
+
+local function bump(counts, key, by)
+  local n = (counts[key] or 0) + by
+  counts[key] = n > 0 and n or nil
+end
+
+function Tenants.key(identity, peer)
+  if identity then return "id:" .. tostring(identity.project_id) .. "/" .. tostring(identity.user_id) end
+  return "peer:" .. tostring(peer)
+end
+
+-- nil when one more session fits the global, per-identity and per-peer limits; else the
+-- limit's name and a message.
+function Tenants:refusal(limits, identity_key, peer)
+  if self.n >= limits.max_sessions then return "sessions", "Too many sessions" end
+  if (self.by_identity[identity_key] or 0) >= limits.max_sessions_per_identity then
+    return "sessions_per_identity", "Too many sessions for this identity"
+  end
+  if (self.by_peer[peer] or 0) >= limits.max_sessions_per_peer then
+    return "sessions_per_peer", "Too many sessions from this address"
+  end
+  return nil
+end
+
+function Tenants:add(s)
+  self.sessions[s.id] = s
+  self.n = self.n + 1
+  bump(self.by_identity, s.identity_key, 1)
+  if s.peer then bump(self.by_peer, s.peer, 1) end
+end
+
+function Tenants:get(id) return self.sessions[id] end
+
+-- Forgets and closes `s` (its close tells the host, which closes its upstreams).
+function Tenants:remove(s, reason)
+  if s.id and self.sessions[s.id] == s then
+    self.sessions[s.id] = nil
+    self.n = self.n - 1
+    bump(self.by_identity, s.identity_key, -1)
+    if s.peer then bump(self.by_peer, s.peer, -1) end
+  end
+  s:close(reason)
+end
+
+-- Sessions idle past the limit (no request in flight, no open GET stream) are dropped;
+-- one that never made a call after initialize goes sooner (clients that end without
+-- DELETE leave exactly those behind).
+function Tenants:sweep(limits)
+  local now = smg.monotime()
+  for _, s in pairs(self.sessions) do
+    local limit = s.calls > 0 and limits.session_idle_timeout or limits.unused_session_timeout
+    if now - s.last_seen > limit and next(s.inflight) == nil then
+      local live = false
+      for _, g in ipairs(s.get_streams) do if g:open() then live = true end end
+      if not live then self:remove(s, "idle") end
+    end
+  end
+end
+
+return Tenants

@@ -1,0 +1,235 @@
+-- Aggregate: every upstream's tools, prompts and resources in one list, tools and prompts
+-- namespaced "server<sep>name" (separator "__" by default), with per-server allow/deny
+-- lists. Resources keep their URIs (clients may fetch them); reads are routed by the
+-- owner recorded when the lists were built, or by matching templates.
+--
+-- A router decides where a message goes and what it looks like there; it never holds an
+-- upstream. Everything it needs comes through `r`, the gateway's routing interface
+-- (docs/architecture.md, "Routers"): r:servers, r:server, r:setting, r:ready,
+-- r:discover, r:forward, r:broadcast.
+local smg = require "smg"
+local async = require "smg.async"
+local rpc = require "smg.mcp.jsonrpc"
+local names = require "smg.router.names"
+local json = smg.json
+local log = smg.log
+
+local M = {}
+
+function M.check() return true end
+
+M.allowed = names.allowed
+
+function M.initialize(r)
+  return {
+    capabilities = { tools = { listChanged = true }, resources = { subscribe = true, listChanged = true },
+      prompts = { listChanged = true }, logging = {}, completions = {} },
+    serverInfo = r:gateway_info(),
+    instructions = "smg aggregates several MCP servers; names are prefixed with the server name and '"
+      .. r:setting("separator") .. "'.",
+  }
+end
+
+-- Splits "server<sep>name" into the server spec and the upstream's own name.
+local function resolve(r, session, full)
+  if type(full) ~= "string" then return nil end
+  local sep = r:setting("separator")
+  local best, inner
+  for _, spec in ipairs(r:servers(session)) do
+    local prefix = spec.server_name .. sep
+    if full:sub(1, #prefix) == prefix and (not best or #prefix > #best.server_name + #sep) then
+      best, inner = spec, full:sub(#prefix + 1)
+    end
+  end
+  return best, inner
+end
+
+-- Discovers `method` on every server (concurrently) and merges the items.
+local function gather(r, session, method, transform)
+  local specs = r:servers(session)
+  local capname = method:match("^(%a+)/")
+  local tasks = {}
+  for i, spec in ipairs(specs) do
+    tasks[i] = function()
+      local init = r:ready(session, spec)
+      if not (init and type(init.capabilities) == "table" and init.capabilities[capname] ~= nil) then return {} end
+      local items, err = r:discover(session, spec, method)
+      if not items then
+        log.warn(("%s on %s failed: %s"):format(method, spec.server_name, tostring(err and err.message)))
+        return {}
+      end
+      local out = {}
+      for _, item in ipairs(items) do
+        local t = transform(r, spec, item)
+        if t then out[#out + 1] = t end
+      end
+      return out
+    end
+  end
+  local results = async.all(tasks)
+  local merged = json.array({})
+  for i = 1, #specs do
+    for _, item in ipairs(results[i] or {}) do merged[#merged + 1] = item end
+  end
+  return merged
+end
+
+local function shallow(t)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  return setmetatable(o, getmetatable(t))
+end
+
+local function named(r, spec, item)
+  local o = shallow(item)
+  o.name = spec.server_name .. r:setting("separator") .. tostring(item.name)
+  return o
+end
+
+local function tool_item(r, spec, t)
+  if type(t.execution) == "table" and t.execution.taskSupport == "required" then return nil end
+  if not names.allowed(spec, t.name) then return nil end
+  return named(r, spec, t)
+end
+
+function M.list_tools(r, session) return gather(r, session, "tools/list", tool_item) end
+
+-- Resource owners per mcp_config view (the server list table of one config version):
+-- a reload builds new ones.
+local owners = setmetatable({}, { __mode = "k" })
+
+local function owners_of(r, session)
+  local view = r:servers(session)
+  local o = owners[view]
+  if not o then
+    o = { uris = {}, n_uris = 0, templates = {}, seen = {} }
+    owners[view] = o
+  end
+  return o
+end
+
+local MAX_OWNED = 10000 -- URIs remembered per view: an upstream listing millions cannot grow this
+
+local function list_resources(r, session)
+  local o = owners_of(r, session)
+  return gather(r, session, "resources/list", function(_, spec, res)
+    if type(res.uri) == "string" and (o.uris[res.uri] or o.n_uris < MAX_OWNED) then
+      if not o.uris[res.uri] then o.n_uris = o.n_uris + 1 end
+      o.uris[res.uri] = spec.server_name
+    end
+    return named(r, spec, res)
+  end)
+end
+
+local function list_templates(r, session)
+  local o = owners_of(r, session)
+  return gather(r, session, "resources/templates/list", function(_, spec, t)
+    if type(t.uriTemplate) == "string" and #o.templates < MAX_OWNED then
+      local key = t.uriTemplate .. "|" .. spec.server_name
+      if not o.seen[key] then
+        o.seen[key] = true
+        o.templates[#o.templates + 1] = { pattern = names.template(t.uriTemplate), server = spec.server_name }
+      end
+    end
+    return named(r, spec, t)
+  end)
+end
+
+local function owner_of(r, session, uri)
+  if type(uri) ~= "string" then return nil end
+  local o = owners_of(r, session)
+  local name = o.uris[uri]
+  if not name then
+    for _, t in ipairs(o.templates) do
+      if names.template_match(t.pattern, uri) then
+        name = t.server
+        break
+      end
+    end
+  end
+  return name and r:server(session, name)
+end
+
+local function find_owner(r, session, uri)
+  local spec = owner_of(r, session, uri)
+  if spec then return spec end
+  -- Not seen yet: build the lists once, then look again.
+  list_resources(r, session)
+  list_templates(r, session)
+  return owner_of(r, session, uri)
+end
+
+local function forward_named(r, session, method, params, call, kind)
+  local spec, inner = resolve(r, session, params.name)
+  if not spec then return rpc.fail(rpc.INVALID_PARAMS, ("Invalid params: unknown %s %s"):format(kind, tostring(params.name))) end
+  if kind == "tool" and not names.allowed(spec, inner) then
+    return rpc.fail(rpc.INVALID_PARAMS, ("Invalid params: tool %s is not allowed by the gateway policy"):format(params.name))
+  end
+  local p = shallow(params)
+  p.name = inner
+  return r:forward(session, spec, method, p, call)
+end
+
+local handlers = {}
+
+handlers["tools/list"] = function(r, session) return { tools = M.list_tools(r, session) } end
+handlers["tools/call"] = function(r, session, params, call)
+  return forward_named(r, session, "tools/call", params, call, "tool")
+end
+handlers["prompts/list"] = function(r, session)
+  return { prompts = gather(r, session, "prompts/list", named) }
+end
+handlers["prompts/get"] = function(r, session, params, call)
+  return forward_named(r, session, "prompts/get", params, call, "prompt")
+end
+handlers["resources/list"] = function(r, session) return { resources = list_resources(r, session) } end
+handlers["resources/templates/list"] = function(r, session) return { resourceTemplates = list_templates(r, session) } end
+
+local function by_uri(method)
+  return function(r, session, params, call)
+    local spec = find_owner(r, session, params.uri)
+    if not spec then return rpc.fail(rpc.RESOURCE_NOT_FOUND, "Resource not found", { uri = params.uri }) end
+    if method == "resources/subscribe" then session.subscriptions[params.uri] = true end
+    if method == "resources/unsubscribe" then session.subscriptions[params.uri] = nil end
+    return r:forward(session, spec, method, params, call)
+  end
+end
+handlers["resources/read"] = by_uri("resources/read")
+handlers["resources/subscribe"] = by_uri("resources/subscribe")
+handlers["resources/unsubscribe"] = by_uri("resources/unsubscribe")
+
+handlers["completion/complete"] = function(r, session, params, call)
+  local ref = type(params.ref) == "table" and params.ref or {}
+  local spec, p = nil, shallow(params)
+  if ref.type == "ref/prompt" then
+    local inner
+    spec, inner = resolve(r, session, ref.name)
+    if spec then
+      p.ref = shallow(ref)
+      p.ref.name = inner
+    end
+  elseif ref.type == "ref/resource" then
+    spec = find_owner(r, session, ref.uri)
+  end
+  if not spec then return rpc.fail(rpc.INVALID_PARAMS, "Invalid params: unknown completion reference") end
+  return r:forward(session, spec, "completion/complete", p, call)
+end
+
+handlers["logging/setLevel"] = function(r, session, params)
+  if not session:set_log_level(params.level) then
+    return rpc.fail(rpc.INVALID_PARAMS, "Invalid params: unknown log level " .. tostring(params.level))
+  end
+  -- The session's own upstreams follow its level; shared ones are filtered per session.
+  r:broadcast(session, "logging/setLevel", { level = params.level }, "logging")
+  return {}
+end
+
+M.handlers = handlers
+
+function M.request(r, session, method, params, call)
+  local h = handlers[method]
+  if not h then return rpc.fail(rpc.METHOD_NOT_FOUND, "Method not found: " .. tostring(method)) end
+  return h(r, session, params, call)
+end
+
+return M
