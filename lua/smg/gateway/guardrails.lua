@@ -40,6 +40,37 @@ function M.blocked(spec, direction, guardrail, types)
   }
 end
 
+-- Interprets one provider's answer (`ok, res` from plugins.run_hook) under `policy`, for
+-- the tool checks and the message hooks alike. `what`, `server`, `name` name the message
+-- in the log ("input of server/tool"); they are formatted only when something is logged.
+-- Returns the violation types when the message is blocked, else nil and the provider's
+-- rewrite of it (nil: unchanged). A verdict that is not a table is an error; an error or
+-- a timeout blocks unless fail_open. A refusal that names nothing still refuses; one
+-- whose types the policy's block list leaves out only annotates.
+function M.judge(p, hook, ok, res, policy, fail_open, what, server, name)
+  if ok and (type(res) ~= "table" or (res.violations ~= nil and type(res.violations) ~= "table")) then
+    log.error(("guardrail %s: %s returned %s, not a verdict table"):format(p.name, hook, type(res)))
+    ok, res = false, "error"
+  end
+  if not ok then
+    if not fail_open then return { "guardrail_" .. res } end
+    log.warn(("guardrail %s %s on %s of %s/%s; allowed (on_error = allow)"):format(p.name, res, what, server,
+      tostring(name)))
+    return nil
+  end
+  if res.allowed == false then
+    local types = block_types(res.violations, policy)
+    if not res.violations or #res.violations == 0 then types = { "policy_violation" } end
+    if #types > 0 then
+      log.warn(("guardrail %s blocked %s of %s/%s: %s"):format(p.name, what, server, tostring(name),
+        table.concat(types, ", ")))
+      return types
+    end
+    log.info(("guardrail %s annotated %s of %s/%s"):format(p.name, what, server, tostring(name)))
+  end
+  return nil, res.redacted
+end
+
 -- Runs the policy's providers. `call` = {server, name, arguments, state}; `value` is the
 -- result for output checks. Returns blocked_result | nil, value (possibly redacted).
 function M.check(set, timeout, spec, direction, call, value)
@@ -62,30 +93,11 @@ function M.check(set, timeout, spec, direction, call, value)
         ok, res = plugins.run_hook(p, hook, timeout, call, value, policy, p.config)
       end
       checks:observe(smg.monotime() - t0, p.name, direction)
-      if ok and (type(res) ~= "table" or (res.violations ~= nil and type(res.violations) ~= "table")) then
-        log.error(("guardrail %s: %s returned %s, not a verdict table"):format(p.name, hook, type(res)))
-        ok, res = false, "error"
-      end
-      if not ok then
-        if not fail_open then return M.blocked(spec, direction, p.name, { "guardrail_" .. res }) end
-        log.warn(("guardrail %s %s on %s/%s; allowed (on_error = allow)"):format(p.name, res, spec.server_name,
-          tostring(call.name)))
-      else
-        if res.allowed == false then
-          -- A refusal that names nothing still refuses.
-          local types = block_types(res.violations, policy)
-          if not res.violations or #res.violations == 0 then types = { "policy_violation" } end
-          if #types > 0 then
-            log.warn(("guardrail %s blocked %s of %s/%s: %s"):format(p.name, direction, spec.server_name,
-              tostring(call.name), table.concat(types, ", ")))
-            return M.blocked(spec, direction, p.name, types)
-          end
-          log.info(("guardrail %s annotated %s of %s/%s"):format(p.name, direction, spec.server_name, tostring(call.name)))
-        end
-        if res.redacted ~= nil then
-          value = res.redacted
-          if direction == "input" then call.arguments = value end
-        end
+      local types, redacted = M.judge(p, hook, ok, res, policy, fail_open, direction, spec.server_name, call.name)
+      if types then return M.blocked(spec, direction, p.name, types) end
+      if redacted ~= nil then
+        value = redacted
+        if direction == "input" then call.arguments = value end
       end
     end
   end

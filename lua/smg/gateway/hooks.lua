@@ -15,14 +15,13 @@
 -- Which providers run is the server's policy: its input_guardrails_policy for c2s points,
 -- its output_guardrails_policy for s2c points (enable_tool_guardrails and the policy's
 -- enabled switch apply), in priority order. A verdict {allowed = false, violations}
--- blocks the message; {redacted = value} replaces its payload for later providers and
--- for the receiver. An error or timeout blocks unless plugins.guardrails.on_error is
--- "allow".
-local smg = require "smg"
+-- blocks the message (under the policy's block list, as for tool checks:
+-- guardrails.judge); {redacted = value} replaces its payload for later providers and for
+-- the receiver. An error or timeout blocks unless plugins.guardrails.on_error is "allow".
 local plugins = require "smg.plugins"
 local plugin_set = require "smg.gateway.plugin_set"
+local guardrails = require "smg.gateway.guardrails"
 local metrics = require "smg.metrics"
-local log = smg.log
 
 local M = {}
 
@@ -73,30 +72,15 @@ function M.run(set, timeout, point, spec, method, payload, session, call)
   local fail_open = set.guardrail_on_error == "allow"
   for _, p in ipairs(list) do
     local ok, res = plugins.run_hook(p, "on_message", timeout, msg, policy, p.config)
-    if ok and res ~= nil and type(res) ~= "table" then
-      log.error(("guardrail %s: on_message returned %s, not a verdict table"):format(p.name, type(res)))
-      ok, res = false, "error"
-    end
-    if not ok then
-      if not fail_open then
+    if not (ok and res == nil) then -- nil: nothing to say about this message
+      local types, redacted = guardrails.judge(p, "on_message", ok, res, policy, fail_open, point,
+        spec.server_name, method)
+      if types then
         blocks:inc(1, p.name, point)
-        return { guardrail = p.name, point = point, violations = { "guardrail_" .. res } }
-      end
-      log.warn(("guardrail %s %s at %s on %s; allowed (on_error = allow)"):format(p.name, res, point, spec.server_name))
-    elseif res then
-      if res.allowed == false then
-        blocks:inc(1, p.name, point)
-        local types = {}
-        for _, v in ipairs(type(res.violations) == "table" and res.violations or {}) do
-          types[#types + 1] = type(v) == "table" and tostring(v.type) or tostring(v)
-        end
-        if #types == 0 then types[1] = "policy_violation" end
-        log.warn(("guardrail %s blocked %s %s of %s: %s"):format(p.name, point, tostring(method), spec.server_name,
-          table.concat(types, ", ")))
         return { guardrail = p.name, point = point, violations = types }
       end
-      if res.redacted ~= nil then
-        payload = res.redacted
+      if redacted ~= nil then
+        payload = redacted
         msg.payload = payload
       end
     end
