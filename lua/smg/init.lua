@@ -1,10 +1,12 @@
 -- The smg binding, api_version 1: the one documented surface plugins, example servers
--- and the CLI use (docs/plugin-api.md). Within a major version it only grows.
+-- and the CLI use (docs/plugin-api.md). Within a major version it only grows; api_minor
+-- counts the additions (1: guardrail on_message at the pipeline's hook points).
 local core = require "smg.core"
 local async = require "smg.async"
 
 local smg = {
   api_version = 1,
+  api_minor = 1,
   version = core.version,
   stdio_transport = false, -- true under `smg serve --stdio`: stdout carries MCP, not logs
 }

@@ -40,7 +40,8 @@ end
 local commands = {}
 
 function commands.version()
-  io.stdout:write("smg ", core.version, " (api_version 1)\n")
+  local smg = require "smg"
+  io.stdout:write(("smg %s (api_version %d.%d)\n"):format(core.version, smg.api_version, smg.api_minor))
 end
 
 function commands.help()

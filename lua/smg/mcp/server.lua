@@ -16,7 +16,8 @@ local Server = {}
 Server.__index = Server
 
 -- opts: name, version, title, instructions, capabilities (defaults derived from what is
--- registered), page_size (tools/list pagination)
+-- registered), page_size (tools/list pagination). Set server.on_notification(method,
+-- params) to see the client's notifications other than cancellation.
 function Server.new(opts)
   return setmetatable({
     info = { name = opts.name or "smg-lua-server", version = opts.version or "1.0.0", title = opts.title },
@@ -287,6 +288,8 @@ function Server:handle_line(line)
       ctx.cancelled = true
       self.cancellations = (self.cancellations or 0) + 1
     end
+  elseif self.on_notification then
+    self.on_notification(msg.method, msg.params)
   end
 end
 

@@ -35,7 +35,9 @@ function M.initialize(r, session)
   for k, v in pairs(init.capabilities or {}) do
     if k ~= "tasks" then caps[k] = v end -- not forwarded end to end yet
   end
-  return { capabilities = caps, serverInfo = init.serverInfo or r:gateway_info(), instructions = init.instructions }
+  -- What the client sees of the upstream (its instructions above all) passes s2c:result.
+  return r:screen(session, spec, "initialize",
+    { capabilities = caps, serverInfo = init.serverInfo or r:gateway_info(), instructions = init.instructions })
 end
 
 local function visible_tools(spec, tools)
