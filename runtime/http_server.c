@@ -21,8 +21,22 @@
 
 #define READ_CHUNK 16384
 #define MAX_PIPELINED (1u << 20) /* unparsed bytes buffered behind a busy request */
+#define PEER_BUCKETS 1024
+/* An untrusted connection with no request in progress may give way to a new one once it
+ * is this old: a burst of honest connections, accepted before any of them was read, never
+ * displaces its own members; a connection that idles or dribbles its headers does. */
+#define DISPLACE_AFTER_MS 250
+#define DISPLACE_SCAN 64 /* candidates looked at per new connection: bounded work */
 
 typedef struct smg_http_conn_s smg_http_conn_t;
+
+/* One address's untrusted connections, oldest first. Entries exist only while it has some. */
+typedef struct peer_s {
+  struct peer_s *next; /* bucket chain */
+  smg_http_conn_t *head, *tail;
+  size_t untrusted;
+  char ip[48];
+} peer_t;
 
 struct smg_http_server_s {
   uv_tcp_t tcp;
@@ -32,6 +46,9 @@ struct smg_http_server_s {
   void *data;
   smg_http_conn_t *conns; /* doubly linked, for drain */
   size_t nconns;
+  smg_http_conn_t *ut_head, *ut_tail; /* untrusted connections, oldest first */
+  peer_t *peers[PEER_BUCKETS];
+  smg_http_server_stats_t stats;
   int closing;
   int tcp_closed;
   int port;
@@ -57,9 +74,13 @@ struct smg_http_conn_s {
   int in_field;
   int error_status;    /* set by a parser callback that rejects the request */
   smg_http_req_t *req; /* dispatched and not finished */
-  char peer[64];
+  char peer[64];       /* address:port, for logs */
+  char ip[48];         /* address: the unit of the per-peer limit */
+  peer_t *peer_entry;  /* while untrusted_listed */
+  smg_http_conn_t *ut_prev, *ut_next, *pp_prev, *pp_next;
+  uint64_t opened_ms;
   unsigned in_message : 1, keep_alive : 1, closing : 1, reading : 1, processing : 1,
-      close_after_write : 1;
+      close_after_write : 1, trusted : 1, untrusted_listed : 1;
 };
 
 struct smg_http_req_s {
@@ -88,6 +109,9 @@ void smg_http_limits_default(smg_http_limits_t *l) {
   l->idle_timeout_ms = 75 * 1000;
   l->request_timeout_ms = 30 * 1000;
   l->max_write_queue = 16 * 1024 * 1024;
+  l->max_untrusted_per_peer = 256;
+  l->reserved_connections = 1000;
+  l->header_timeout_ms = 10 * 1000;
 }
 
 const char *smg_http_status_text(int status) {
@@ -190,14 +214,20 @@ static size_t format_head(char *out, size_t cap, int status, int keep_alive, con
   return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
-/* Sends a complete response outside any dispatched request (parse errors, limits). */
-static void conn_send_error(smg_http_conn_t *c, int status) {
-  char head[256];
+/* Sends a complete response outside any dispatched request (parse errors, limits), then
+ * closes. retry_after: seconds for a Retry-After header, 0 for none. */
+static void conn_send_error(smg_http_conn_t *c, int status, int retry_after) {
+  char head[320];
   char body[128];
   int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", smg_http_status_text(status));
-  char framing[64];
-  snprintf(framing, sizeof(framing), "Content-Type: application/json\r\nContent-Length: %d\r\n",
-           blen);
+  char framing[128];
+  if (retry_after > 0)
+    snprintf(framing, sizeof(framing),
+             "Content-Type: application/json\r\nContent-Length: %d\r\nRetry-After: %d\r\n", blen,
+             retry_after);
+  else
+    snprintf(framing, sizeof(framing), "Content-Type: application/json\r\nContent-Length: %d\r\n",
+             blen);
   size_t hl = format_head(head, sizeof(head), status, 0, framing);
   memcpy(head + hl, "\r\n", 2);
   hl += 2;
@@ -219,6 +249,7 @@ static void req_unref(smg_http_req_t *r) {
 
 static void conn_process(smg_http_conn_t *c);
 static void conn_arm_idle(smg_http_conn_t *c);
+static void conn_arm_request(smg_http_conn_t *c);
 static void read_start(smg_http_conn_t *c);
 static void on_timer(uv_timer_t *t);
 
@@ -366,7 +397,7 @@ static int on_message_begin(llhttp_t *p) {
   c->nhdrs = 0;
   c->url_len = 0;
   c->in_field = 0;
-  uv_timer_start(&c->timer, on_timer, c->srv->limits.request_timeout_ms, 0);
+  conn_arm_request(c);
   return 0;
 }
 
@@ -440,6 +471,8 @@ static int on_headers_complete(llhttp_t *p) {
    * a 400; two Hosts let a proxy and the origin check different names. */
   int hosts = header_count(c, "host");
   if (hosts > 1 || (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)) return reject(p, 400);
+  /* Headers are in: an untrusted connection now has the request timeout for its body. */
+  if (!c->trusted) uv_timer_start(&c->timer, on_timer, c->srv->limits.request_timeout_ms, 0);
   size_t len;
   const char *expect = conn_header(c, "expect", &len);
   if (expect) {
@@ -472,7 +505,7 @@ static int on_message_complete(llhttp_t *p) {
 static void dispatch(smg_http_conn_t *c) {
   smg_http_req_t *r = calloc(1, sizeof(*r));
   if (!r) {
-    conn_send_error(c, 503);
+    conn_send_error(c, 503, 0);
     return;
   }
   snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(llhttp_get_method(&c->parser)));
@@ -482,7 +515,7 @@ static void dispatch(smg_http_conn_t *c) {
   if (!r->url || !r->hblock || !r->hdrs) {
     r->refs = 1;
     req_unref(r);
-    conn_send_error(c, 503);
+    conn_send_error(c, 503, 0);
     return;
   }
   memcpy(r->url, c->head.data, c->url_len);
@@ -527,13 +560,139 @@ static void conn_process(smg_http_conn_t *c) {
       smg_log_debug("http: %s: %s (%s)", c->peer, llhttp_errno_name(e),
                     llhttp_get_error_reason(&c->parser));
       smg_buf_reset(&c->in);
-      conn_send_error(c, status);
+      conn_send_error(c, status, 0);
       break;
     }
     if (c->closing) break;
     smg_buf_consume(&c->in, used);
   }
   c->processing = 0;
+}
+
+/* ---- untrusted connections ---------------------------------------------------------- */
+
+static unsigned peer_hash(const char *ip) {
+  unsigned h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)ip; *p; p++) h = (h ^ *p) * 16777619u;
+  return h % PEER_BUCKETS;
+}
+
+static peer_t *peer_find(smg_http_server_t *srv, const char *ip, int create) {
+  peer_t **slot = &srv->peers[peer_hash(ip)];
+  for (peer_t *p = *slot; p; p = p->next)
+    if (strcmp(p->ip, ip) == 0) return p;
+  if (!create) return NULL;
+  peer_t *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  snprintf(p->ip, sizeof(p->ip), "%s", ip);
+  p->next = *slot;
+  *slot = p;
+  return p;
+}
+
+static void peer_drop(smg_http_server_t *srv, peer_t *pe) {
+  for (peer_t **pp = &srv->peers[peer_hash(pe->ip)]; *pp; pp = &(*pp)->next)
+    if (*pp == pe) {
+      *pp = pe->next;
+      free(pe);
+      return;
+    }
+}
+
+static int untrusted_add(smg_http_conn_t *c) {
+  smg_http_server_t *srv = c->srv;
+  peer_t *pe = peer_find(srv, c->ip, 1);
+  if (!pe) return UV_ENOMEM;
+  c->peer_entry = pe;
+  c->ut_prev = srv->ut_tail;
+  if (srv->ut_tail)
+    srv->ut_tail->ut_next = c;
+  else
+    srv->ut_head = c;
+  srv->ut_tail = c;
+  c->pp_prev = pe->tail;
+  if (pe->tail)
+    pe->tail->pp_next = c;
+  else
+    pe->head = c;
+  pe->tail = c;
+  pe->untrusted++;
+  srv->stats.untrusted++;
+  c->untrusted_listed = 1;
+  return 0;
+}
+
+static void untrusted_remove(smg_http_conn_t *c) {
+  if (!c->untrusted_listed) return;
+  smg_http_server_t *srv = c->srv;
+  peer_t *pe = c->peer_entry;
+  if (c->ut_prev)
+    c->ut_prev->ut_next = c->ut_next;
+  else
+    srv->ut_head = c->ut_next;
+  if (c->ut_next)
+    c->ut_next->ut_prev = c->ut_prev;
+  else
+    srv->ut_tail = c->ut_prev;
+  if (c->pp_prev)
+    c->pp_prev->pp_next = c->pp_next;
+  else
+    pe->head = c->pp_next;
+  if (c->pp_next)
+    c->pp_next->pp_prev = c->pp_prev;
+  else
+    pe->tail = c->pp_prev;
+  c->untrusted_listed = 0;
+  c->peer_entry = NULL;
+  srv->stats.untrusted--;
+  if (--pe->untrusted == 0) peer_drop(srv, pe);
+}
+
+/* Closes the oldest untrusted connection (of `pe`, or of all when NULL) that has no request
+ * in progress and is at least DISPLACE_AFTER_MS old. Returns 1 if one went. */
+static int displace(smg_http_server_t *srv, peer_t *pe, uint64_t now) {
+  smg_http_conn_t *c = pe ? pe->head : srv->ut_head;
+  for (int i = 0; c && i < DISPLACE_SCAN; i++) {
+    if (now - c->opened_ms < DISPLACE_AFTER_MS) return 0; /* oldest first: the rest are younger */
+    if (!c->req) {
+      srv->stats.displaced++;
+      smg_log_debug("http: %s: untrusted connection displaced by a newer one", c->peer);
+      conn_close(c);
+      return 1;
+    }
+    c = pe ? c->pp_next : c->ut_next;
+  }
+  return 0;
+}
+
+/* Whether a new connection may stay: 0, or the status to refuse it with. Untrusted
+ * connections are bounded per address and in total (max_connections less the reserve
+ * only trusted ones may use); at a bound the oldest idle or slow one gives way. */
+static int admit(smg_http_conn_t *c) {
+  smg_http_server_t *srv = c->srv;
+  const smg_http_limits_t *l = &srv->limits;
+  uint64_t now = c->opened_ms;
+  peer_t *pe = peer_find(srv, c->ip, 0);
+  if (pe && pe->untrusted >= l->max_untrusted_per_peer && !displace(srv, pe, now)) {
+    srv->stats.refused_per_peer++;
+    return 429;
+  }
+  size_t cap = l->max_connections > l->reserved_connections
+                   ? l->max_connections - l->reserved_connections
+                   : 1;
+  if ((srv->stats.untrusted >= cap || srv->nconns > l->max_connections) &&
+      !displace(srv, NULL, now)) {
+    srv->stats.refused_full++;
+    return 503;
+  }
+  return untrusted_add(c) < 0 ? 503 : 0;
+}
+
+void smg_http_req_trust(smg_http_req_t *r) {
+  smg_http_conn_t *c = r->conn;
+  if (!c || c->trusted) return;
+  c->trusted = 1;
+  untrusted_remove(c);
 }
 
 /* ---- connection lifecycle ---------------------------------------------------------- */
@@ -553,6 +712,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
 static void conn_close(smg_http_conn_t *c) {
   if (c->closing) return;
   c->closing = 1;
+  untrusted_remove(c);
   smg_http_server_t *srv = c->srv;
   if (c->prev)
     c->prev->next = c->next;
@@ -573,16 +733,32 @@ static void conn_close(smg_http_conn_t *c) {
 static void on_timer(uv_timer_t *t) {
   smg_http_conn_t *c = t->data;
   if (c->req) return;
+  if (!c->trusted) c->srv->stats.header_timeouts++;
   if (c->in_message || c->in.len > 0) {
     smg_log_debug("http: %s: request timeout", c->peer);
-    conn_send_error(c, 408);
+    conn_send_error(c, 408, 0);
   } else {
     conn_close(c);
   }
 }
 
+static uint64_t min_ms(uint64_t a, uint64_t b) {
+  return a < b ? a : b;
+}
+
+/* Until a connection is trusted, the header timeout bounds both its idle time and the
+ * time it takes to send a request's headers. */
 static void conn_arm_idle(smg_http_conn_t *c) {
-  uv_timer_start(&c->timer, on_timer, c->srv->limits.idle_timeout_ms, 0);
+  const smg_http_limits_t *l = &c->srv->limits;
+  uint64_t ms = c->trusted ? l->idle_timeout_ms : min_ms(l->idle_timeout_ms, l->header_timeout_ms);
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void conn_arm_request(smg_http_conn_t *c) {
+  const smg_http_limits_t *l = &c->srv->limits;
+  uint64_t ms =
+      c->trusted ? l->request_timeout_ms : min_ms(l->request_timeout_ms, l->header_timeout_ms);
+  uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -612,7 +788,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     return;
   }
-  if (!c->in_message) uv_timer_start(&c->timer, on_timer, c->srv->limits.request_timeout_ms, 0);
+  if (!c->in_message) conn_arm_request(c);
   conn_process(c);
 }
 
@@ -637,10 +813,7 @@ static void on_connection(uv_stream_t *server, int status) {
   c->next = srv->conns;
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || srv->closing ||
-      srv->nconns > srv->limits.max_connections) {
-    if (srv->nconns > srv->limits.max_connections)
-      smg_log_warn("http: connection limit (%zu) reached", srv->limits.max_connections);
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || srv->closing) {
     conn_close(c);
     return;
   }
@@ -658,10 +831,18 @@ static void on_connection(uv_stream_t *server, int status) {
       port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    snprintf(c->ip, sizeof(c->ip), "%s", ip);
   }
   llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
   c->parser.data = c;
   c->keep_alive = 1;
+  c->opened_ms = uv_now(server->loop);
+  int refused = admit(c);
+  if (refused) {
+    smg_log_debug("http: %s: refused (%d): untrusted connection limit", c->peer, refused);
+    conn_send_error(c, refused, 1);
+    return;
+  }
   c->reading = 1;
   conn_arm_idle(c);
   read_start(c);
@@ -724,6 +905,9 @@ int smg_http_server_port(const smg_http_server_t *srv) {
 }
 size_t smg_http_server_connections(const smg_http_server_t *srv) {
   return srv->nconns;
+}
+void smg_http_server_stats(const smg_http_server_t *srv, smg_http_server_stats_t *out) {
+  *out = srv->stats;
 }
 
 static void on_server_closed(uv_handle_t *h) {

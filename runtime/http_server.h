@@ -20,7 +20,21 @@ typedef struct {
   uint64_t idle_timeout_ms;    /* keep-alive connection with nothing in flight */
   uint64_t request_timeout_ms; /* from the first byte of a request to its last; 408 */
   size_t max_write_queue;      /* a client that reads slower than this is dropped */
+  /* Untrusted connections: those the caller has not yet vouched for with
+   * smg_http_req_trust() (no request on them passed authentication). */
+  size_t max_untrusted_per_peer; /* from one address; 429 past it */
+  size_t reserved_connections;   /* of max_connections, kept for trusted connections */
+  uint64_t header_timeout_ms;    /* an untrusted connection's idle time and time to send headers */
 } smg_http_limits_t;
+
+/* What the connection limits did, for metrics. */
+typedef struct {
+  size_t untrusted;          /* open now */
+  uint64_t refused_per_peer; /* answered 429: the address had its share */
+  uint64_t refused_full;     /* answered 503: untrusted connections had theirs */
+  uint64_t displaced;        /* idle or slow untrusted connections closed for a new one */
+  uint64_t header_timeouts;  /* untrusted connections cut by header_timeout_ms */
+} smg_http_server_stats_t;
 
 void smg_http_limits_default(smg_http_limits_t *l);
 
@@ -38,6 +52,7 @@ int smg_http_server_listen(uv_loop_t *loop, const char *host, int port,
 void smg_http_server_forget(smg_http_server_t *srv);
 int smg_http_server_port(const smg_http_server_t *srv);
 size_t smg_http_server_connections(const smg_http_server_t *srv);
+void smg_http_server_stats(const smg_http_server_t *srv, smg_http_server_stats_t *out);
 /* Stops accepting and closes idle connections; busy ones close after their response.
  * The server frees itself once its last connection is gone. */
 void smg_http_server_close(smg_http_server_t *srv);
@@ -53,6 +68,9 @@ int smg_http_req_header_count(const smg_http_req_t *req);
 void smg_http_req_header_at(const smg_http_req_t *req, int i, const char **name, size_t *nlen,
                             const char **value, size_t *vlen);
 int smg_http_req_alive(const smg_http_req_t *req); /* connection still there */
+/* The request passed authentication: its connection is trusted from now on (out of the
+ * untrusted limits, under the idle and request timeouts instead of the header timeout). */
+void smg_http_req_trust(smg_http_req_t *req);
 void *smg_http_req_get_data(const smg_http_req_t *req);
 void smg_http_req_set_data(smg_http_req_t *req, void *data);
 

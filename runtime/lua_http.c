@@ -94,6 +94,12 @@ static int req_alive(lua_State *L) {
   lua_pushboolean(L, u->req && smg_http_req_alive(u->req));
   return 1;
 }
+/* req:trust(): the request passed authentication; its connection leaves the untrusted limits. */
+static int req_trust(lua_State *L) {
+  lreq_t *u = luaL_checkudata(L, 1, "smg.http.req");
+  if (u->req) smg_http_req_trust(u->req);
+  return 0;
+}
 static int req_body(lua_State *L) {
   size_t len;
   const char *b = smg_http_req_body(check_req(L)->req, &len);
@@ -227,6 +233,24 @@ static int server_connections(lua_State *L) {
   return 1;
 }
 
+/* server:stats() -> { untrusted, refused_per_peer, refused_full, displaced, header_timeouts } */
+static int server_stats(lua_State *L) {
+  smg_http_server_stats_t st;
+  smg_http_server_stats(check_server(L)->srv, &st);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)st.untrusted);
+  lua_setfield(L, -2, "untrusted");
+  lua_pushnumber(L, (lua_Number)st.refused_per_peer);
+  lua_setfield(L, -2, "refused_per_peer");
+  lua_pushnumber(L, (lua_Number)st.refused_full);
+  lua_setfield(L, -2, "refused_full");
+  lua_pushnumber(L, (lua_Number)st.displaced);
+  lua_setfield(L, -2, "displaced");
+  lua_pushnumber(L, (lua_Number)st.header_timeouts);
+  lua_setfield(L, -2, "header_timeouts");
+  return 1;
+}
+
 static int server_close(lua_State *L) {
   lserver_t *s = luaL_checkudata(L, 1, "smg.http.server");
   if (!s->srv) return 0;
@@ -267,6 +291,12 @@ static int l_http_listen(lua_State *L) {
   lim.idle_timeout_ms = (uint64_t)opt_field(L, 3, "idle_timeout_ms", (double)lim.idle_timeout_ms);
   lim.request_timeout_ms =
       (uint64_t)opt_field(L, 3, "request_timeout_ms", (double)lim.request_timeout_ms);
+  lim.header_timeout_ms =
+      (uint64_t)opt_field(L, 3, "header_timeout_ms", (double)lim.header_timeout_ms);
+  lim.max_untrusted_per_peer =
+      (size_t)opt_field(L, 3, "max_untrusted_per_peer", (double)lim.max_untrusted_per_peer);
+  lim.reserved_connections =
+      (size_t)opt_field(L, 3, "reserved_connections", (double)lim.reserved_connections);
   lserver_t *s = lua_newuserdata(L, sizeof(*s));
   memset(s, 0, sizeof(*s));
   luaL_getmetatable(L, "smg.http.server");
@@ -427,6 +457,7 @@ void smg_lua_http_register(lua_State *L) {
                                    {"query", req_query},
                                    {"peer", req_peer},
                                    {"alive", req_alive},
+                                   {"trust", req_trust},
                                    {"body", req_body},
                                    {"header", req_header},
                                    {"headers", req_headers},
@@ -437,6 +468,7 @@ void smg_lua_http_register(lua_State *L) {
                                    {NULL, NULL}};
   static const luaL_Reg srv_m[] = {{"port", server_port},
                                    {"connections", server_connections},
+                                   {"stats", server_stats},
                                    {"close", server_close},
                                    {NULL, NULL}};
   static const luaL_Reg call_m[] = {{"cancel", call_cancel}, {NULL, NULL}};

@@ -160,6 +160,10 @@ M.schema = obj({
       max_body_bytes = int(4 * 1024 * 1024, 1024),
       max_header_bytes = int(16 * 1024, 1024),
       max_connections = int(10000, 1),
+      -- Connections on which no request has passed authentication yet ("untrusted"):
+      max_untrusted_connections_per_peer = int(256, 1),
+      reserved_connections = int(nil, 0), -- of max_connections, for trusted ones; default a tenth
+      header_timeout = num(10, 0.1),      -- an untrusted connection's idle time and time to send headers
       idle_timeout = num(75, 0.1),
       request_timeout = num(30, 0.1),
       max_sessions = int(10000, 1),
@@ -249,6 +253,13 @@ function M.parse(text, source)
   local g = cfg.gateway
   if g.mcp_config_id and not cfg.mcp_configs[g.mcp_config_id] then
     xerrs[#xerrs + 1] = ("gateway.mcp_config_id: no mcp_config %q"):format(g.mcp_config_id)
+  end
+  local lim = g.limits
+  if lim.reserved_connections == nil then
+    lim.reserved_connections = math.floor(lim.max_connections / 10)
+  elseif lim.reserved_connections >= lim.max_connections then
+    xerrs[#xerrs + 1] = ("gateway.limits.reserved_connections: %d leaves no room for new connections (max_connections %d)")
+      :format(lim.reserved_connections, lim.max_connections)
   end
   if #xerrs > 0 then return nil, xerrs end
   cfg.raw = raw

@@ -120,9 +120,12 @@ local function register(kind, name, help, labels, extra)
   return m
 end
 
-function M.counter(name, help, labels) return register("counter", name, help, labels) end
+-- collect (optional): called before each render to set current values, for counts kept
+-- elsewhere (the C HTTP server's); it may set series of its own beside ones made by inc.
+function M.counter(name, help, labels, collect)
+  return register("counter", name, help, labels, collect and { collect = collect } or nil)
+end
 
--- collect (optional): called before each render to set the gauge's current values.
 function M.gauge(name, help, labels, collect) return register("gauge", name, help, labels, { collect = collect }) end
 
 function M.histogram(name, help, labels, buckets)

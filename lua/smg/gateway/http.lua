@@ -375,7 +375,10 @@ local function on_request(gw, req)
   smg.spawn(M.authenticate_then_dispatch, gw, req, method, key)
 end
 
+-- Only requests that passed authentication (or every one, without auth) get here: from
+-- now on their connection is out of the untrusted-connection limits.
 function M.dispatch(gw, req, method, identity)
+  req:trust()
   if method == "POST" then return handle_post(gw, req, identity) end
   if method == "GET" then return handle_get(gw, req, identity) end
   return handle_delete(gw, req, identity)
@@ -410,6 +413,9 @@ function M.listen(gw)
     max_header_bytes = lim.max_header_bytes,
     max_body_bytes = lim.max_body_bytes,
     max_connections = lim.max_connections,
+    max_untrusted_per_peer = lim.max_untrusted_connections_per_peer,
+    reserved_connections = lim.reserved_connections,
+    header_timeout_ms = lim.header_timeout * 1000,
     idle_timeout_ms = lim.idle_timeout * 1000,
     request_timeout_ms = lim.request_timeout * 1000,
   }, function(req)
@@ -422,7 +428,25 @@ function M.listen(gw)
     -- The client went away under an unfinished request; its streams notice on next write.
   end)
   if not server then return nil, err end
+  M.connection_metrics(server)
   return server
+end
+
+-- What the server's connection limits did, read from C when /metrics is scraped.
+function M.connection_metrics(server)
+  local function stats() return server:stats() end
+  metrics.counter("smg_limit_refusals_total", nil, { "limit" }, function(m)
+    local st = stats()
+    m:set(st.refused_per_peer, "max_untrusted_connections_per_peer")
+    m:set(st.refused_full, "max_connections")
+  end)
+  metrics.gauge("smg_untrusted_connections", "Open connections on which no request has passed authentication", {},
+    function(m) m:set(stats().untrusted) end)
+  metrics.counter("smg_connections_displaced_total",
+    "Idle or slow untrusted connections closed to admit a new one at a limit", {},
+    function(m) m:set(stats().displaced) end)
+  metrics.counter("smg_header_timeouts_total", "Untrusted connections closed by limits.header_timeout", {},
+    function(m) m:set(stats().header_timeouts) end)
 end
 
 return M
