@@ -24,6 +24,14 @@ local function bool(d) return { type = "boolean", default = d } end
 local function str_array() return { type = "array", items = { type = "string" }, default = json.array({}) } end
 local function map_of(node) return { type = "object", values = node, default = {} } end
 
+-- A token bucket: `rate` tokens a second (0: no limit), up to `burst` saved (default: rate,
+-- at least 1).
+local function bucket(extra)
+  local fields = { rate = num(0, 0), burst = int(nil, 1) }
+  for k, v in pairs(extra or {}) do fields[k] = v end
+  return obj(fields, { unknown = "error" })
+end
+
 local guardrail_policy = obj({
   enabled = bool(false),
   policy_name = str(nil),
@@ -180,6 +188,14 @@ M.schema = obj({
       max_message_bytes = int(64 * 1024 * 1024, 1024),
     }),
     shutdown_grace = num(10, 0),
+    -- Token buckets, in Redis when the external cache is on (shared by every instance).
+    rate_limits = obj({
+      per_key = bucket(),  -- every client request of one identity (API key's project/user, or peer)
+      per_tool = bucket(), -- tools/call of one identity to one server's tool
+      tools = { type = "array", default = json.array({}), -- per-tool rules; the first match wins
+        items = bucket({ server = str("*"), tool = str("*"),
+          scope = str("identity", { enum = { "identity", "global" } }) }) },
+    }, { unknown = "error" }),
   }, { unknown = "error" }),
 }, { unknown = "warn" })
 

@@ -143,6 +143,10 @@ function M.configure(common)
   end
 end
 
+-- The Redis client when the external cache is on, else nil: other gateway state that is
+-- shared between instances (rate-limit buckets) uses the same connection.
+function M.redis() return backend and backend.redis end
+
 -- Closes the Redis connection (gateway shutdown).
 function M.close()
   if backend then

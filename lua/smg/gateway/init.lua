@@ -11,6 +11,7 @@ local Pool = require "smg.upstream.pool"
 local Discovery = require "smg.cache.discovery"
 local Pipeline = require "smg.gateway.pipeline"
 local Tenants = require "smg.gateway.tenants"
+local Rates = require "smg.gateway.rates"
 local Budgets = require "smg.gateway.budgets"
 local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
@@ -28,6 +29,7 @@ Gateway.ROUTERS = {
 function Gateway.new(cfg)
   local self = setmetatable({
     tenants = Tenants.new(),
+    rates = Rates.new({ tools = {} }, smg.cache.redis),
     discovery = Discovery.new(),
     budgets = Budgets.new(),
     stats = { requests = 0, errors = 0, upstream_restarts = 0 },
@@ -66,6 +68,7 @@ function Gateway:apply(cfg, set)
   smg._set_config(cfg)
   smg.cache.configure(cfg.common_mcp_gateway_config)
   self.has_telemetry = #set.telemetry > 0
+  self.rates:configure(g.rate_limits)
 end
 
 -- The mcp_config a session of `identity` sees in the current version: its project's when
@@ -121,8 +124,10 @@ function Gateway:route(session, method, params, call)
   if session.auth_error then
     return rpc.fail(rpc.SERVER_ERROR, "Unauthorized: " .. session.auth_error)
   end
-  if method == "initialize" then return self:initialize(session, params, call) end
   if method == "ping" then return {} end
+  local limited = self.rates:check_request(session.identity_key or "stdio")
+  if limited then return nil, limited end
+  if method == "initialize" then return self:initialize(session, params, call) end
   if not session.initialized then
     return rpc.fail(rpc.INVALID_REQUEST, "Invalid Request: the session is not initialized")
   end

@@ -146,6 +146,8 @@ end
 function Pipeline:call_tool(session, spec, params, call)
   local gw = self.gw
   if call then call.server, call.tool = spec.server_name, params.name end
+  local limited = gw.rates:check_tool(session and session.identity_key or "stdio", spec.server_name, params.name)
+  if limited then return nil, limited end
   local up = self:upstream(session, spec)
   if not spec.enable_tool_guardrails then return self:send(session, spec, up, "tools/call", params, call) end
   local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
