@@ -1,7 +1,13 @@
 /* smg.core fs_watch: file and directory change notifications (uv_fs_event, inotify on
  * Linux) for hot reload. The callback gets the changed file's name; the Lua side debounces,
- * since one save is often several events. */
+ * since one save is often several events. open_private: how smg creates the files it
+ * writes (logs, profiles, state). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lua_vm.h"
 
@@ -89,6 +95,40 @@ static int l_fs_list(lua_State *L) {
   return 1;
 }
 
+/* open_private(path, truncate) -> fd, mode_bits | nil, err: opens `path` for writing,
+ * creating it 0600 (owner only), never through a symlink (O_NOFOLLOW), and only if it is
+ * a regular file (a FIFO or a device would stall or leak). The caller reopens the file
+ * through /proc/self/fd/<fd>, which reaches this inode whatever the path points at by then. */
+static int l_open_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  if (lua_toboolean(L, 2)) flags |= O_TRUNC;
+  int fd = open(path, flags, 0600);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path,
+                    errno == ELOOP   ? "is a symbolic link (refused)"
+                    : errno == ENXIO ? "not a regular file (a FIFO or socket)"
+                                     : strerror(errno));
+    return 2;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: not a regular file", path);
+    return 2;
+  }
+  lua_pushinteger(L, fd);
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 0777));
+  return 2;
+}
+
+static int l_close_fd(lua_State *L) {
+  close((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
 void smg_lua_fs_register(lua_State *L) {
   static const luaL_Reg methods[] = {{"close", watch_close}, {NULL, NULL}};
   smg_lua_new_meta(L, "smg.watch", methods, watch_close);
@@ -96,4 +136,8 @@ void smg_lua_fs_register(lua_State *L) {
   lua_setfield(L, -2, "fs_watch");
   lua_pushcfunction(L, l_fs_list);
   lua_setfield(L, -2, "fs_list");
+  lua_pushcfunction(L, l_open_private);
+  lua_setfield(L, -2, "open_private");
+  lua_pushcfunction(L, l_close_fd);
+  lua_setfield(L, -2, "close_fd");
 }

@@ -90,6 +90,24 @@ function smg.read_file(path)
   return data
 end
 
+-- open_private(path, mode) -> file | nil, err: every file smg writes is opened this way.
+-- mode "a" (append) or "w" (truncate). The file is created 0600 (owner only), a symbolic
+-- link at `path` is refused, and so is anything but a regular file. A file that already
+-- exists keeps its mode; one readable by others is reported in the log.
+function smg.open_private(path, mode)
+  assert(mode == "a" or mode == "w", "mode must be \"a\" or \"w\"")
+  local fd, bits = core.open_private(path, mode == "w")
+  if not fd then return nil, bits end
+  -- The same inode, whatever `path` names by now: no window to swap in a link.
+  local f, err = io.open("/proc/self/fd/" .. fd, mode)
+  core.close_fd(fd)
+  if not f then return nil, path .. ": " .. tostring(err) end
+  if require("bit").band(bits, 7) ~= 0 then
+    smg.log.warn(("%s can be read or written by other users (mode %o); smg creates its files 0600"):format(path, bits))
+  end
+  return f
+end
+
 ---------------------------------------------------------------------------- masking
 local SECRET_KEYS = { "token", "key", "secret", "password", "passwd", "auth", "credential",
   "cookie", "session", "bearer", "private" }

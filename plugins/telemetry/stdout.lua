@@ -23,7 +23,7 @@ local out, timer, only
 local function stream(config)
   if not out then
     if config.path then
-      out = assert(io.open(config.path, "a"))
+      out = assert(smg.open_private(config.path, "a"))
     else
       out = smg.stdio_transport and io.stderr or io.stdout
     end

@@ -6,6 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, existsSync, statSync, readFileSync, writeFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ECHO, gatewayConfig, luaServer, writeConfig, withGateway, startSmg, httpClient, textOf, sleep, post, rawSession } from './helpers.mjs';
 
 const policy = (keywords) => ({ enabled: true, policy_name: 'p', block: [], additional_config: { keywords } });
@@ -34,6 +37,33 @@ test('/metrics is valid Prometheus text and counts requests, blocks and cache us
     assert.match(body, /^smg_sessions 1$/m);
     await c.close();
   });
+});
+
+test('stdout telemetry to a file: created 0600; a symlink in its place is refused, its target untouched', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smg-audit-'));
+  const cfg = (path) => {
+    const c = gatewayConfig([luaServer('s', ECHO)], { mode: 'aggregate' });
+    c.plugins = { telemetry: { provider: 'stdout', config: { flush_interval: 0, path } } };
+    return writeConfig(c);
+  };
+  await withGateway(cfg(join(dir, 'audit.log')), async (gw) => {
+    const c = await httpClient(gw.url);
+    await c.callTool({ name: 's__echo', arguments: { message: 'hi' } });
+    await c.close();
+    for (let i = 0; i < 50 && !existsSync(join(dir, 'audit.log')); i++) await sleep(20);
+    assert.equal(statSync(join(dir, 'audit.log')).mode & 0o777, 0o600);
+    assert.match(readFileSync(join(dir, 'audit.log'), 'utf8'), /"method":"tools\/call"/);
+  });
+  writeFileSync(join(dir, 'secret'), 'untouched');
+  symlinkSync(join(dir, 'secret'), join(dir, 'link.log'));
+  await withGateway(cfg(join(dir, 'link.log')), async (gw) => {
+    const c = await httpClient(gw.url);
+    await c.callTool({ name: 's__echo', arguments: { message: 'hi' } });
+    await c.close();
+    for (let i = 0; i < 50 && !/symbolic link/.test(gw.logs()); i++) await sleep(20);
+    assert.match(gw.logs(), /link\.log: is a symbolic link \(refused\)/);
+  });
+  assert.equal(readFileSync(join(dir, 'secret'), 'utf8'), 'untouched');
 });
 
 test('stdout telemetry writes a JSON line per request with context, secrets masked', async () => {

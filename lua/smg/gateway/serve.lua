@@ -68,7 +68,11 @@ function M.shutdown(gw, reason)
     for _, w in ipairs(gw.watches or {}) do w:close() end
     if gw.reload_timer then gw.reload_timer:close() end
     if gw.stdio_session then core.stdio_close() end
-    if PROFILE and PROFILE ~= "" then require("jit.p").stop() end
+    if M.profile_fd then
+      require("jit.p").stop()
+      core.close_fd(M.profile_fd)
+      M.profile_fd = nil
+    end
     log.info("stopped")
   end)
 end
@@ -104,8 +108,13 @@ function M.run(Gateway, args)
     error("os.exit is not available inside the gateway; return an error from the hook instead", 2)
   end
   if PROFILE and PROFILE ~= "" then
-    -- e.g. SMG_JIT_PROFILE=Fl or fv, until shutdown.
-    require("jit.p").start(PROFILE, os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt")
+    -- e.g. SMG_JIT_PROFILE=Fl or fv, until shutdown. The output file is created like every
+    -- file smg writes (0600, no symlink); jit.p writes through the descriptor's path.
+    local out = os.getenv("SMG_JIT_PROFILE_OUT") or "smg-profile.txt"
+    local fd, ferr = core.open_private(out, true)
+    if not fd then return nil, "SMG_JIT_PROFILE_OUT: " .. ferr end
+    M.profile_fd = fd
+    require("jit.p").start(PROFILE, "/proc/self/fd/" .. fd)
   end
   local gw = Gateway.new(cfg)
   gw.insecure = o.insecure == true
