@@ -99,6 +99,13 @@ static void line_cb_out(void *data, const char *line, size_t len) {
   if (!p->released && p->on_line) p->on_line(p, 1, line, len, p->data);
 }
 
+/* A stdout line over max_line was dropped: its edges go up as stream 3, so the owner can
+ * fail the request it answered now rather than at its timeout. */
+static void line_dropped_out(void *data, const char *edges, size_t len) {
+  smg_proc_t *p = data;
+  if (!p->released && p->on_line) p->on_line(p, 3, edges, len, p->data);
+}
+
 static void line_cb_err(void *data, const char *line, size_t len) {
   smg_proc_t *p = data;
   if (!p->released && p->on_line) p->on_line(p, 2, line, len, p->data);
@@ -140,6 +147,7 @@ int smg_proc_spawn(uv_loop_t *loop, const smg_proc_opts_t *opts, smg_proc_line_c
   p->on_exit = on_exit;
   p->data = data;
   p->out_lines.max_line = opts->max_line ? opts->max_line : 64u << 20;
+  p->out_lines.on_dropped = line_dropped_out;
   p->err_lines.max_line = 64 * 1024;
   uv_pipe_init(loop, &p->in, 0);
   uv_pipe_init(loop, &p->out, 0);

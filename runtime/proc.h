@@ -10,7 +10,8 @@
 
 typedef struct smg_proc_s smg_proc_t;
 
-/* stream is 1 (stdout) or 2 (stderr). */
+/* stream is 1 (stdout) or 2 (stderr) for a line; 3 for a stdout line longer than max_line,
+ * which was dropped: `line` is then its first and last bytes (SMG_LINES_EDGE each). */
 typedef void (*smg_proc_line_cb)(smg_proc_t *p, int stream, const char *line, size_t len,
                                  void *data);
 typedef void (*smg_proc_exit_cb)(smg_proc_t *p, int64_t status, int term_signal, void *data);

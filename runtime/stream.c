@@ -53,38 +53,83 @@ int smg_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, smg_strea
   return 1;
 }
 
+#define LINES_KEEP (256u << 10) /* a splitter's buffer above this is freed once its line is out */
+
 static void emit(const char *p, size_t n, smg_lines_cb cb, void *data) {
   if (n && p[n - 1] == '\r') n--;
   if (n) cb(data, p, n);
+}
+
+/* The line in progress overflowed: remember its first bytes (what was buffered, then
+ * `p`) and the last buffered ones, and discard until its end. The caller then passes `p`
+ * to drop_tail. */
+static void drop_begin(smg_lines_t *l, const char *p, size_t n) {
+  size_t h = l->buf.len < SMG_LINES_EDGE ? l->buf.len : SMG_LINES_EDGE;
+  size_t more = SMG_LINES_EDGE - h < n ? SMG_LINES_EDGE - h : n;
+  if (h) {
+    memcpy(l->edges, l->buf.data, h);
+    memcpy(l->edges + SMG_LINES_EDGE, l->buf.data + l->buf.len - h, h);
+  }
+  if (more) memcpy(l->edges + h, p, more);
+  l->head_len = h + more;
+  l->tail_len = h;
+  l->discarding = 1;
+  l->dropped++;
+  smg_buf_free(&l->buf); /* up to max_line was buffered: give it back */
+}
+
+/* Keeps the last SMG_LINES_EDGE bytes seen of a dropped line. */
+static void drop_tail(smg_lines_t *l, const char *p, size_t n) {
+  char *tail = l->edges + SMG_LINES_EDGE;
+  if (n >= SMG_LINES_EDGE) {
+    memcpy(tail, p + n - SMG_LINES_EDGE, SMG_LINES_EDGE);
+    l->tail_len = SMG_LINES_EDGE;
+    return;
+  }
+  size_t keep = l->tail_len + n > SMG_LINES_EDGE ? SMG_LINES_EDGE - n : l->tail_len;
+  memmove(tail, tail + l->tail_len - keep, keep);
+  memcpy(tail + keep, p, n);
+  l->tail_len = keep + n;
+}
+
+static void drop_end(smg_lines_t *l, void *data) {
+  l->discarding = 0;
+  if (!l->on_dropped) return;
+  /* head and tail side by side, without the gap between them */
+  memmove(l->edges + l->head_len, l->edges + SMG_LINES_EDGE, l->tail_len);
+  l->on_dropped(data, l->edges, l->head_len + l->tail_len);
 }
 
 void smg_lines_feed(smg_lines_t *l, const char *p, size_t n, smg_lines_cb cb, void *data) {
   while (n > 0) {
     const char *nl = memchr(p, '\n', n);
     if (!nl) {
-      if (l->discarding) return;
-      if (smg_buf_append(&l->buf, p, n, l->max_line) < 0) {
-        l->discarding = 1;
-        l->dropped++;
-        smg_buf_reset(&l->buf);
-      }
+      if (!l->discarding && smg_buf_append(&l->buf, p, n, l->max_line) < 0) drop_begin(l, p, n);
+      if (l->discarding) drop_tail(l, p, n);
       return;
     }
     size_t seg = (size_t)(nl - p);
     if (l->discarding) {
-      l->discarding = 0;
+      drop_tail(l, p, seg);
+      drop_end(l, data);
+    } else if (l->buf.len + seg > l->max_line) {
+      drop_begin(l, p, seg);
+      drop_tail(l, p, seg);
+      drop_end(l, data);
     } else if (l->buf.len == 0) {
       emit(p, seg, cb, data); /* whole line in this chunk: no copy */
     } else if (smg_buf_append(&l->buf, p, seg, l->max_line) < 0) {
-      l->dropped++;
-      smg_buf_reset(&l->buf);
+      drop_begin(l, p, seg);
+      drop_tail(l, p, seg);
+      drop_end(l, data);
     } else {
       /* cb may feed this same splitter again (it does not today), so detach first. */
       smg_buf_t line = l->buf;
       l->buf = (smg_buf_t){0};
       emit(line.data, line.len, cb, data);
       smg_buf_reset(&line);
-      if (!l->buf.data)
+      /* One big message must not pin its buffer for the life of the stream. */
+      if (!l->buf.data && line.cap <= LINES_KEEP)
         l->buf = line;
       else
         smg_buf_free(&line);

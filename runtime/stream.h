@@ -16,11 +16,18 @@ int smg_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, smg_strea
 
 typedef void (*smg_lines_cb)(void *data, const char *line, size_t len);
 
+#define SMG_LINES_EDGE 256 /* bytes kept of each end of a dropped line */
+
 typedef struct {
   smg_buf_t buf;
   size_t max_line; /* a longer line is dropped whole and reported once */
   int discarding;  /* inside a line that already overflowed */
   size_t dropped;  /* lines dropped because of max_line */
+  /* Optional: called when a dropped line ends, with its first and last SMG_LINES_EDGE
+   * bytes joined (what a reader needs to tell which request the line answered). */
+  smg_lines_cb on_dropped;
+  char edges[2 * SMG_LINES_EDGE];
+  size_t head_len, tail_len; /* edges = head, then tail at edges + SMG_LINES_EDGE */
 } smg_lines_t;
 
 /* Feeds bytes; calls cb once per complete line, without the "\n" or a trailing "\r".

@@ -106,3 +106,74 @@ test('500 slowloris connections do not stop a real client', async () => {
     assert.equal(closed, true, 'the slow connections were cut off by the request timeout');
   });
 });
+
+test('an upstream answering with a 100 MB line: the call fails at once, others are served meanwhile, memory comes back',
+  async () => {
+    const cfg = writeConfig(gatewayConfig([luaServer('faulty', FAULTY), luaServer('echo', ECHO)], { mode: 'aggregate' },
+      { timeout_settings: { tool_execution_timeout: 60 } }));
+    await withGateway(cfg, async (gw) => {
+      const c = await httpClient(gw.url);
+      const other = await httpClient(gw.url);
+      await c.callTool({ name: 'echo__echo', arguments: { message: 'warm' } });
+      const rss0 = rssKb(gw.proc.pid);
+      for (const idLast of [false, true]) {
+        const t0 = Date.now();
+        let served = 0;
+        let slowest = 0;
+        let done = false;
+        const meanwhile = (async () => {
+          while (!done) {
+            const t = Date.now();
+            assert.equal(textOf(await other.callTool({ name: 'echo__echo', arguments: { message: 'x' } })), 'x');
+            slowest = Math.max(slowest, Date.now() - t);
+            served++;
+          }
+        })();
+        const err = await c.callTool({ name: 'faulty__huge_reply', arguments: { mb: 100, id_last: idLast } },
+          undefined, { timeout: 30000 }).then(() => null, (e) => e);
+        done = true;
+        await meanwhile;
+        assert.ok(err, 'the call failed');
+        assert.match(err.message, /longer than limits\.max_message_bytes/);
+        assert.ok(Date.now() - t0 < 20000, `failed after ${Date.now() - t0} ms, not at the 60 s timeout`);
+        assert.ok(served > 5 && slowest < 1000, `${served} calls served meanwhile, slowest ${slowest} ms`);
+      }
+      // The 64 MiB the line filled before it was dropped is given back.
+      const rss1 = rssKb(gw.proc.pid);
+      assert.ok(rss1 < rss0 + 32 * 1024, `RSS ${rss0} -> ${rss1} kB`);
+      assert.equal(textOf(await c.callTool({ name: 'faulty__echo', arguments: { message: 'still up' } })), 'still up');
+      await c.close();
+      await other.close();
+    });
+  });
+
+test('an upstream flooding stdout with 200,000 notifications: its call completes, other clients are served',
+  async () => {
+    const cfg = writeConfig(gatewayConfig([luaServer('faulty', FAULTY), luaServer('echo', ECHO)], { mode: 'aggregate' }));
+    await withGateway(cfg, async (gw) => {
+      const c = await httpClient(gw.url);
+      const other = await httpClient(gw.url);
+      await other.callTool({ name: 'echo__echo', arguments: { message: 'warm' } });
+      const rss0 = rssKb(gw.proc.pid);
+      let done = false;
+      let slowest = 0;
+      let served = 0;
+      const meanwhile = (async () => {
+        while (!done) {
+          const t = Date.now();
+          await other.callTool({ name: 'echo__echo', arguments: { message: 'x' } });
+          slowest = Math.max(slowest, Date.now() - t);
+          served++;
+        }
+      })();
+      const r = await c.callTool({ name: 'faulty__stdout_flood', arguments: { lines: 200000 } }, undefined,
+        { timeout: 30000 });
+      done = true;
+      await meanwhile;
+      assert.equal(textOf(r), 'flooded');
+      assert.ok(served > 5 && slowest < 1000, `${served} calls served during the flood, slowest ${slowest} ms`);
+      assert.ok(rssKb(gw.proc.pid) < rss0 + 32 * 1024, 'the flood is not buffered');
+      await c.close();
+      await other.close();
+    });
+  });

@@ -1,4 +1,6 @@
-/* The newline framing of the stdio transport: split chunks, CRLF, overlong lines. */
+/* The newline framing of the stdio transport: split chunks, CRLF, overlong lines and the
+ * edges kept of them. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "stream.h"
@@ -6,6 +8,15 @@
 
 static char got[16][64];
 static int ngot;
+
+static char dropped[2 * SMG_LINES_EDGE + 1];
+static int ndropped;
+
+static void on_dropped(void *data, const char *edges, size_t len) {
+  memcpy(dropped, edges, len);
+  dropped[len] = '\0';
+  ndropped++;
+}
 
 static void on_line(void *data, const char *line, size_t len) {
   if (ngot < 16 && len < 64) {
@@ -28,5 +39,33 @@ int main(void) {
   CHECK(ngot == 4 && strcmp(got[3], "after") == 0);
   CHECK(l.dropped == 1);
   smg_lines_free(&l);
+
+  /* A 1 MB line in 64 KiB chunks: dropped, its first and last 256 bytes reported once, so
+   * an id at either end can be read. */
+  smg_lines_t big = {.max_line = 4096, .on_dropped = on_dropped};
+  size_t n = 1 << 20;
+  char *line = malloc(n + 1);
+  memset(line, 'x', n);
+  memcpy(line, "{\"id\":7,", 8);
+  memcpy(line + n - 8, ",\"id\":8}", 8);
+  line[n] = '\n';
+  for (size_t off = 0; off < n + 1; off += 65536) {
+    size_t len = n + 1 - off < 65536 ? n + 1 - off : 65536;
+    smg_lines_feed(&big, line + off, len, on_line, NULL);
+  }
+  CHECK(ndropped == 1 && big.dropped == 1);
+  CHECK(strlen(dropped) == 2 * SMG_LINES_EDGE);
+  CHECK(strncmp(dropped, "{\"id\":7,", 8) == 0);
+  CHECK(strcmp(dropped + 2 * SMG_LINES_EDGE - 8, ",\"id\":8}") == 0);
+  /* A short line over the limit in one chunk is dropped too, with its whole text. */
+  smg_lines_feed(&big, line, 5000, on_line, NULL);
+  smg_lines_feed(&big, "tail\n", 5, on_line, NULL);
+  CHECK(ndropped == 2 && strncmp(dropped, "{\"id\":7,", 8) == 0);
+  CHECK(strcmp(dropped + strlen(dropped) - 4, "tail") == 0);
+  int before = ngot;
+  smg_lines_feed(&big, "ok\n", 3, on_line, NULL);
+  CHECK(ngot == before + 1 && strcmp(got[(ngot - 1) % 16], "ok") == 0);
+  free(line);
+  smg_lines_free(&big);
   TEST_DONE();
 }

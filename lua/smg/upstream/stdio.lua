@@ -148,6 +148,9 @@ function Stdio:open()
     max_line = c.limits.max_message_bytes,
   }, function(stream, line)
     if stream == 2 then return self:log_stderr(line) end
+    if stream == 3 then -- a line over max_message_bytes, dropped: `line` is its two ends
+      return c:fail_unparsable(line, "a message longer than limits.max_message_bytes")
+    end
     local msg, jerr = json.decode(line)
     if type(msg) ~= "table" then
       self.garbage = self.garbage + 1
