@@ -132,6 +132,28 @@ wait_port "$port"
 bench_target "smg (passthrough)" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
+# 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
+# session limits raised: by default one peer may hold 1024).
+port=$(free_port)
+cat > "$work/smg-sessions.json" <<CFG
+{ "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
+  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" } } ] } },
+  "gateway": { "mode": "passthrough", "port": $port,
+    "limits": { "max_sessions": 20000, "max_sessions_per_identity": 20000, "max_sessions_per_peer": 20000 } } }
+CFG
+"$SMG" serve --config "$work/smg-sessions.json" 2>"$work/smg-sessions.log" &
+pids+=($!)
+wait_port "$port"
+open_session "http://127.0.0.1:$port/mcp" >/dev/null # the upstream started, the first session's costs paid
+sleep 0.5
+before=$(rss_kb "${pids[-1]}")
+opened=$(node bench/sessions.mjs "http://127.0.0.1:$port/mcp" 10000 2>&1 | tail -1)
+sleep 1
+after=$(rss_kb "${pids[-1]}")
+sessions_line="smg idle sessions: $opened opened, RSS ${before} kB -> ${after} kB, $(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session"
+echo "$sessions_line" >&2
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
 # 4. supergateway (Node), stateful Streamable HTTP, same upstream.
 port=$(free_port)
 tests/node_modules/.bin/supergateway --stdio "$UP" --outputTransport streamableHttp --stateful \
@@ -146,3 +168,4 @@ echo
 echo "smg benchmark: tools/call echo, wrk -t1, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%d)"
 printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s\n' "target" "c1 call/s" "p50 us" "p99 us" "c32 call/s" "p50 us" "p99 us" "RSS idle" "RSS load"
 for r in "${rows[@]}"; do echo "$r"; done
+echo "$sessions_line"
