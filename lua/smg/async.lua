@@ -18,10 +18,50 @@ function M.resume(co, ...)
   return ok
 end
 
--- Runs fn(...) in a new coroutine right away; returns the coroutine.
+-- Workers: coroutines that run one spawned function after another. Every client request
+-- and hook runs in a coroutine of its own; reusing them saves creating (and collecting) a
+-- coroutine and its stack each time. A parked worker is only woken by spawn, which hands it
+-- TASK first: any other resume (a stray callback) is reported and ignored.
+local TASK = {}
+local POOL_MAX = 256
+local pool, npool = {}, 0
+
+local function traceback(e) return debug.traceback(tostring(e), 2) end
+
+local function worker(tag, fn, a, b, c, d, e)
+  local self = co_running()
+  while true do
+    if tag == TASK then
+      local ok, err = xpcall(fn, traceback, a, b, c, d, e)
+      if not ok then core.log(3, "uncaught error in coroutine: " .. tostring(err)) end
+      if npool >= POOL_MAX then return end
+      npool = npool + 1
+      pool[npool] = self
+    else
+      core.log(3, "a parked coroutine was resumed by something other than spawn (ignored)")
+    end
+    tag, fn, a, b, c, d, e = co_yield()
+  end
+end
+
+-- Runs fn(...) in a coroutine right away, until it first waits; returns the coroutine
+-- (a worker: once fn returns it may run something else). More than five arguments get a
+-- coroutine of their own.
 function M.spawn(fn, ...)
-  local co = co_create(fn)
-  M.resume(co, ...)
+  if select("#", ...) > 5 then
+    local co = co_create(fn)
+    M.resume(co, ...)
+    return co
+  end
+  local co
+  if npool > 0 then
+    co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+  else
+    co = co_create(worker)
+  end
+  M.resume(co, TASK, fn, ...)
   return co
 end
 
