@@ -51,6 +51,7 @@ static void find_root(smg_loop_t *loop) {
 
 int smg_loop_init(smg_loop_t *loop, const char *argv0) {
   memset(loop, 0, sizeof(*loop));
+  loop->immediate_ref = -2; /* LUA_NOREF: no handler until Lua sets one */
   size_t n = sizeof(loop->exe_path);
   if (uv_exepath(loop->exe_path, &n) != 0) {
     if (!realpath(argv0, loop->exe_path))

@@ -15,8 +15,16 @@ typedef struct smg_loop_s {
   /* owned: long-lived streams (SSE GET streams of upstreams) on their own connections, so
    * idle streams can never fill the request pool's per-host cap and starve calls */
   smg_http_client_t *httpc_streams;
-  char exe_path[4096]; /* this binary, so configs can spawn "smg run ..." children */
-  char root_dir[4096]; /* directory holding lua/, config/, examples/ */
+  /* "Run this after the loop has polled for I/O" (Node's setImmediate): a check handle
+   * runs the Lua handler after the poll phase, an idle handle keeps that poll from
+   * blocking meanwhile. Long CPU work yields through it so I/O is never starved, which a
+   * zero-delay timer cannot do (libuv runs timers started by a timer in the same phase). */
+  uv_check_t immediate;
+  uv_idle_t immediate_idle;
+  int immediate_ref;    /* the Lua handler; LUA_NOREF until set */
+  int immediate_inited; /* handles initialized */
+  char exe_path[4096];  /* this binary, so configs can spawn "smg run ..." children */
+  char root_dir[4096];  /* directory holding lua/, config/, examples/ */
 } smg_loop_t;
 
 int smg_loop_init(smg_loop_t *loop, const char *argv0);

@@ -139,6 +139,46 @@ static int l_timer(lua_State *L) {
   return 1;
 }
 
+/* ---- immediates ---------------------------------------------------------------------- */
+
+static void on_immediate(uv_check_t *h) {
+  smg_loop_t *loop = h->data;
+  uv_check_stop(&loop->immediate);
+  uv_idle_stop(&loop->immediate_idle);
+  lua_State *L = smg_lua_enter(loop);
+  if (!L || loop->immediate_ref == LUA_NOREF) return;
+  smg_lua_push_ref(L, loop->immediate_ref);
+  smg_lua_pcall(L, 0, 0, "immediate handler");
+}
+
+static void on_immediate_idle(uv_idle_t *h) {
+  (void)h; /* only here so that the poll does not block while an immediate is pending */
+}
+
+/* immediate_handler(fn): the function the check phase calls once per armed iteration. */
+static int l_immediate_handler(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  smg_loop_t *loop = smg_lua_loop(L);
+  smg_lua_unref(L, &loop->immediate_ref);
+  loop->immediate_ref = smg_lua_ref(L, 1);
+  return 0;
+}
+
+/* arm_immediate(): run the handler after this iteration's poll for I/O. */
+static int l_arm_immediate(lua_State *L) {
+  smg_loop_t *loop = smg_lua_loop(L);
+  if (!loop->immediate_inited) {
+    uv_check_init(&loop->uv, &loop->immediate);
+    uv_idle_init(&loop->uv, &loop->immediate_idle);
+    loop->immediate.data = loop->immediate_idle.data = loop;
+    loop->immediate_inited = 1;
+  }
+  if (uv_is_closing((uv_handle_t *)&loop->immediate)) return 0;
+  uv_check_start(&loop->immediate, on_immediate);
+  uv_idle_start(&loop->immediate_idle, on_immediate_idle);
+  return 0;
+}
+
 /* ---- signals ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -359,6 +399,8 @@ int luaopen_smg_core(lua_State *L) {
       {"hrtime", l_hrtime},
       {"update_time", l_update_time},
       {"timer", l_timer},
+      {"immediate_handler", l_immediate_handler},
+      {"arm_immediate", l_arm_immediate},
       {"signal", l_signal},
       {"ignore_sigpipe", l_ignore_sigpipe},
       {"random_bytes", l_random_bytes},

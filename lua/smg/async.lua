@@ -196,6 +196,60 @@ function M.sleep(seconds)
   co_yield()
 end
 
+-- Time budgets for long CPU work (a guardrail scanning a 50 MB result): the hook runner
+-- sets one per hook; the work calls checkpoint() between slices, which lets the loop run
+-- and stops the work with an error once its budget is spent, so a hook that timed out
+-- does not go on burning the CPU nobody waits for.
+local deadlines = setmetatable({}, { __mode = "k" })
+local last_yield = setmetatable({}, { __mode = "k" })
+local QUANTUM = 0.002 -- seconds of CPU work between two yields to the loop
+
+-- Sets (seconds) or clears (nil) the budget of the running coroutine.
+function M.set_deadline(seconds)
+  deadlines[current()] = seconds and core.hrtime() + seconds or nil
+end
+
+-- Coroutines waiting for their next turn, resumed after the loop has polled for I/O (a
+-- zero-delay timer would not do: libuv runs a timer started by a timer in the same phase,
+-- so a chain of them never lets the poll run).
+local turn_queue, turn_handler = {}, nil
+
+local function take_turns()
+  local q = turn_queue
+  turn_queue = {}
+  for i = 1, #q do M.resume(q[i]) end
+end
+
+-- Yields until the loop has served pending I/O (and whoever else waits for a turn).
+function M.next_turn()
+  local co = current()
+  if not turn_handler then
+    turn_handler = take_turns
+    core.immediate_handler(take_turns)
+  end
+  if #turn_queue == 0 then core.arm_immediate() end
+  turn_queue[#turn_queue + 1] = co
+  co_yield()
+end
+
+-- Cheap enough to call often: it yields only when QUANTUM has passed since the last
+-- yield, so others wait at most about that long for a turn.
+function M.checkpoint()
+  local co = current()
+  local now = core.hrtime()
+  local last = last_yield[co]
+  if not last then
+    last_yield[co] = now
+    return
+  end
+  if now - last < QUANTUM then return end
+  M.next_turn()
+  now = core.hrtime()
+  last_yield[co] = now
+  local d = deadlines[co]
+  if d and now > d then error("time budget spent", 0) end
+end
+
 -- Runs the functions concurrently and waits for all; returns their first results in order.
 function M.all(fns)
   local n = #fns

@@ -185,6 +185,10 @@ smg.secure_equal = core.secure_equal
 
 ---------------------------------------------------------------------------- cache, metrics, crypto
 smg.cache = require "smg.cache"
+smg.text = require "smg.text"
+-- checkpoint(): inside long CPU work, let the loop run; raises once the hook's time
+-- budget is spent (see docs/plugin-api.md).
+smg.checkpoint = async.checkpoint
 -- redis.new{host, port, password, db, timeout} -> client; client:call("GET", k) yields.
 smg.redis = { new = function(opts) return require("smg.redis").new(opts) end }
 

@@ -18,59 +18,74 @@ local M = {
   },
 }
 
--- { category, weight, pattern (on lower-cased text)[, lead = literal] }. A rule with an
--- unbounded run in the middle has a `lead`: it is tried only where the literal occurs
--- (smg.find_near), so a crafted payload cannot make matching quadratic.
-local RULES = {
-  { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*previous%s+instructions" },
-  { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*prior%s+instructions" },
-  { "prompt_injection", 1, "ignore%s+%a*%s*%a*%s*above%s+instructions" },
-  { "prompt_injection", 1, "disregard%s+%a*%s*%a*%s*instructions" },
-  { "prompt_injection", 1, "forget%s+%a*%s*%a*%s*instructions" },
-  { "prompt_injection", 1, "override%s+%a*%s*%a*%s*instructions" },
-  { "prompt_injection", 1, "reveal%s+%a*%s*system%s+prompt" },
-  { "prompt_injection", 1, "print%s+%a*%s*system%s+prompt" },
-  { "prompt_injection", 1, "do%s+anything%s+now" },
-  { "prompt_injection", 1, "developer%s+mode%s+enabled" },
-  { "prompt_injection", 1, "<|im_start|>" },
-  { "prompt_injection", 1, "%[/?inst%]" },
-  { "prompt_injection", 1, "<</?sys>>" },
-  { "prompt_injection", 0.6, "you%s+are%s+now%s+" },
-  { "prompt_injection", 0.6, "new%s+instructions%s*:" },
-  { "prompt_injection", 0.6, "^%s*system%s*:" },
-  { "prompt_injection", 0.6, "\n%s*system%s*:" },
-  { "prompt_injection", 0.5, "jailbreak" },
-  { "prompt_injection", 0.5, "pretend%s+to%s+be" },
-  { "prompt_injection", 0.5, "act%s+as%s+an?%s+unrestricted" },
-  { "command_injection", 1, "[;&|]%s*rm%s+%-[rf]+" },
-  { "command_injection", 1, "curl%s+[^|]*|%s*%a*sh", lead = "curl" },
-  { "command_injection", 1, "wget%s+[^|]*|%s*%a*sh", lead = "wget" },
-  { "command_injection", 1, "%$%(%s*[%a/]" },
-  { "command_injection", 1, "`%s*[%a/][^`]*`" },
-  { "command_injection", 1, "[;&|]%s*nc%s+%-e" },
-  { "command_injection", 1, "/dev/tcp/" },
-  { "command_injection", 1, "[;&|]%s*chmod%s+[0-7+]" },
-  { "command_injection", 0.6, "[;&|]%s*cat%s+/etc/" },
-  { "command_injection", 0.6, "&&%s*%a" },
-  { "command_injection", 1, "|%s*bash" },
-  { "command_injection", 0.6, "|%s*sh%f[%A]" },
-  { "path_traversal", 1, "%.%./%.%./" },
-  { "path_traversal", 1, "%.%.\\%.%.\\" },
-  { "path_traversal", 1, "%%2e%%2e%%2f" },
-  { "path_traversal", 1, "/etc/passwd" },
-  { "path_traversal", 1, "/etc/shadow" },
-  { "path_traversal", 0.6, "%.%./" },
-  { "sql_injection", 1, "'%s*or%s*'?%d+'?%s*=%s*'?%d+" },
-  { "sql_injection", 1, ";%s*drop%s+table" },
-  { "sql_injection", 1, "union%s+all%s+select" },
-  { "sql_injection", 1, "union%s+select" },
-  { "sql_injection", 0.6, "'%s*%-%-" },
-  { "sql_injection", 0.6, "sleep%s*%(%s*%d+%s*%)" },
+-- Rules run on folded text (smg.text.fold: lower-cased, blank runs collapsed, so a `%s*`
+-- or `%s+` below matches at most one byte) and never have two unbounded runs side by
+-- side; phrases with filler words between their key words are word-sequence rules
+-- (smg.text.phrases), linear in the number of words. Each rule has a category and a
+-- weight: a category is reported when its score reaches the threshold.
+local PHRASES = {
+  { "prompt_injection", 1, { "ignore|disregard|forget|skip|bypass", "*4", "previous|prior|above|earlier|preceding",
+    "instructions|rules|directives|guidelines|prompts" } },
+  { "prompt_injection", 1, { "disregard|forget|override|bypass", "*4", "instructions|guardrails|directives" } },
+  { "prompt_injection", 1, { "reveal|print|show|repeat|leak|output", "*4", "system", "prompt|instructions" } },
+  { "prompt_injection", 1, { "do", "anything", "now" } },
+  { "prompt_injection", 1, { "developer|god|dan", "mode", "enabled|activated|on" } },
+  { "prompt_injection", 0.6, { "you", "are", "now" } },
+  { "prompt_injection", 0.5, { "pretend", "to", "be" } },
+  { "prompt_injection", 0.5, { "act", "as", "a|an", "unrestricted|unfiltered|uncensored" } },
 }
 
-local function matches(lower, r)
-  if r.lead then return smg.find_near(lower, r.lead, r[3]) end
-  return lower:find(r[3]) ~= nil
+-- { category, weight, pattern[, lead = literal][, need = literal] }: a rule with a run of
+-- unbounded length in its middle is tried only where its `lead` occurs, on a bounded
+-- window (smg.find_near); `need` is a literal it cannot match without.
+local PATTERNS = {
+  { "prompt_injection", 1, "<|im_start|>", need = "<|im_start|>" },
+  { "prompt_injection", 1, "%[/?inst%]", need = "inst]" },
+  { "prompt_injection", 1, "<</?sys>>", need = "sys>>" },
+  { "prompt_injection", 0.6, "new instructions ?:", need = "new instructions" },
+  { "prompt_injection", 0.6, "^ ?system ?:", need = "system" },
+  { "prompt_injection", 0.6, "\n ?system ?:", need = "system" },
+  { "prompt_injection", 0.5, "jailbreak", need = "jailbreak" },
+  { "command_injection", 1, "[;&|] ?rm %-[rf]+", need = "rm -" },
+  { "command_injection", 1, "%f[%w]rm %-[rf]+ /%*?%f[^%w/.]", need = "rm -" },
+  { "command_injection", 1, "curl [^|]*| ?%a*sh", lead = "curl" },
+  { "command_injection", 1, "wget [^|]*| ?%a*sh", lead = "wget" },
+  { "command_injection", 1, "%$%( ?[%a/]", need = "$(" },
+  { "command_injection", 1, "` ?[%a/][^`]*`", lead = "`" },
+  { "command_injection", 1, "[;&|] ?nc %-e", need = "nc -e" },
+  { "command_injection", 1, "/dev/tcp/", need = "/dev/tcp/" },
+  { "command_injection", 1, "[;&|] ?chmod [0-7+]", need = "chmod" },
+  { "command_injection", 0.6, "[;&|] ?cat /etc/", need = "cat /etc/" },
+  { "command_injection", 0.6, "&& ?%a", need = "&&" },
+  { "command_injection", 1, "| ?bash", need = "bash" },
+  { "command_injection", 0.6, "| ?sh%f[%A]", need = "|" },
+  { "path_traversal", 1, "%.%./%.%./", need = "../" },
+  { "path_traversal", 1, "%.%.\\%.%.\\", need = "..\\" },
+  { "path_traversal", 1, "%%2e%%2e%%2f", need = "%2e" },
+  { "path_traversal", 1, "%.%.%%2f", need = "..%2f" },
+  { "path_traversal", 1, "%%2e%%2e/", need = "%2e" },
+  { "path_traversal", 1, "/etc/passwd", need = "/etc/passwd" },
+  { "path_traversal", 1, "/etc/shadow", need = "/etc/shadow" },
+  { "path_traversal", 0.6, "%.%./", need = "../" },
+  { "sql_injection", 1, "' ?or ?'?%d+'? ?= ?'?%d+", need = "'" },
+  { "sql_injection", 1, "' ?or ?'(%w+)' ?= ?'%1", need = "'" },
+  { "sql_injection", 1, "; ?drop table", need = "drop table" },
+  { "sql_injection", 1, "union all select", need = "union" },
+  { "sql_injection", 1, "union select", need = "union" },
+  { "sql_injection", 0.6, "' ?%-%-", need = "--" },
+  { "sql_injection", 0.6, "sleep ?%( ?%d+ ?%)", need = "sleep" },
+}
+
+local phrase_rules = {}
+for i, r in ipairs(PHRASES) do phrase_rules[i] = { id = i, words = r[3] } end
+local phrases = smg.text.phrases(phrase_rules)
+
+-- `need`: a literal the pattern cannot match without; a plain search for it runs at
+-- memchr speed, so ordinary text skips the pattern.
+local function matches(text, r)
+  if r.need and not text:find(r.need, 1, true) then return false end
+  if r.lead then return smg.find_near(text, r.lead, r[3]) end
+  return text:find(r[3]) ~= nil
 end
 
 local function enabled(config)
@@ -80,18 +95,30 @@ local function enabled(config)
   return set
 end
 
--- Scores every string of `value`; returns the violations (one per category over threshold).
+-- Scores every key, string and number of `value`, joined (a phrase split across two
+-- values counts), slice by slice; each rule counts once. Returns the violations, one per
+-- category over the threshold.
 function M.scan(value, config, policy)
   local ac = type(policy) == "table" and type(policy.additional_config) == "table" and policy.additional_config or {}
   local threshold = tonumber(ac.threshold) or config.threshold or 1
   local only = enabled(config)
-  local score = {}
-  smg.json.each_string(value, function(s)
-    local lower = s:lower()
-    for _, r in ipairs(RULES) do
-      if (not only or only[r[1]]) and matches(lower, r) then score[r[1]] = (score[r[1]] or 0) + r[2] end
+  local hit_phrase, hit_pattern = {}, {}
+  smg.text.slices(value, function(raw)
+    local text = smg.text.fold(raw)
+    phrases:match(text, hit_phrase)
+    for i, r in ipairs(PATTERNS) do
+      if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
     end
   end)
+  local score = {}
+  for i in pairs(hit_phrase) do
+    local r = PHRASES[i]
+    if not only or only[r[1]] then score[r[1]] = (score[r[1]] or 0) + r[2] end
+  end
+  for i in pairs(hit_pattern) do
+    local r = PATTERNS[i]
+    score[r[1]] = (score[r[1]] or 0) + r[2]
+  end
   local violations = {}
   for _, cat in ipairs({ "prompt_injection", "command_injection", "path_traversal", "sql_injection" }) do
     if (score[cat] or 0) >= threshold then

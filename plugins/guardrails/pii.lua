@@ -185,6 +185,24 @@ local function action(policy, config)
   return (a == "block" or a == "redact") and a or config.action
 end
 
+-- Pieces a long text is scanned in, with a checkpoint between them: small enough that
+-- the worst text (a run of "1.1.1.1...") takes about a millisecond a piece.
+local SLICE = 8 * 1024
+
+-- Where to end the slice of `s` that starts at `at`: at a line break near SLICE bytes on,
+-- else a space (no detected value spans a line break; few span a space), else right there.
+local function cut(s, at)
+  local stop = at + SLICE - 1
+  if stop >= #s then return #s end
+  local space
+  for i = stop, math.max(at, stop - 4096), -1 do
+    local b = s:byte(i)
+    if b == 10 then return i end
+    if b == 32 and not space then space = i end
+  end
+  return space or stop
+end
+
 -- Scans (and, when redacting, rewrites) every string of `value`.
 local function scan(value, call, config, restore)
   local only, vault = wanted(config), vault_of(call)
@@ -199,7 +217,7 @@ local function scan(value, call, config, restore)
     end
     return fresh
   end
-  local out = json.map_strings(value, function(s)
+  local function one(s)
     if restore and next(vault.by_placeholder) then
       s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
     end
@@ -219,6 +237,25 @@ local function scan(value, call, config, restore)
       if #hits == 0 then break end
     end
     return s
+  end
+  -- Large payloads go in slices with a checkpoint between them: the loop keeps serving
+  -- others, and a scan whose hook timed out stops (smg.checkpoint raises).
+  local since = 0
+  local out = json.map_strings(value, function(s)
+    since = since + #s + 64 -- a string costs something however short it is
+    if since >= SLICE then
+      since = 0
+      smg.checkpoint()
+    end
+    if #s <= SLICE then return one(s) end
+    local parts, at = {}, 1
+    while at <= #s do
+      local stop = cut(s, at)
+      parts[#parts + 1] = one(s:sub(at, stop))
+      at = stop + 1
+      if at <= #s then smg.checkpoint() end
+    end
+    return table.concat(parts)
   end)
   return out, violations
 end

@@ -19,28 +19,43 @@ local M = {
   },
 }
 
+-- Rules run on folded text (smg.text.fold: lower-cased, blank runs collapsed, so `%s*`
+-- and `%s+` match at most one byte) and never put two unbounded runs side by side;
+-- phrases with filler words between key words are word-sequence rules (smg.text.phrases).
+local PHRASES = {
+  { "concealment", { "do|don't|dont", "not", "*1", "tell|inform|mention", "*2", "user" } },
+  { "concealment", { "don't|dont", "*1", "tell|inform|mention", "*2", "user" } },
+  { "concealment", { "do", "not", "mention" } },
+  { "concealment", { "without", "telling|informing|notifying" } },
+  { "concealment", { "user", "must", "not", "know|see|notice" } },
+  { "instruction_override", { "ignore|disregard|override", "*4", "instructions|rules|guidelines" } },
+  { "instruction_override", { "before", "using", "this", "tool" } },
+  { "instruction_override", { "you", "must", "first" } },
+  { "instruction_override", { "always", "call|use|run", "this", "tool" } },
+  { "exfiltration", { "send|upload|post|forward|exfiltrate", "*6", "to", "http|https" } },
+  { "exfiltration", { "upload", "*6", "to" } },
+  { "exfiltration", { "base64", "encode" } },
+}
+
 local SUSPICIOUS = {
-  { "hidden_tag", "<%s*important%s*>" }, { "hidden_tag", "<%s*system%s*>" }, { "hidden_tag", "<%s*instructions?%s*>" },
-  { "hidden_tag", "<%s*secret%s*>" }, { "hidden_tag", "<!%-%-" },
-  { "concealment", "do%s+not%s+tell%s+the%s+user" }, { "concealment", "don'?t%s+tell%s+the%s+user" },
-  { "concealment", "do%s+not%s+mention" }, { "concealment", "without%s+telling" }, { "concealment", "secretly" },
-  { "concealment", "the%s+user%s+must%s+not%s+know" },
-  { "instruction_override", "ignore%s+%a*%s*%a*%s*instructions" }, { "instruction_override", "before%s+using%s+this%s+tool" },
-  { "instruction_override", "you%s+must%s+first" }, { "instruction_override", "always%s+call%s+this%s+tool" },
+  { "hidden_tag", "< ?important ?>" }, { "hidden_tag", "< ?system ?>" }, { "hidden_tag", "< ?instructions? ?>" },
+  { "hidden_tag", "< ?secret ?>" }, { "hidden_tag", "<!%-%-" },
+  { "concealment", "secretly" },
   { "credential_access", "~/%.ssh" }, { "credential_access", "id_rsa" }, { "credential_access", "%.env%f[%W]" },
-  { "credential_access", "/etc/passwd" }, { "credential_access", "api[_%s]?keys?" }, { "credential_access", "credentials" },
+  { "credential_access", "/etc/passwd" }, { "credential_access", "api[_ ]?keys?" }, { "credential_access", "credentials" },
   { "credential_access", "mcp%.json" },
-  { "exfiltration", "send%s+[%w%s]*%s+to%s+https?://", lead = "send" },
   { "exfiltration", "https?://[%w%.%-]+/[%w%./%-_?=&]*" },
-  { "exfiltration", "upload%s+[%w%s]*%s+to", lead = "upload" }, { "exfiltration", "base64%s*encode" },
+  { "exfiltration", "base64encode" },
   { "exfiltration", "webhook" },
 }
 
--- A rule with a `lead` literal is tried only where it occurs (smg.find_near): an
--- unbounded run inside a pattern must not make a crafted description quadratic.
-local function matches(lower, r)
-  if r.lead then return smg.find_near(lower, r.lead, r[2]) end
-  return lower:find(r[2]) ~= nil
+local phrase_rules = {}
+for i, r in ipairs(PHRASES) do phrase_rules[i] = { id = i, words = r[2] } end
+local phrases = smg.text.phrases(phrase_rules)
+
+local function matches(text, r)
+  if r.lead then return smg.find_near(text, r.lead, r[2]) end
+  return text:find(r[2]) ~= nil
 end
 
 -- Zero-width, bidi controls, tags block: text a model reads and a human does not see.
@@ -79,19 +94,22 @@ end
 -- Findings for one tool: list of reason strings.
 function M.inspect(tool)
   local reasons, seen = {}, {}
-  json.each_string({ tool.description, tool.title, tool.inputSchema, tool.annotations }, function(s)
-    local lower = s:lower()
-    for _, r in ipairs(SUSPICIOUS) do
-      if not seen[r[1]] and matches(lower, r) then
-        seen[r[1]] = true
-        reasons[#reasons + 1] = r[1]
-      end
+  local function found(reason)
+    if not seen[reason] then
+      seen[reason] = true
+      reasons[#reasons + 1] = reason
     end
+  end
+  smg.text.slices({ tool.description, tool.title, tool.inputSchema, tool.outputSchema, tool.annotations }, function(raw)
+    local text = smg.text.fold(raw)
+    for _, r in ipairs(SUSPICIOUS) do
+      if not seen[r[1]] and matches(text, r) then found(r[1]) end
+    end
+    for i in pairs(phrases:match(text, {})) do found(PHRASES[i][1]) end
     if not seen.invisible_unicode then
       for _, ch in ipairs(INVISIBLE) do
-        if s:find(ch, 1, true) then
-          seen.invisible_unicode = true
-          reasons[#reasons + 1] = "invisible_unicode"
+        if raw:find(ch, 1, true) then
+          found("invisible_unicode")
           break
         end
       end

@@ -147,7 +147,7 @@ test('an upstream answering with a 100 MB line: the call fails at once, others a
     });
   });
 
-test('an upstream flooding stdout with 200,000 notifications: its call completes, other clients are served',
+test('an upstream flooding stdout with 1,000,000 notifications (100 MB): its call completes, others are served, nothing piles up',
   async () => {
     const cfg = writeConfig(gatewayConfig([luaServer('faulty', FAULTY), luaServer('echo', ECHO)], { mode: 'aggregate' }));
     await withGateway(cfg, async (gw) => {
@@ -166,13 +166,15 @@ test('an upstream flooding stdout with 200,000 notifications: its call completes
           served++;
         }
       })();
-      const r = await c.callTool({ name: 'faulty__stdout_flood', arguments: { lines: 200000 } }, undefined,
-        { timeout: 30000 });
+      const r = await c.callTool({ name: 'faulty__stdout_flood', arguments: { lines: 1000000 } }, undefined,
+        { timeout: 60000 });
       done = true;
       await meanwhile;
       assert.equal(textOf(r), 'flooded');
       assert.ok(served > 5 && slowest < 1000, `${served} calls served during the flood, slowest ${slowest} ms`);
-      assert.ok(rssKb(gw.proc.pid) < rss0 + 32 * 1024, 'the flood is not buffered');
+      const rss1 = rssKb(gw.proc.pid);
+      // 100 MB went through; what stays is the Lua heap's slack, not the flood.
+      assert.ok(rss1 < rss0 + 64 * 1024, `the flood is not buffered: RSS ${rss0} -> ${rss1} kB`);
       await c.close();
       await other.close();
     });

@@ -128,3 +128,42 @@ test("the seed's async guardrail modes: input checked alongside the call, output
     await c.close();
   }, { env: { SMG_PLUGIN_PATH: join(FIXTURES, 'plugins') } });
 });
+
+test('1 MB payloads built to be slow to scan never stall other tenants', async () => {
+  const guarded = { enabled: true, policy_name: 'p', block: [], guardrails: ['pii', 'injection'], additional_config: {} };
+  const server = (name) => luaServer(name, ECHO, { enable_tool_guardrails: true, input_guardrails_policy: guarded,
+    output_guardrails_policy: guarded });
+  const cfg = gatewayConfig([server('s'), server('t')], { mode: 'aggregate', limits: { max_body_bytes: 8 * 1024 * 1024 } },
+    { timeout_settings: { guardrail_timeout: 60, tool_execution_timeout: 60 } });
+  await withGateway(writeConfig(cfg), async (gw) => {
+    const attacker = await httpClient(gw.url);
+    const others = await Promise.all(Array.from({ length: 4 }, () => httpClient(gw.url)));
+    const MB = 1024 * 1024;
+    const payloads = ['disregard' + ' '.repeat(MB), '1.'.repeat(MB / 2), 'ignore ' + ' \t'.repeat(MB / 2) + 'x'];
+    let done = false;
+    let scanned = 0;
+    const attack = (async () => {
+      for (const message of payloads) {
+        const r = await attacker.callTool({ name: 't__echo', arguments: { message } }, undefined, { timeout: 60000 });
+        assert.ok(!r.isError || /Blocked/.test(textOf(r)));
+        scanned++;
+      }
+      done = true;
+    })();
+    const lat = [];
+    await Promise.all(others.map(async (c, k) => {
+      for (let i = 0; !done; i++) {
+        const t0 = Date.now();
+        assert.equal(textOf(await c.callTool({ name: 's__echo', arguments: { message: `hi ${k} ${i}` } })), `hi ${k} ${i}`);
+        lat.push(Date.now() - t0);
+      }
+    }));
+    await attack;
+    lat.sort((a, b) => a - b);
+    assert.equal(scanned, 3);
+    assert.ok(lat.length > 20, `${lat.length} calls served meanwhile`);
+    // Before the scans sliced and yielded, one such payload froze every tenant for seconds.
+    assert.ok(lat[lat.length - 1] < 500, `slowest call beside the attack: ${lat[lat.length - 1]} ms`);
+    for (const c of [attacker, ...others]) await c.close();
+  });
+});

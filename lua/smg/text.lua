@@ -1,0 +1,149 @@
+-- smg.text: text scanning that cannot be made slow. Guardrails run on the one event loop,
+-- on text an attacker writes; a Lua pattern with two adjacent unbounded runs
+-- ("ignore%s+%a*%s*%a*%s*previous") backtracks cubically, and one 24 KB argument froze
+-- every tenant for 13 s. So scanning here is built from linear pieces:
+--   fold(s)        lower-cased, runs of blanks collapsed to one space (a line break kept
+--                  as one "\n"): after it no `%s*` in a rule can match more than one byte
+--   phrases(rules) word-sequence rules ("ignore", up to 4 other words, "previous",
+--                  "instructions") matched over the words of a text in linear time
+--   slices(v, fn)  every key, string and number of a JSON value joined into slices of at
+--                  most SLICE bytes (a phrase split across two values is still one
+--                  phrase), fn called per slice; between slices the scan yields to the
+--                  loop, so a 50 MB payload delays no one else
+local async = require "smg.async"
+
+local M = {}
+
+M.SLICE = 64 * 1024
+local OVERLAP = 512 -- bytes of one slice repeated at the start of the next
+local MAX_WALK = 1024
+
+function M.fold(s)
+  s = s:lower():gsub("[ \t\r\f\v]+", " ")
+  return (s:gsub(" ?\n[\n ]*", "\n"))
+end
+
+---------------------------------------------------------------------------- phrases
+-- rules: list of { id = any, words = { "ignore|disregard", "*4", "previous|prior", "instructions" } }:
+-- alternatives separated by "|", "*N" lets up to N other words stand before the next
+-- element. A rule matches a text when its elements occur in order among the text's words
+-- ([%w']+ runs of the folded text).
+local Phrases = {}
+Phrases.__index = Phrases
+
+function M.phrases(rules)
+  local self = setmetatable({ first = {}, rules = {} }, Phrases)
+  for _, r in ipairs(rules) do
+    local elems, gap = {}, 0
+    for _, w in ipairs(r.words) do
+      local n = w:match("^%*(%d+)$")
+      if n then
+        gap = tonumber(n)
+      else
+        local set = {}
+        for alt in w:gmatch("[^|]+") do set[alt] = true end
+        elems[#elems + 1] = { set = set, gap = gap }
+        gap = 0
+      end
+    end
+    assert(#elems > 0 and elems[1].gap == 0, "a phrase rule starts with a word")
+    local rule = { id = r.id, elems = elems }
+    self.rules[#self.rules + 1] = rule
+    for alt in pairs(elems[1].set) do
+      local list = self.first[alt]
+      if not list then
+        list = {}
+        self.first[alt] = list
+      end
+      list[#list + 1] = rule
+    end
+  end
+  return self
+end
+
+-- Whether elems[k..] match from word i on (elems[k] within its gap). Windows are small
+-- constants, so this is bounded work per starting word.
+local function follows(words, n, elems, k, i)
+  local e = elems[k]
+  if not e then return true end
+  for j = i, math.min(n, i + e.gap) do
+    if e.set[words[j]] and follows(words, n, elems, k + 1, j + 1) then return true end
+  end
+  return false
+end
+
+-- Adds the id of every rule that matches the folded `text` to the set `found`.
+function Phrases:match(text, found)
+  local words, n, first = {}, 0, self.first
+  for w in text:gmatch("[%w']+") do
+    n = n + 1
+    words[n] = w
+  end
+  for i = 1, n do
+    local list = first[words[i]]
+    if list then
+      for _, rule in ipairs(list) do
+        if not found[rule.id] and follows(words, n, rule.elems, 2, i + 1) then found[rule.id] = true end
+      end
+    end
+  end
+  return found
+end
+
+---------------------------------------------------------------------------- slices
+local function too_deep() error("value nested deeper than " .. MAX_WALK .. " levels", 0) end
+
+-- Calls fn(slice) with the text of every key, string and number of `v` (joined by "\n")
+-- in slices of about SLICE (64 KB) bytes, each starting with the last OVERLAP bytes of the one
+-- before. Yields to the loop between slices when running in a coroutine.
+function M.slices(v, fn)
+  local buf, nbuf, size = {}, 0, 0
+  local function flush(last)
+    if nbuf == 0 then return end
+    local text = table.concat(buf, "\n", 1, nbuf)
+    fn(text)
+    for i = 1, nbuf do buf[i] = nil end
+    nbuf, size = 0, 0
+    if not last then
+      buf[1] = text:sub(-OVERLAP)
+      nbuf, size = 1, #buf[1]
+      if async.in_coroutine() then async.checkpoint() end
+    end
+  end
+  local function add(s)
+    nbuf = nbuf + 1
+    buf[nbuf] = s
+    size = size + #s + 1
+    if size >= M.SLICE then flush(false) end
+  end
+  local function walk(x, depth)
+    local t = type(x)
+    if t == "string" then
+      -- A huge single string is cut into slices too (with the same overlap).
+      if #x > M.SLICE then
+        for at = 1, #x, M.SLICE do add(x:sub(math.max(1, at - OVERLAP), at + M.SLICE - 1)) end
+      else
+        add(x)
+      end
+    elseif t == "number" then
+      add(tostring(x))
+    elseif t == "table" then
+      if depth > MAX_WALK then too_deep() end
+      -- Keys go in after the values of their table, so that values which follow each
+      -- other (an array's items, an object's fields) stay next to each other.
+      local keys
+      for k, y in pairs(x) do
+        if type(k) == "string" then
+          keys = keys or {}
+          keys[#keys + 1] = k
+        end
+        walk(y, depth + 1)
+      end
+      if keys then walk(table.concat(keys, "\n"), depth) end
+    end
+  end
+  walk(v, 0)
+  flush(true)
+end
+
+return M
