@@ -51,8 +51,6 @@ describe("tool_scan guardrail", function()
 end)
 
 describe("tool_scan on crafted and hidden text", function()
-  local plugins = require "smg.plugins"
-  local smg = require "smg"
   local p = assert(plugins.load("guardrail", "tool_scan", {}))
 
   it("finds poison in outputSchema descriptions and property names", function()
