@@ -151,7 +151,8 @@ opened=$(node bench/sessions.mjs "http://127.0.0.1:$port/mcp" 10000 2>&1 | tail 
 sleep 1
 after=$(rss_kb "${pids[-1]}")
 sessions_line="smg idle sessions: $opened opened, RSS ${before} kB -> ${after} kB, $(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session"
-echo "$sessions_line" >&2
+echo "$sessions_line"
+echo "$adversarial" >&2
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # 4. supergateway (Node), stateful Streamable HTTP, same upstream.
@@ -164,8 +165,12 @@ sleep 0.5
 bench_target "supergateway 4.0.0 (Node)" "http://127.0.0.1:$port/mcp" "${pids[-1]}" || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
+# 5. guardrails under attack: neighbours' latency while one tenant sends 1 MB crafted payloads.
+adversarial=$(node bench/adversarial.mjs "$SMG" "$secs" 2>&1 | tail -3)
+
 echo
 echo "smg benchmark: tools/call echo, wrk -t1, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%d)"
 printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s\n' "target" "c1 call/s" "p50 us" "p99 us" "c32 call/s" "p50 us" "p99 us" "RSS idle" "RSS load"
 for r in "${rows[@]}"; do echo "$r"; done
 echo "$sessions_line"
+echo "$adversarial"

@@ -233,9 +233,11 @@ function M.next_turn()
 end
 
 -- Cheap enough to call often: it yields only when QUANTUM has passed since the last
--- yield, so others wait at most about that long for a turn.
+-- yield, so others wait at most about that long for a turn. Outside a coroutine (a tool
+-- running a guardrail synchronously) there is no one to yield to: it does nothing.
 function M.checkpoint()
-  local co = current()
+  local co, main = co_running()
+  if not co or main then return end
   local now = core.hrtime()
   local last = last_yield[co]
   if not last then
