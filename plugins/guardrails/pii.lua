@@ -57,6 +57,32 @@ end
 
 local function digits_of(s) return (s:gsub("%D", "")) end
 
+-- IPv6 as RFC 4291 writes it: eight groups of one to four hex digits, or fewer with one
+-- "::". Times (10:30:00), timestamps and MAC addresses (six groups, no "::") are not.
+local function ipv6_ok(s)
+  local compressed = select(2, s:gsub("::", "::"))
+  if compressed > 1 or s:find(":::", 1, true) then return false end
+  local groups = 0
+  for g in (s .. ":"):gmatch("([^:]*):") do
+    if g ~= "" then
+      if #g > 4 or g:find("%X") then return false end
+      groups = groups + 1
+    end
+  end
+  if compressed == 1 then return groups >= 1 and groups <= 7 end
+  return groups == 8
+end
+
+-- A number glued into a longer token (a UUID's last group, "#1234567890", "v2-0123456789")
+-- is an identifier, not a phone or a card.
+local function standalone(text, a, b)
+  local before, after = text:sub(a - 1, a - 1), text:sub(b + 1, b + 1)
+  if before:find("[%w#_/]") or after:find("[%w_]") then return false end
+  if before == "-" and text:sub(a - 2, a - 2):find("%w") then return false end
+  if after == "-" and text:sub(b + 2, b + 2):find("%w") then return false end
+  return true
+end
+
 -- Detectors, tried in order; each finds candidates with a Lua pattern and may veto one.
 -- Earlier detectors win over later ones on the same text (a card is not also a phone).
 local DETECTORS = {
@@ -83,7 +109,7 @@ local DETECTORS = {
     end
   end },
   { type = "iban", patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
-  { type = "credit_card", patterns = { "%d[%d%s%-]+%d" }, check = function(s)
+  { type = "credit_card", patterns = { "%d[%d%s%-]+%d" }, context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 13 and #d <= 19 and not s:find("[%s%-][%s%-]") and luhn(d)
   end },
@@ -93,11 +119,8 @@ local DETECTORS = {
   end },
   { type = "national_id", patterns = { "%f[%w][A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]%s?%d%d%s?%d%d%s?%d%d%s?[A-D]%f[%W]" } },
   { type = "ip_address", patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok },
-  { type = "ip_address", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = function(s)
-    local n = select(2, s:gsub(":", ""))
-    return n >= 2 and n <= 7 and #s >= 6
-  end },
-  { type = "phone", patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, check = function(s)
+  { type = "ip_address", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = ipv6_ok },
+  { type = "phone", patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 10 and #d <= 15 and not s:find("%d%.%d+%.%d")
   end },
@@ -124,7 +147,7 @@ local function find_all(text, only)
           local a, b
           if d.find then a, b = d.find(text, init) else a, b = text:find(pat, init) end
           if not a then break end
-          if not d.check or d.check(text:sub(a, b)) then
+          if (not d.check or d.check(text:sub(a, b))) and (not d.context or d.context(text, a, b)) then
             cands[#cands + 1] = { type = d.type, from = a, to = b, rank = rank }
           end
           init = b + 1

