@@ -95,7 +95,7 @@ static int l_fs_list(lua_State *L) {
   return 1;
 }
 
-/* open_private(path, truncate) -> fd, mode_bits | nil, err: opens `path` for writing,
+/* open_private(path, truncate, append) -> fd, mode_bits | nil, err: opens `path` for writing,
  * creating it 0600 (owner only), never through a symlink (O_NOFOLLOW), and only if it is
  * a regular file (a FIFO or a device would stall or leak). The caller reopens the file
  * through /proc/self/fd/<fd>, which reaches this inode whatever the path points at by then. */
@@ -103,6 +103,7 @@ static int l_open_private(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
   if (lua_toboolean(L, 2)) flags |= O_TRUNC;
+  if (lua_toboolean(L, 3)) flags |= O_APPEND;
   int fd = open(path, flags, 0600);
   if (fd < 0) {
     lua_pushnil(L);
@@ -124,6 +125,61 @@ static int l_open_private(lua_State *L) {
   return 2;
 }
 
+/* fs_append(fd, data, cb): writes data at the end of fd (opened with append) on libuv's
+ * thread pool, so a slow disk never blocks the loop; cb(bytes_written | nil, err). */
+typedef struct {
+  uv_fs_t req;
+  smg_loop_t *loop;
+  int cb_ref;
+  size_t len;
+  char data[];
+} lappend_t;
+
+static void on_appended(uv_fs_t *req) {
+  lappend_t *w = req->data;
+  ssize_t r = req->result;
+  uv_fs_req_cleanup(req);
+  lua_State *L = smg_lua_enter(w->loop);
+  if (L) {
+    smg_lua_push_ref(L, w->cb_ref);
+    smg_lua_unref(L, &w->cb_ref);
+    if (r < 0) {
+      lua_pushnil(L);
+      lua_pushstring(L, uv_strerror((int)r));
+    } else {
+      lua_pushinteger(L, (lua_Integer)r);
+      lua_pushnil(L);
+    }
+    smg_lua_pcall(L, 2, 0, "file write callback");
+  }
+  free(w);
+}
+
+static int l_fs_append(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lappend_t *w = malloc(sizeof(*w) + len);
+  if (!w) return luaL_error(L, "out of memory");
+  memcpy(w->data, data, len);
+  w->len = len;
+  w->loop = smg_lua_loop(L);
+  w->req.data = w;
+  w->cb_ref = smg_lua_ref(L, 3);
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+  int rc = uv_fs_write(&w->loop->uv, &w->req, fd, &buf, 1, -1, on_appended);
+  if (rc < 0) {
+    smg_lua_unref(L, &w->cb_ref);
+    free(w);
+    lua_pushnil(L);
+    lua_pushstring(L, uv_strerror(rc));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_close_fd(lua_State *L) {
   close((int)luaL_checkinteger(L, 1));
   return 0;
@@ -140,4 +196,6 @@ void smg_lua_fs_register(lua_State *L) {
   lua_setfield(L, -2, "open_private");
   lua_pushcfunction(L, l_close_fd);
   lua_setfield(L, -2, "close_fd");
+  lua_pushcfunction(L, l_fs_append);
+  lua_setfield(L, -2, "fs_append");
 }

@@ -188,6 +188,12 @@ M.schema = obj({
       max_message_bytes = int(64 * 1024 * 1024, 1024),
     }),
     shutdown_grace = num(10, 0),
+    -- The hash-chained audit log: one JSON line per client request (off without a path).
+    audit = obj({
+      path = str(nil),
+      max_bytes = int(64 * 1024 * 1024, 4096), -- rotate past this size
+      keep = int(10, 1),                      -- rotated files kept: path.1 ... path.<keep>
+    }, { unknown = "error" }),
     -- Token buckets, in Redis when the external cache is on (shared by every instance).
     rate_limits = obj({
       per_key = bucket(),  -- every client request of one identity (API key's project/user, or peer)

@@ -54,6 +54,28 @@ function json.each_string(v, fn, depth)
   end
   return false
 end
+-- canonical(v): JSON with object keys sorted, so that equal values always encode (and
+-- hash) the same: for digests and pins. Arrays are tables marked as such or with a [1].
+function json.canonical(v, depth)
+  depth = depth or 0
+  if type(v) ~= "table" then return json.encode(v) or "null" end
+  if depth > MAX_WALK then too_deep() end
+  if json.is_array(v) or (next(v) ~= nil and v[1] ~= nil) then
+    local parts = {}
+    for i = 1, #v do parts[i] = json.canonical(v[i], depth + 1) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    local x = v[k]
+    if x == nil then x = v[tonumber(k)] end
+    parts[i] = json.encode(k) .. ":" .. json.canonical(x, depth + 1)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
 -- text(v[, sep]): every string value of v joined with sep ("\n"): what a text-based
 -- guardrail API should see of arguments or a result.
 function json.text(v, sep)

@@ -15,6 +15,7 @@ usage: smg <command> [options]
   test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
   config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
   config show [PATH]       print the effective config (defaults applied, secrets masked)
+  audit verify FILE...     check an audit log's hash chain (rotated files oldest first, e.g. log.2 log.1 log)
   version                  print the version
 
 Config: --config PATH, else $SMG_CONFIG, else ~/.smg/config.json, else the embedded default.
@@ -105,6 +106,20 @@ function commands.config(args)
   else
     local smg = require "smg"
     io.stdout:write(smg.json.encode(config.masked(cfg.raw)), "\n")
+  end
+end
+
+function commands.audit(args)
+  if args[1] ~= "verify" or not args[2] then return die("audit: expected verify FILE...\n" .. USAGE) end
+  local Audit = require "smg.gateway.audit"
+  local files = {}
+  for i = 2, #args do files[#files + 1] = args[i] end
+  local ok, what, head = Audit.verify(files)
+  if ok then
+    io.stdout:write(("ok: %d records, chain intact; head %s\n"):format(what, head or "-"))
+  else
+    io.stderr:write("smg: audit chain broken: ", what, "\n")
+    core.set_exit_code(1)
   end
 end
 

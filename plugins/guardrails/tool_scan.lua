@@ -67,27 +67,8 @@ local INVISIBLE = {
   "\243\160\128",                                                                   -- U+E0000.. tags
 }
 
--- Canonical JSON (sorted keys) so that the same definition always hashes the same.
-local function canonical(v)
-  local t = type(v)
-  if t == "table" then
-    if json.is_array(v) or (next(v) ~= nil and #v > 0) then
-      local parts = {}
-      for i = 1, #v do parts[i] = canonical(v[i]) end
-      return "[" .. table.concat(parts, ",") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    local parts = {}
-    for i, k in ipairs(keys) do parts[i] = json.encode(k) .. ":" .. canonical(v[k]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-  return json.encode(v) or "null"
-end
-
 function M.fingerprint(tool)
-  return smg.hash(canonical({ name = tool.name, description = tool.description, inputSchema = tool.inputSchema,
+  return smg.hash(json.canonical({ name = tool.name, description = tool.description, inputSchema = tool.inputSchema,
     outputSchema = tool.outputSchema, annotations = tool.annotations, title = tool.title }))
 end
 

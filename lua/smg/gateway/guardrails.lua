@@ -71,9 +71,22 @@ function M.judge(p, hook, ok, res, policy, fail_open, what, server, name)
   return nil, res.redacted
 end
 
+-- What one guardrail said, for the audit log: { guardrail, at, blocked, violations }.
+function M.note(list, p, at, ok, res, types)
+  if not list then return end
+  local kinds = {}
+  if ok and type(res) == "table" and type(res.violations) == "table" then
+    for _, v in ipairs(res.violations) do kinds[#kinds + 1] = type(v) == "table" and tostring(v.type) or tostring(v) end
+  elseif not ok then
+    kinds[1] = "guardrail_" .. tostring(res)
+  end
+  list[#list + 1] = { guardrail = p.name, at = at, blocked = types ~= nil, violations = smg.json.array(kinds) }
+end
+
 -- Runs the policy's providers. `call` = {server, name, arguments, state}; `value` is the
 -- result for output checks. Returns blocked_result | nil, value (possibly redacted).
-function M.check(set, timeout, spec, direction, call, value)
+-- `verdicts`: a list each verdict is added to (the audit log's), or nil.
+function M.check(set, timeout, spec, direction, call, value, verdicts)
   if not spec.enable_tool_guardrails then return nil, value end
   local policy = direction == "input" and spec.input_guardrails_policy or spec.output_guardrails_policy
   if not policy.enabled then return nil, value end
@@ -94,6 +107,7 @@ function M.check(set, timeout, spec, direction, call, value)
       end
       checks:observe(smg.monotime() - t0, p.name, direction)
       local types, redacted = M.judge(p, hook, ok, res, policy, fail_open, direction, spec.server_name, call.name)
+      M.note(verdicts, p, direction, ok, res, types)
       if types then return M.blocked(spec, direction, p.name, types) end
       if redacted ~= nil then
         value = redacted

@@ -75,6 +75,7 @@ function M.run(set, timeout, point, spec, method, payload, session, call)
     if not (ok and res == nil) then -- nil: nothing to say about this message
       local types, redacted = guardrails.judge(p, "on_message", ok, res, policy, fail_open, point,
         spec.server_name, method)
+      guardrails.note(call and call.verdicts or nil, p, point, ok, res, types)
       if types then
         blocks:inc(1, p.name, point)
         return { guardrail = p.name, point = point, violations = types }

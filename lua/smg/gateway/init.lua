@@ -12,6 +12,7 @@ local Discovery = require "smg.cache.discovery"
 local Pipeline = require "smg.gateway.pipeline"
 local Tenants = require "smg.gateway.tenants"
 local Rates = require "smg.gateway.rates"
+local Audit = require "smg.gateway.audit"
 local Budgets = require "smg.gateway.budgets"
 local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
@@ -69,6 +70,33 @@ function Gateway:apply(cfg, set)
   smg.cache.configure(cfg.common_mcp_gateway_config)
   self.has_telemetry = #set.telemetry > 0
   self.rates:configure(g.rate_limits)
+  self:open_audit(g.audit)
+end
+
+-- The audit log of the current version: opened when configured, reopened when its path
+-- changes; a log that cannot be opened is an error the caller reports (serve refuses to
+-- start, a reload keeps the previous log).
+function Gateway:open_audit(a)
+  local want = a.path
+  if self.audit and self.audit.cfg.path == want then
+    self.audit.cfg = a
+    return true
+  end
+  local old = self.audit
+  if not want then
+    self.audit = nil
+    if old then smg.spawn(old.close, old, 5) end
+    return true
+  end
+  local opened, err = Audit.open(a)
+  if not opened then
+    log.error(err .. (old and "; the audit log stays " .. old.cfg.path or ""))
+    self.audit_error = err
+    return nil, err
+  end
+  self.audit, self.audit_error = opened, nil
+  if old then smg.spawn(old.close, old, 5) end
+  return true
 end
 
 -- The mcp_config a session of `identity` sees in the current version: its project's when
@@ -105,8 +133,11 @@ function Gateway:settings() return self.settings_ end
 -- Every client request: counted, timed, told to telemetry.
 function Gateway:dispatch(session, call, params)
   local t0 = smg.monotime()
+  if self.audit then call.verdicts = smg.json.array({}) end
   local res, err = self:route(session, call.method, params, call)
-  telemetry.request_done(self, session, call.method, call, smg.monotime() - t0, err)
+  local elapsed = smg.monotime() - t0
+  telemetry.request_done(self, session, call.method, call, elapsed, err)
+  if self.audit and call.method ~= "ping" then self.audit:request(session, call, params, res, err, elapsed) end
   return res, err
 end
 

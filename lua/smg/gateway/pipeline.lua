@@ -154,13 +154,15 @@ function Pipeline:call_tool(session, spec, params, call)
   local common = gw.cfg.common_mcp_gateway_config
   local info = { server = spec.server_name, name = params.name, arguments = params.arguments or {},
     session_id = session.id, identity = session.identity, state = {} }
+  -- Verdicts for the audit log go to the call record, out of the plugins' reach.
+  local verdicts = call and call.verdicts or nil
   local res, err, blocked
   if common.enkrypt_async_input_guardrails_enabled then
-    res, err, blocked = self:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+    res, err, blocked = self:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info, verdicts)
     if blocked then return self:guardrail_blocked(call, blocked) end
   else
     local args
-    blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments)
+    blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts)
     if blocked then return self:guardrail_blocked(call, blocked) end
     if args ~= params.arguments then
       params = { name = params.name, arguments = args, _meta = params._meta }
@@ -175,7 +177,7 @@ function Pipeline:call_tool(session, spec, params, call)
     -- The seed's async output mode: the result goes back now; a violation found later is
     -- reported (log, metrics, telemetry) but can no longer stop this call.
     async.spawn(function()
-      local late = guardrails.check(set, timeout, spec, "output", info, res)
+      local late = guardrails.check(set, timeout, spec, "output", info, res, verdicts)
       if late then
         log.warn(("guardrail %s flagged the output of %s/%s after it was returned (async output mode)"):format(
           late.structuredContent.guardrail, spec.server_name, tostring(params.name)))
@@ -183,7 +185,7 @@ function Pipeline:call_tool(session, spec, params, call)
     end)
     return res
   end
-  blocked, res = guardrails.check(set, timeout, spec, "output", info, res)
+  blocked, res = guardrails.check(set, timeout, spec, "output", info, res, verdicts)
   if blocked then return self:guardrail_blocked(call, blocked) end
   return res
 end
@@ -191,10 +193,10 @@ end
 -- The seed's async input mode: the input check runs while the call is already on its way,
 -- trading redaction (arguments cannot be rewritten any more) for latency; a violation
 -- still replaces the result. Returns res, err, blocked.
-function Pipeline:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info)
+function Pipeline:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info, verdicts)
   local verdict = async.future()
   async.spawn(function()
-    verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments) })
+    verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts) })
   end)
   local res, err = self:send(session, spec, up, "tools/call", params, call)
   local v = verdict:wait(timeout + 1)
