@@ -132,6 +132,25 @@ wait_port "$port"
 bench_target "smg (passthrough)" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
+# 3a. smg, the same, with the embedded default's guardrails on the call (pii + injection on
+# input, pii + injection on output): what guarding a call costs.
+port=$(free_port)
+cat > "$work/smg-guarded.json" <<CFG
+{ "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
+  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" },
+    "enable_tool_guardrails": true,
+    "input_guardrails_policy": { "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],
+      "block": ["injection_attack"] },
+    "output_guardrails_policy": { "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],
+      "block": ["injection_attack"] } } ] } },
+  "gateway": { "mode": "passthrough", "port": $port } }
+CFG
+"$SMG" serve --config "$work/smg-guarded.json" 2>"$work/smg-guarded.log" &
+pids+=($!)
+wait_port "$port"
+bench_target "smg (passthrough, guarded)" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
 # 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
 # session limits raised: by default one peer may hold 1024).
 port=$(free_port)

@@ -3,7 +3,8 @@
 -- ("ignore%s+%a*%s*%a*%s*previous") backtracks cubically, and one 24 KB argument froze
 -- every tenant for 13 s. So scanning here is built from linear pieces:
 --   fold(s)        lower-cased, runs of blanks collapsed to one space (a line break kept
---                  as one "\n"): after it no `%s*` in a rule can match more than one byte
+--                  as one "\n"): after it no `%s*` in a rule can match more than one byte;
+--                  invisible characters dropped, full-width and look-alike letters folded
 --   phrases(rules) word-sequence rules ("ignore", up to 4 other words, "previous",
 --                  "instructions") matched over the words of a text in linear time
 --   slices(v, fn)  every key, string and number of a JSON value joined into slices of at
@@ -18,7 +19,42 @@ M.SLICE = 64 * 1024
 local OVERLAP = 512 -- bytes of one slice repeated at the start of the next
 local MAX_WALK = 1024
 
+-- Look-alikes folded to the ASCII letter a reader takes them for: Cyrillic and Greek
+-- letters (UTF-8 pairs) that render like Latin ones.
+local CONFUSABLE = {}
+for pair, ascii in pairs({
+  -- Cyrillic а е о р с у х і ѕ ј һ ԁ and capitals А В Е К М Н О Р С Т Х У
+  ["\208\176"] = "a", ["\208\181"] = "e", ["\208\190"] = "o", ["\209\128"] = "p", ["\209\129"] = "c",
+  ["\209\131"] = "y", ["\209\133"] = "x", ["\209\150"] = "i", ["\209\149"] = "s", ["\209\152"] = "j",
+  ["\210\187"] = "h", ["\212\129"] = "d",
+  ["\208\144"] = "a", ["\208\146"] = "b", ["\208\149"] = "e", ["\208\154"] = "k", ["\208\156"] = "m",
+  ["\208\157"] = "h", ["\208\158"] = "o", ["\208\160"] = "p", ["\208\161"] = "c", ["\208\162"] = "t",
+  ["\208\165"] = "x", ["\208\163"] = "y",
+  -- Greek ο α ε ι κ ν ρ τ υ χ and capitals Ο Α Β Ε Η Ι Κ Μ Ν Ρ Τ Χ Υ Ζ
+  ["\206\191"] = "o", ["\206\177"] = "a", ["\206\181"] = "e", ["\206\185"] = "i", ["\206\186"] = "k",
+  ["\206\189"] = "v", ["\207\129"] = "p", ["\207\132"] = "t", ["\207\133"] = "u", ["\207\135"] = "x",
+  ["\206\159"] = "o", ["\206\145"] = "a", ["\206\146"] = "b", ["\206\149"] = "e", ["\206\151"] = "h",
+  ["\206\153"] = "i", ["\206\154"] = "k", ["\206\156"] = "m", ["\206\157"] = "n", ["\206\161"] = "p",
+  ["\206\164"] = "t", ["\206\167"] = "x", ["\206\165"] = "y", ["\206\150"] = "z",
+}) do CONFUSABLE[pair] = ascii end
+
+local function fullwidth_lo(c) return string.char(c:byte() - 0x60) end -- U+FF01..FF3F
+local function fullwidth_hi(c) return string.char(c:byte() - 0x20) end -- U+FF40..FF5E
+
+-- What a reader sees, not what the bytes say: invisible characters (zero-width, bidi
+-- controls, soft hyphen, BOM) dropped, full-width forms and look-alike letters folded to
+-- ASCII. Only text with non-ASCII bytes pays for it.
+local function unconfuse(s)
+  s = s:gsub("\226\128[\139-\143\170-\174]", ""):gsub("\226\129[\160-\164\166-\169]", "")
+    :gsub("\239\187\191", ""):gsub("\194\173", "")
+  s = s:gsub("\239\188([\129-\191])", fullwidth_lo):gsub("\239\189([\128-\158])", fullwidth_hi)
+    :gsub("\227\128\128", " ")
+  return (s:gsub("[\206-\212][\128-\191]", CONFUSABLE))
+end
+M.unconfuse = unconfuse
+
 function M.fold(s)
+  if s:find("[\128-\255]") then s = unconfuse(s) end
   s = s:lower():gsub("[ \t\r\f\v]+", " ")
   return (s:gsub(" ?\n[\n ]*", "\n"))
 end

@@ -13,6 +13,13 @@ describe("smg.text", function()
     assert.are.equal("ignore all\nsystem: x", text.fold("IGNORE \t  ALL \r\n\n   SYSTEM: x"))
   end)
 
+  it("folds what a reader would see: full-width, look-alikes, invisible characters", function()
+    assert.are.equal("ignore previous", text.fold("\239\188\169\239\188\167\239\188\174\239\188\175\239\188\178\239\188\165\227\128\128previous"))
+    assert.are.equal("paypal", text.fold("\209\128\208\176y\209\128\208\176l")) -- Cyrillic р а
+    assert.are.equal("system", text.fold("sys\226\128\139t\194\173em\239\187\191"))
+    assert.are.equal("caf\195\137", text.fold("CAF\195\137"), "other letters pass untouched")
+  end)
+
   it("matches word sequences with bounded filler", function()
     local p = text.phrases({
       { id = "a", words = { "ignore|disregard", "*4", "previous|prior", "instructions" } },
