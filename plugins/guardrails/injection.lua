@@ -1,8 +1,10 @@
 -- Prompt-injection and command-injection heuristics on tool arguments (input) and tool
--- results (output): instruction-override phrases, role and delimiter spoofing, shell
--- metacharacter chains, path traversal and SQL tautologies. Each rule has a weight; a
--- category is reported when its score reaches the threshold (additional_config.threshold,
--- default 1), so one strong signal or two weak ones trip it.
+-- results (output): instruction-override phrases, role and turn-marker spoofing, persona
+-- jailbreaks, hidden-instruction tags, shell metacharacter chains, path traversal, SQL
+-- tautologies, and SSRF targets in URLs (cloud metadata, loopback, private and link-local
+-- addresses, file:// and other local schemes). Each rule has a weight; a category is
+-- reported when its score reaches the threshold (additional_config.threshold, default 1),
+-- so one strong signal or two weak ones trip it.
 local smg = require "smg"
 
 local M = {
@@ -14,7 +16,7 @@ local M = {
   schema = {
     threshold = { type = "number", default = 1, min = 0.1 },
     categories = { type = "array", items = { type = "string", enum = { "prompt_injection", "command_injection",
-      "path_traversal", "sql_injection" } }, description = "categories checked (default: all)" },
+      "path_traversal", "sql_injection", "ssrf" } }, description = "categories checked (default: all)" },
   },
 }
 
@@ -33,6 +35,12 @@ local PHRASES = {
   { "prompt_injection", 0.6, { "you", "are", "now" } },
   { "prompt_injection", 0.5, { "pretend", "to", "be" } },
   { "prompt_injection", 0.5, { "act", "as", "a|an", "unrestricted|unfiltered|uncensored" } },
+  -- Persona jailbreaks.
+  { "prompt_injection", 1, { "you", "are", "*2", "dan|stan|aim|jailbroken|unrestricted|unfiltered" } },
+  { "prompt_injection", 0.6, { "without", "*2", "restrictions|limitations|filters|guidelines|censorship" } },
+  { "prompt_injection", 0.6, { "stay|remain", "in", "character" } },
+  { "prompt_injection", 0.6, { "no", "longer", "bound|restricted|limited" } },
+  { "prompt_injection", 0.6, { "new", "policy|rules|persona|role" } },
 }
 
 -- { category, weight, pattern[, lead = literal][, need = literal] }: a rule with a run of
@@ -46,12 +54,22 @@ local PATTERNS = {
   { "prompt_injection", 0.6, "^ ?system ?:", need = "system" },
   { "prompt_injection", 0.6, "\n ?system ?:", need = "system" },
   { "prompt_injection", 0.5, "jailbreak", need = "jailbreak" },
+  -- Role and turn-marker spoofing: a line that claims to come from the system or assistant.
+  { "prompt_injection", 0.6, "\n ?assistant ?:", need = "assistant" },
+  { "prompt_injection", 0.6, "\n ?developer ?:", need = "developer" },
+  { "prompt_injection", 1, "<|%a+|>", need = "<|" },
+  { "prompt_injection", 1, "### ?system", need = "### " },
+  { "prompt_injection", 1, "%[system%]", need = "[system]" },
+  -- Hidden-instruction tags, as in poisoned tool descriptions, inside arguments or results.
+  { "prompt_injection", 1, "< ?important ?>", need = "important" },
+  { "prompt_injection", 1, "< ?system ?>", need = "system" },
+  { "prompt_injection", 1, "< ?instructions? ?>", need = "instruction" },
   { "command_injection", 1, "[;&|] ?rm %-[rf]+", need = "rm -" },
   { "command_injection", 1, "%f[%w]rm %-[rf]+ /%*?%f[^%w/.]", need = "rm -" },
   { "command_injection", 1, "curl [^|]*| ?%a*sh", lead = "curl" },
   { "command_injection", 1, "wget [^|]*| ?%a*sh", lead = "wget" },
   { "command_injection", 1, "%$%( ?[%a/]", need = "$(" },
-  { "command_injection", 1, "` ?[%a/][^`]*`", lead = "`" },
+  { "command_injection", 1, "[%w='\"]`[%a/][^`]*`", need = "`" }, -- glued into a word (name`id`); Markdown code is not
   { "command_injection", 1, "[;&|] ?nc %-e", need = "nc -e" },
   { "command_injection", 1, "/dev/tcp/", need = "/dev/tcp/" },
   { "command_injection", 1, "[;&|] ?chmod [0-7+]", need = "chmod" },
@@ -76,6 +94,52 @@ local PATTERNS = {
   { "sql_injection", 0.6, "sleep ?%( ?%d+ ?%)", need = "sleep" },
 }
 
+-- SSRF: the host of every URL-shaped value (found from each "://", on a bounded window)
+-- checked against the places a server-side request must not reach.
+local LOCAL_SCHEMES = { file = true, gopher = true, dict = true, ldap = true, jar = true, netdoc = true }
+local METADATA = { ["169.254.169.254"] = true, ["metadata.google.internal"] = true, ["metadata"] = true,
+  ["100.100.100.200"] = true, ["fd00:ec2::254"] = true, ["instance-data"] = true }
+
+local function ipv4_of(host)
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a then return tonumber(a), tonumber(b), tonumber(c), tonumber(d) end
+  local n = host:match("^(%d+)$") or (host:match("^0x(%x+)$") and tonumber(host:sub(3), 16))
+  n = tonumber(n)
+  if n and n < 2 ^ 32 then
+    return math.floor(n / 2 ^ 24) % 256, math.floor(n / 2 ^ 16) % 256, math.floor(n / 2 ^ 8) % 256, n % 256
+  end
+end
+
+local function internal_host(host)
+  host = host:gsub("^.*@", "")
+  local v6 = host:match("^%[(.-)%]")
+  if v6 then
+    host = v6
+  elseif host:find("^[^:]*:%d+$") then
+    host = host:gsub(":%d+$", "")
+  end
+  host = host:gsub("%.$", "")
+  if METADATA[host] or host == "localhost" or host:find("%.localhost$") or host:find("%.internal$") then return true end
+  if host == "::1" or host == "::" or host:find("^fe[89ab]%x:") or host:find("^f[cd]%x%x:") then return true end
+  local a, b = ipv4_of(host)
+  if not a then return false end
+  return a == 127 or a == 10 or a == 0 or (a == 169 and b == 254) or (a == 172 and b >= 16 and b <= 31)
+    or (a == 192 and b == 168) or (a == 100 and b >= 64 and b <= 127)
+end
+
+local function ssrf(text)
+  local init = 1
+  for _ = 1, 1000 do
+    local at = text:find("://", init, true)
+    if not at then return false end
+    local scheme = text:sub(math.max(1, at - 16), at - 1):match("(%a[%w+.-]*)$")
+    local host = text:sub(at + 3, at + 258):match("^([^/%s?#\\\"'<>]*)")
+    if scheme and (LOCAL_SCHEMES[scheme] or (host and host ~= "" and internal_host(host))) then return true end
+    init = at + 3
+  end
+  return false
+end
+
 local phrase_rules = {}
 for i, r in ipairs(PHRASES) do phrase_rules[i] = { id = i, words = r[3] } end
 local phrases = smg.text.phrases(phrase_rules)
@@ -98,17 +162,20 @@ end
 -- Scores every key, string and number of `value`, joined (a phrase split across two
 -- values counts), slice by slice; each rule counts once. Returns the violations, one per
 -- category over the threshold.
-function M.scan(value, config, policy)
+-- `input`: the value is a call's arguments. SSRF is an input question (a URL the tool is
+-- about to fetch); a result that mentions http://localhost:3000 is documentation.
+function M.scan(value, config, policy, input)
   local ac = type(policy) == "table" and type(policy.additional_config) == "table" and policy.additional_config or {}
   local threshold = tonumber(ac.threshold) or config.threshold or 1
   local only = enabled(config)
-  local hit_phrase, hit_pattern = {}, {}
+  local hit_phrase, hit_pattern, hit_ssrf = {}, {}, false
   smg.text.slices(value, function(raw)
     local text = smg.text.fold(raw)
     phrases:match(text, hit_phrase)
     for i, r in ipairs(PATTERNS) do
       if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
     end
+    if input and not hit_ssrf and (not only or only.ssrf) then hit_ssrf = ssrf(text) end
   end)
   local score = {}
   for i in pairs(hit_phrase) do
@@ -119,8 +186,9 @@ function M.scan(value, config, policy)
     local r = PATTERNS[i]
     score[r[1]] = (score[r[1]] or 0) + r[2]
   end
+  if hit_ssrf then score.ssrf = 1 end
   local violations = {}
-  for _, cat in ipairs({ "prompt_injection", "command_injection", "path_traversal", "sql_injection" }) do
+  for _, cat in ipairs({ "prompt_injection", "command_injection", "path_traversal", "sql_injection", "ssrf" }) do
     if (score[cat] or 0) >= threshold then
       violations[#violations + 1] = { type = "injection_attack", detail = cat, score = score[cat] }
     end
@@ -133,7 +201,7 @@ local function verdict(v)
 end
 
 function M.check_input(call, policy, config)
-  return verdict(M.scan(call.arguments, config, policy))
+  return verdict(M.scan(call.arguments, config, policy, true))
 end
 
 function M.check_output(call, result, policy, config)

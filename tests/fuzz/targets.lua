@@ -85,7 +85,7 @@ function M.guardrails(data)
     local back = pii.check_output(call, { text = v.redacted.q }, { additional_config = {} }, { action = "redact" })
     assert(back.redacted.text == data or #pii.find_all(data) > 0, "restore changed clean text")
   end
-  injection.scan({ data }, { threshold = 1 }, {})
+  injection.scan({ data }, { threshold = 1 }, {}, true)
   tool_scan.inspect({ name = "t", description = data })
   tool_scan.fingerprint({ name = data, description = data })
   local took = require("smg").monotime() - t0
