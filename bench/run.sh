@@ -119,37 +119,26 @@ read -r u32 p32 q32 < <(build-bench/pipe_bench "$secs" 32 "$UP")
 row "echo upstream (pipe, direct)" "$u1" "$p1" "$p32" "$u32" "$p32" "$q32" "-" "-"
 rows[-1]="$(printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s' "echo upstream (pipe, direct)" "$u1" "$p1" "$q1" "$u32" "$p32" "$q32" "-" "-")"
 
-# 3. smg, passthrough, shared stdio upstream.
-port=$(free_port)
-cat > "$work/smg.json" <<CFG
+# 3. smg, passthrough, shared stdio upstream; then the same with the embedded default's
+# guardrails on the call (pii + injection on input and on output): what guarding costs.
+# $1 row name, $2 extra keys of the server entry.
+bench_smg() {
+  port=$(free_port)
+  cat > "$work/smg.json" <<CFG
 { "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
-  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" } } ] } },
+  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" } $2 } ] } },
   "gateway": { "mode": "passthrough", "port": $port } }
 CFG
-"$SMG" serve --config "$work/smg.json" 2>"$work/smg.log" &
-pids+=($!)
-wait_port "$port"
-bench_target "smg (passthrough)" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-
-# 3a. smg, the same, with the embedded default's guardrails on the call (pii + injection on
-# input, pii + injection on output): what guarding a call costs.
-port=$(free_port)
-cat > "$work/smg-guarded.json" <<CFG
-{ "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
-  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" },
-    "enable_tool_guardrails": true,
-    "input_guardrails_policy": { "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],
-      "block": ["injection_attack"] },
-    "output_guardrails_policy": { "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],
-      "block": ["injection_attack"] } } ] } },
-  "gateway": { "mode": "passthrough", "port": $port } }
-CFG
-"$SMG" serve --config "$work/smg-guarded.json" 2>"$work/smg-guarded.log" &
-pids+=($!)
-wait_port "$port"
-bench_target "smg (passthrough, guarded)" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  "$SMG" serve --config "$work/smg.json" 2>"$work/smg.log" &
+  pids+=($!)
+  wait_port "$port"
+  bench_target "$1" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+}
+bench_smg "smg (passthrough)" ""
+policy='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"], "block": ["injection_attack"] }'
+bench_smg "smg (passthrough, guarded)" ", \"enable_tool_guardrails\": true,
+  \"input_guardrails_policy\": $policy, \"output_guardrails_policy\": $policy"
 
 # 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
 # session limits raised: by default one peer may hold 1024).
