@@ -159,8 +159,7 @@ opened=$(node bench/sessions.mjs "http://127.0.0.1:$port/mcp" 10000 2>&1 | tail 
 sleep 1
 after=$(rss_kb "${pids[-1]}")
 sessions_line="smg idle sessions: $opened opened, RSS ${before} kB -> ${after} kB, $(( (after - before) * 1024 / (opened > 0 ? opened : 1) )) bytes per session"
-echo "$sessions_line"
-echo "$adversarial" >&2
+echo "$sessions_line" >&2
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # 4. supergateway (Node), stateful Streamable HTTP, same upstream.
