@@ -83,6 +83,11 @@ local function standalone(text, a, b)
   return true
 end
 
+-- A detector's `gate` (a literal, or DIGIT) and a pattern's entry in `needs` must occur in
+-- the text before its patterns run: most strings carry no digit and no "@", and then most
+-- detectors cost one byte scan instead of a pattern search each.
+local DIGIT = {}
+
 -- Detectors, tried in order; each finds candidates with a Lua pattern and may veto one.
 -- Earlier detectors win over later ones on the same text (a card is not also a phone).
 local DETECTORS = {
@@ -94,8 +99,8 @@ local DETECTORS = {
     "gh[pousr]_[%w][%w][%w][%w][%w][%w][%w][%w][%w][%w]+", -- GitHub
     "xox[baprs]%-[%w%-]+",                           -- Slack
     "AIza[%w_%-][%w_%-][%w_%-][%w_%-][%w_%-]+",      -- Google
-  }, check = function(s) return #s >= 20 end },
-  { type = "email", find = function(text, init)
+  }, needs = { "-----BEGIN", "eyJ", "sk-", "AKIA", "gh", "xox", "AIza" }, check = function(s) return #s >= 20 end },
+  { type = "email", gate = "@", find = function(text, init)
     -- From each "@" outwards: a pattern that starts with the local part would rescan the
     -- same run of word characters from every position (quadratic on long words).
     while true do
@@ -108,19 +113,19 @@ local DETECTORS = {
       init = at + 1
     end
   end },
-  { type = "iban", patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
-  { type = "credit_card", patterns = { "%d[%d%s%-]+%d" }, context = standalone, check = function(s)
+  { type = "iban", gate = DIGIT, patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
+  { type = "credit_card", gate = DIGIT, patterns = { "%d[%d%s%-]+%d" }, context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 13 and #d <= 19 and not s:find("[%s%-][%s%-]") and luhn(d)
   end },
-  { type = "national_id", patterns = { "%d%d%d%-%d%d%-%d%d%d%d" }, check = function(s)
+  { type = "national_id", gate = DIGIT, patterns = { "%d%d%d%-%d%d%-%d%d%d%d" }, check = function(s)
     local a = s:sub(1, 3)
     return a ~= "000" and a ~= "666" and a:sub(1, 1) ~= "9" and s:sub(5, 6) ~= "00" and s:sub(8) ~= "0000"
   end },
-  { type = "national_id", patterns = { "%f[%w][A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]%s?%d%d%s?%d%d%s?%d%d%s?[A-D]%f[%W]" } },
-  { type = "ip_address", patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok },
-  { type = "ip_address", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = ipv6_ok },
-  { type = "phone", patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, context = standalone, check = function(s)
+  { type = "national_id", gate = DIGIT, patterns = { "%f[%w][A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]%s?%d%d%s?%d%d%s?%d%d%s?[A-D]%f[%W]" } },
+  { type = "ip_address", gate = DIGIT, patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok },
+  { type = "ip_address", gate = ":", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = ipv6_ok },
+  { type = "phone", gate = DIGIT, patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 10 and #d <= 15 and not s:find("%d%.%d+%.%d")
   end },
@@ -137,12 +142,21 @@ end
 -- detector collects its candidates in one pass; one sort and one sweep then settle
 -- overlaps, so the cost stays O(n log n) in the number of candidates however much PII a
 -- payload carries.
+local NO_PATTERN = { false }
+
+local function by_position(x, y)
+  if x.from ~= y.from then return x.from < y.from end
+  return x.rank < y.rank
+end
+
 local function find_all(text, only)
   local cands = {}
+  local digits = text:find("%d") ~= nil
   for rank, d in ipairs(DETECTORS) do
-    if not only or only[d.type] then
-      for _, pat in ipairs(d.patterns or { false }) do
-        local init = 1
+    local g = d.gate
+    if (not only or only[d.type]) and (not g or (g == DIGIT and digits) or (g ~= DIGIT and text:find(g, 1, true))) then
+      for i, pat in ipairs(d.patterns or NO_PATTERN) do
+        local init = d.needs and not text:find(d.needs[i], 1, true) and #text + 1 or 1
         while true do
           local a, b
           if d.find then a, b = d.find(text, init) else a, b = text:find(pat, init) end
@@ -155,10 +169,7 @@ local function find_all(text, only)
       end
     end
   end
-  table.sort(cands, function(x, y)
-    if x.from ~= y.from then return x.from < y.from end
-    return x.rank < y.rank
-  end)
+  table.sort(cands, by_position)
   -- Overlapping candidates merge into one span (so no part of any detected value is left
   -- behind), named by the strongest detector among them.
   local hits = {}
