@@ -99,7 +99,11 @@ local DETECTORS = {
     "gh[pousr]_[%w][%w][%w][%w][%w][%w][%w][%w][%w][%w]+", -- GitHub
     "xox[baprs]%-[%w%-]+",                           -- Slack
     "AIza[%w_%-][%w_%-][%w_%-][%w_%-][%w_%-]+",      -- Google
-  }, needs = { "-----BEGIN", "eyJ", "sk-", "AKIA", "gh", "xox", "AIza" }, check = function(s) return #s >= 20 end },
+    "[sr]k_live_[%w][%w][%w][%w][%w][%w][%w][%w]+",  -- Stripe
+    "://[^/%s:@]+:[^/%s@]+@",                         -- password in a URL
+  }, needs = { "-----BEGIN", "eyJ", "sk-", "AKIA", "gh", "xox", "AIza", "k_live_", "://" }, check = function(s)
+    return #s >= 20 or s:find("^://") ~= nil
+  end },
   { type = "email", gate = "@", find = function(text, init)
     -- From each "@" outwards: a pattern that starts with the local part would rescan the
     -- same run of word characters from every position (quadratic on long words).

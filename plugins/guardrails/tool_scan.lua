@@ -31,7 +31,8 @@ local PHRASES = {
   { "instruction_override", { "ignore|disregard|override", "*4", "instructions|rules|guidelines" } },
   { "instruction_override", { "before", "using", "this", "tool" } },
   { "instruction_override", { "you", "must", "first" } },
-  { "instruction_override", { "always", "call|use|run", "this", "tool" } },
+  { "instruction_override", { "always", "call|use|run|choose|pick|select|prefer", "this", "tool" } },
+  { "instruction_override", { "must", "use|call|choose", "this", "tool" } },
   { "exfiltration", { "send|upload|post|forward|exfiltrate", "*6", "to", "http|https" } },
   { "exfiltration", { "upload", "*6", "to" } },
   { "exfiltration", { "base64", "encode" } },
@@ -110,6 +111,7 @@ end
 
 local function pin_key(server, name) return "tool_scan:pin:" .. server .. ":" .. tostring(name) end
 local function changed_key(server, name) return "tool_scan:changed:" .. server .. ":" .. tostring(name) end
+local function poisoned_key(server, name) return "tool_scan:poisoned:" .. server .. ":" .. tostring(name) end
 
 function M.check_discovery(server, tools, policy, config)
   local keep, violations = json.array({}), {}
@@ -118,7 +120,13 @@ function M.check_discovery(server, tools, policy, config)
     local reasons = M.inspect(tool)
     if #reasons > 0 then
       violations[#violations + 1] = { type = "tool_poisoning", tool = tool.name, detail = table.concat(reasons, ",") }
-      if blocks(policy, "tool_poisoning") then hide = true end
+      if blocks(policy, "tool_poisoning") then
+        hide = true
+        -- Hidden from the list is not enough: a client that knows the name could call it.
+        smg.cache.set(poisoned_key(server, tool.name), true, config.pin_ttl)
+      end
+    elseif smg.cache.get(poisoned_key(server, tool.name)) then
+      smg.cache.del(poisoned_key(server, tool.name))
     end
     local fp = M.fingerprint(tool)
     local pinned = smg.cache.get(pin_key(server, tool.name))
@@ -136,11 +144,14 @@ function M.check_discovery(server, tools, policy, config)
   return { allowed = #violations == 0, violations = violations, tools = keep }
 end
 
--- A call to a tool whose definition changed after it was pinned is refused (the client
--- may still hold the old definition).
+-- A call to a tool that was hidden is refused: its definition changed after it was pinned
+-- (the client may still hold the old one), or it is poisoned (the client may know its name).
 function M.check_input(call, policy, config)
   if smg.cache.get(changed_key(call.server, call.name)) then
     return { allowed = false, violations = { { type = "tool_changed", tool = call.name } } }
+  end
+  if smg.cache.get(poisoned_key(call.server, call.name)) then
+    return { allowed = false, violations = { { type = "tool_poisoning", tool = call.name } } }
   end
   return { allowed = true }
 end
