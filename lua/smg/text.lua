@@ -132,54 +132,63 @@ local function too_deep() error("value nested deeper than " .. MAX_WALK .. " lev
 -- Calls fn(slice) with the text of every key, string and number of `v` (joined by "\n")
 -- in slices of about SLICE (64 KB) bytes, each starting with the last OVERLAP bytes of the one
 -- before. Yields to the loop between slices when running in a coroutine.
-function M.slices(v, fn)
-  local buf, nbuf, size = {}, 0, 0
-  local function flush(last)
-    if nbuf == 0 then return end
-    local text = table.concat(buf, "\n", 1, nbuf)
-    fn(text)
-    for i = 1, nbuf do buf[i] = nil end
-    nbuf, size = 0, 0
-    if not last then
-      buf[1] = text:sub(-OVERLAP)
-      nbuf, size = 1, #buf[1]
-      if async.in_coroutine() then async.checkpoint() end
+-- (Module-level functions over a state table, not closures: LuaJIT does not compile
+-- closure creation, and this runs on every guarded call.)
+local function flush(st, last)
+  local n = st.n
+  if n == 0 then return end
+  local buf = st.buf
+  local text = n == 1 and buf[1] or table.concat(buf, "\n", 1, n)
+  st.fn(text, st.arg)
+  for i = 1, n do buf[i] = nil end
+  st.n, st.size = 0, 0
+  if not last then
+    buf[1] = text:sub(-OVERLAP)
+    st.n, st.size = 1, #buf[1]
+    if async.in_coroutine() then async.checkpoint() end
+  end
+end
+
+local function add(st, s)
+  local n = st.n + 1
+  st.n = n
+  st.buf[n] = s
+  st.size = st.size + #s + 1
+  if st.size >= M.SLICE then flush(st, false) end
+end
+
+local function walk(st, x, depth)
+  local t = type(x)
+  if t == "string" then
+    -- A huge single string is cut into slices too (with the same overlap).
+    if #x > M.SLICE then
+      for at = 1, #x, M.SLICE do add(st, x:sub(math.max(1, at - OVERLAP), at + M.SLICE - 1)) end
+    else
+      add(st, x)
     end
-  end
-  local function add(s)
-    nbuf = nbuf + 1
-    buf[nbuf] = s
-    size = size + #s + 1
-    if size >= M.SLICE then flush(false) end
-  end
-  local function walk(x, depth)
-    local t = type(x)
-    if t == "string" then
-      -- A huge single string is cut into slices too (with the same overlap).
-      if #x > M.SLICE then
-        for at = 1, #x, M.SLICE do add(x:sub(math.max(1, at - OVERLAP), at + M.SLICE - 1)) end
-      else
-        add(x)
+  elseif t == "number" then
+    add(st, tostring(x))
+  elseif t == "table" then
+    if depth > MAX_WALK then too_deep() end
+    -- Keys go in after the values of their table, so that values which follow each
+    -- other (an array's items, an object's fields) stay next to each other.
+    local keys
+    for k, y in pairs(x) do
+      if type(k) == "string" then
+        keys = keys or {}
+        keys[#keys + 1] = k
       end
-    elseif t == "number" then
-      add(tostring(x))
-    elseif t == "table" then
-      if depth > MAX_WALK then too_deep() end
-      -- Keys go in after the values of their table, so that values which follow each
-      -- other (an array's items, an object's fields) stay next to each other.
-      local keys
-      for k, y in pairs(x) do
-        if type(k) == "string" then
-          keys = keys or {}
-          keys[#keys + 1] = k
-        end
-        walk(y, depth + 1)
-      end
-      if keys then walk(table.concat(keys, "\n"), depth) end
+      walk(st, y, depth + 1)
     end
+    if keys then walk(st, table.concat(keys, "\n"), depth) end
   end
-  walk(v, 0)
-  flush(true)
+end
+
+-- fn(slice, arg) for each slice.
+function M.slices(v, fn, arg)
+  local st = { buf = {}, n = 0, size = 0, fn = fn, arg = arg }
+  walk(st, v, 0)
+  flush(st, true)
 end
 
 return M

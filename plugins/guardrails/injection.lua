@@ -174,19 +174,27 @@ end
 -- category over the threshold.
 -- `input`: the value is a call's arguments. SSRF is an input question (a URL the tool is
 -- about to fetch); a result that mentions http://localhost:3000 is documentation.
+local CATEGORIES = { "prompt_injection", "command_injection", "path_traversal", "sql_injection", "ssrf" }
+
+-- One slice of the joined text (a module-level function: no closure per call).
+local function scan_slice(raw, st)
+  local text = smg.text.fold(raw)
+  local only, hit_pattern = st.only, st.pattern
+  phrases:match(text, st.phrase)
+  for i = 1, #PATTERNS do
+    local r = PATTERNS[i]
+    if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
+  end
+  if st.input and not st.ssrf and (not only or only.ssrf) then st.ssrf = ssrf(text) end
+end
+
 function M.scan(value, config, policy, input)
   local ac = type(policy) == "table" and type(policy.additional_config) == "table" and policy.additional_config or {}
   local threshold = tonumber(ac.threshold) or config.threshold or 1
   local only = enabled(config)
-  local hit_phrase, hit_pattern, hit_ssrf = {}, {}, false
-  smg.text.slices(value, function(raw)
-    local text = smg.text.fold(raw)
-    phrases:match(text, hit_phrase)
-    for i, r in ipairs(PATTERNS) do
-      if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
-    end
-    if input and not hit_ssrf and (not only or only.ssrf) then hit_ssrf = ssrf(text) end
-  end)
+  local st = { only = only, phrase = {}, pattern = {}, ssrf = false, input = input }
+  smg.text.slices(value, scan_slice, st)
+  local hit_phrase, hit_pattern, hit_ssrf = st.phrase, st.pattern, st.ssrf
   local score = {}
   for i in pairs(hit_phrase) do
     local r = PHRASES[i]
@@ -198,7 +206,7 @@ function M.scan(value, config, policy, input)
   end
   if hit_ssrf then score.ssrf = 1 end
   local violations = {}
-  for _, cat in ipairs({ "prompt_injection", "command_injection", "path_traversal", "sql_injection", "ssrf" }) do
+  for _, cat in ipairs(CATEGORIES) do
     if (score[cat] or 0) >= threshold then
       violations[#violations + 1] = { type = "injection_attack", detail = cat, score = score[cat] }
     end
