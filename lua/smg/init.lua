@@ -27,22 +27,24 @@ end
 function json.is_array(t)
   return type(t) == "table" and getmetatable(t) == core.json_array_mt
 end
--- map_strings(v, fn) -> a copy of v with every string value (not keys) replaced by
--- fn(s); guardrails use it to scan or rewrite arguments and results. A value nested
--- deeper than MAX_WALK (beyond anything smg.json.decode returns) raises instead of being
--- skipped: a scanner that stopped early would let deep values through unseen.
+-- map_strings(v, fn[, arg]) -> a copy of v with every string value (not keys) replaced
+-- by fn(s, arg); guardrails use it to scan or rewrite arguments and results (`arg` spares
+-- them a closure per call). A value nested deeper than MAX_WALK (beyond anything
+-- smg.json.decode returns) raises instead of being skipped: a scanner that stopped early
+-- would let deep values through unseen.
 local MAX_WALK = 1024
 local function too_deep() error("value nested deeper than " .. MAX_WALK .. " levels", 0) end
 
-function json.map_strings(v, fn, depth)
-  depth = depth or 0
-  if type(v) == "string" then return fn(v) end
+local function map_strings(v, fn, arg, depth)
+  if type(v) == "string" then return fn(v, arg) end
   if type(v) ~= "table" then return v end
   if depth > MAX_WALK then too_deep() end
   local out = {}
-  for k, x in pairs(v) do out[k] = json.map_strings(x, fn, depth + 1) end
+  for k, x in pairs(v) do out[k] = map_strings(x, fn, arg, depth + 1) end
   return setmetatable(out, getmetatable(v))
 end
+
+function json.map_strings(v, fn, arg) return map_strings(v, fn, arg, 0) end
 -- each_string(v, fn): calls fn(s) on every string value, stopping early when it returns true.
 function json.each_string(v, fn, depth)
   depth = depth or 0

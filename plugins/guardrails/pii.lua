@@ -241,61 +241,67 @@ local function cut(s, at)
   return space or stop
 end
 
+-- One scan's state: { only, vault, restore, violations, seen, since }. The functions below
+-- take it rather than close over it: LuaJIT does not compile closure creation, and this
+-- runs twice on every guarded call.
+local function pending(st, text)
+  local hits = find_all(text, st.only)
+  if not st.restore then return hits end
+  -- Values we put back are the caller's own; only new PII counts on output.
+  local fresh, by_value = {}, st.vault.by_value
+  for _, h in ipairs(hits) do
+    if not by_value[text:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
+  end
+  return fresh
+end
+
+local function one(st, s)
+  local vault = st.vault
+  if st.restore and next(vault.by_placeholder) then
+    s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
+  end
+  local hits = pending(st, s)
+  if #hits == 0 then return s end
+  -- Redacting can expose a value a greedy candidate had hidden (a phone number whose run
+  -- reached into an email), so scan again until nothing is left (a few passes at most).
+  for _ = 1, 4 do
+    for _, h in ipairs(hits) do
+      if not st.seen[h.type] then
+        st.seen[h.type] = true
+        st.violations[#st.violations + 1] = { type = "pii", detail = h.type }
+      end
+    end
+    s = redact(s, hits, vault)
+    hits = pending(st, s)
+    if #hits == 0 then break end
+  end
+  return s
+end
+
+-- Large payloads go in slices with a checkpoint between them: the loop keeps serving
+-- others, and a scan whose hook timed out stops (smg.checkpoint raises).
+local function each(s, st)
+  st.since = st.since + #s + 64 -- a string costs something however short it is
+  if st.since >= SLICE then
+    st.since = 0
+    smg.checkpoint()
+  end
+  if #s <= SLICE then return one(st, s) end
+  local parts, at = {}, 1
+  while at <= #s do
+    local stop = cut(s, at)
+    parts[#parts + 1] = one(st, s:sub(at, stop))
+    at = stop + 1
+    if at <= #s then smg.checkpoint() end
+  end
+  return table.concat(parts)
+end
+
 -- Scans (and, when redacting, rewrites) every string of `value`.
 local function scan(value, call, config, restore)
-  local only, vault = wanted(config), vault_of(call)
-  local violations, seen = {}, {}
-  local function pending(text)
-    local hits = find_all(text, only)
-    if not restore then return hits end
-    -- Values we put back are the caller's own; only new PII counts on output.
-    local fresh = {}
-    for _, h in ipairs(hits) do
-      if not vault.by_value[text:sub(h.from, h.to)] then fresh[#fresh + 1] = h end
-    end
-    return fresh
-  end
-  local function one(s)
-    if restore and next(vault.by_placeholder) then
-      s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
-    end
-    local hits = pending(s)
-    if #hits == 0 then return s end
-    -- Redacting can expose a value a greedy candidate had hidden (a phone number whose run
-    -- reached into an email), so scan again until nothing is left (a few passes at most).
-    for _ = 1, 4 do
-      for _, h in ipairs(hits) do
-        if not seen[h.type] then
-          seen[h.type] = true
-          violations[#violations + 1] = { type = "pii", detail = h.type }
-        end
-      end
-      s = redact(s, hits, vault)
-      hits = pending(s)
-      if #hits == 0 then break end
-    end
-    return s
-  end
-  -- Large payloads go in slices with a checkpoint between them: the loop keeps serving
-  -- others, and a scan whose hook timed out stops (smg.checkpoint raises).
-  local since = 0
-  local out = json.map_strings(value, function(s)
-    since = since + #s + 64 -- a string costs something however short it is
-    if since >= SLICE then
-      since = 0
-      smg.checkpoint()
-    end
-    if #s <= SLICE then return one(s) end
-    local parts, at = {}, 1
-    while at <= #s do
-      local stop = cut(s, at)
-      parts[#parts + 1] = one(s:sub(at, stop))
-      at = stop + 1
-      if at <= #s then smg.checkpoint() end
-    end
-    return table.concat(parts)
-  end)
-  return out, violations
+  local st = { only = wanted(config), vault = vault_of(call), restore = restore, violations = {}, seen = {}, since = 0 }
+  local out = json.map_strings(value, each, st)
+  return out, st.violations
 end
 
 function M.check_input(call, policy, config)
