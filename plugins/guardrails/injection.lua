@@ -222,6 +222,30 @@ function M.check_input(call, policy, config)
   return verdict(M.scan(call.arguments, config, policy, true))
 end
 
+-- Every other message kind (api_minor 1): resources, prompts, completions, errors,
+-- notifications, the passthrough initialize result, the upstream's sampling and
+-- elicitation requests and the client's answers. Tool calls are check_input/check_output's
+-- and lists are tool_scan's (one poisoned tool must not hide the rest), so both are skipped.
+-- An upstream that asks the user for a secret through elicitation is refused.
+M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+local SKIP = { ["tools/call"] = true, ["tools/list"] = true, ["prompts/list"] = true, ["resources/list"] = true,
+  ["resources/templates/list"] = true }
+local asks_secret = smg.text.phrases({ { id = 1, words = { "enter|provide|give|type|share|send|confirm|paste", "*4",
+  "password|passcode|passphrase|pin|secret|token|otp|ssn|cvv" } },
+  { id = 2, words = { "api|access|secret|private|ssh", "key|keys|token" } },
+  { id = 3, words = { "credit|debit", "card", "number" } } })
+
+function M.on_message(msg, policy, config)
+  if SKIP[msg.method] then return nil end
+  local v = M.scan(msg.payload, config, policy, msg.direction == "c2s" and msg.kind == "request")
+  if msg.method == "elicitation/create" and msg.point == "s2c:request" and next(asks_secret:match(
+      smg.text.fold(smg.json.text(msg.payload)), {})) then
+    v[#v + 1] = { type = "credential_request", detail = "an elicitation asks the user for a secret" }
+  end
+  if #v == 0 then return nil end
+  return verdict(v)
+end
+
 function M.check_output(call, result, policy, config)
   return verdict(M.scan(result, config, policy))
 end

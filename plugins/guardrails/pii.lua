@@ -311,6 +311,21 @@ function M.check_input(call, policy, config)
   return { allowed = true, violations = violations, redacted = out }
 end
 
+-- Every other message kind (api_minor 1): what an upstream sends (resources, prompts,
+-- completions, errors, notifications, its sampling and elicitation requests) is redacted
+-- like a tool result, and what goes to it (prompt and completion arguments, the client's
+-- answers to its requests) like tool arguments. Tool calls are check_input/check_output's.
+-- Each message is its own call: no placeholder crosses from one to another.
+M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+
+function M.on_message(msg, policy, config)
+  if msg.method == "tools/call" then return nil end
+  local out, violations = scan(msg.payload, { state = {} }, config, false)
+  if #violations == 0 then return nil end
+  if action(policy, config) == "block" then return { allowed = false, violations = violations } end
+  return { allowed = true, violations = violations, redacted = out }
+end
+
 function M.check_output(call, result, policy, config)
   local out, violations = scan(result, call, config, true)
   if #violations > 0 and action(policy, config) == "block" then return { allowed = false, violations = violations } end
