@@ -5,7 +5,6 @@
 -- placeholders (de-anonymization). With additional_config.action = "block" it blocks
 -- instead. PII the upstream itself returns is redacted (or blocked) on output too.
 local smg = require "smg"
-local json = smg.json
 
 local M = {
   name = "pii",
@@ -297,10 +296,36 @@ local function each(s, st)
   return table.concat(parts)
 end
 
--- Scans (and, when redacting, rewrites) every string of `value`.
+-- Copies `v` with PII redacted in every string value, every object key (a key is text an
+-- upstream sees too) and every integer long enough to be a card, phone or id number (a
+-- card number sent as a JSON number is still a card number; it comes back as its
+-- placeholder, a string).
+local MAX_DEPTH = 1024
+local function walk(v, st, depth)
+  local t = type(v)
+  if t == "string" then return each(v, st) end
+  if t == "number" then
+    if v == math.floor(v) and math.abs(v) >= 1e8 and math.abs(v) < 2 ^ 53 then
+      local digits = ("%d"):format(v)
+      local r = one(st, digits)
+      if r ~= digits then return r end
+    end
+    return v
+  end
+  if t ~= "table" then return v end
+  if depth > MAX_DEPTH then error("value nested deeper than " .. MAX_DEPTH .. " levels", 0) end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(k) == "string" then k = each(k, st) end
+    out[k] = walk(x, st, depth + 1)
+  end
+  return setmetatable(out, getmetatable(v))
+end
+
+-- Scans (and, when redacting, rewrites) `value`.
 local function scan(value, call, config, restore)
   local st = { only = wanted(config), vault = vault_of(call), restore = restore, violations = {}, seen = {}, since = 0 }
-  local out = json.map_strings(value, each, st)
+  local out = walk(value, st, 0)
   return out, st.violations
 end
 

@@ -28,6 +28,15 @@ describe("pii guardrail", function()
     assert.are.same({}, types("order 12345 shipped on 2026-11-25"))
   end)
 
+  it("redacts PII in object keys and card numbers sent as JSON numbers", function()
+    local call = { arguments = { ["bob@example.com"] = "vip", card = 4111111111111111, qty = 123456789 }, state = {} }
+    local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
+    assert.are.equal("vip", res.redacted["<EMAIL_1>"])
+    assert.is_nil(res.redacted["bob@example.com"])
+    assert.are.equal("<CREDIT_CARD_1>", res.redacted.card)
+    assert.are.equal(123456789, res.redacted.qty, "an ordinary number stays a number")
+  end)
+
   it("leaves times, MAC addresses, UUIDs and ticket numbers alone; finds real IPv6", function()
     for _, t in ipairs({ "meet at 10:30:00", "at 2026-12-01T10:30:00Z", "mac aa:bb:cc:dd:ee:ff",
       "id 550e8400-e29b-41d4-a716-446655440000", "ticket #1234567890", "build v2-0123456789" }) do
