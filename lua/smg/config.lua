@@ -188,6 +188,9 @@ M.schema = obj({
       max_message_bytes = int(64 * 1024 * 1024, 1024),
     }),
     shutdown_grace = num(10, 0),
+    -- Where tool pins are kept (smg.pins); default: <config name>.pins.json beside the
+    -- config file, or ~/.smg/pins.json for the embedded default.
+    pins_path = str(nil),
     -- The hash-chained audit log: one JSON line per client request (off without a path).
     audit = obj({
       path = str(nil),
@@ -286,6 +289,21 @@ function M.parse(text, source)
   if #xerrs > 0 then return nil, xerrs end
   cfg.raw = raw
   return cfg, warns
+end
+
+-- The pins file of `cfg` (see gateway.pins_path), or nil when there is nowhere to keep it
+-- (the embedded default without a home directory).
+function M.pins_path(cfg)
+  if cfg.gateway.pins_path then return cfg.gateway.pins_path end
+  if cfg.is_default or not cfg.source then
+    local home = os.getenv("HOME")
+    if not home or home == "" then return nil end
+    local dir = home .. "/.smg"
+    local probe = io.open(dir .. "/.", "rb")
+    if not probe then os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") else probe:close() end
+    return dir .. "/pins.json"
+  end
+  return (cfg.source:gsub("%.json$", "")) .. ".pins.json"
 end
 
 -- opts.path: explicit path. Returns cfg, warnings, source | nil, errors, source.

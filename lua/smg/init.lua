@@ -210,6 +210,7 @@ smg.secure_equal = core.secure_equal
 ---------------------------------------------------------------------------- cache, metrics, crypto
 smg.cache = require "smg.cache"
 smg.text = require "smg.text"
+smg.pins = require "smg.pins"
 -- checkpoint(): inside long CPU work, let the loop run; raises once the hook's time
 -- budget is spent (see docs/plugin-api.md).
 smg.checkpoint = async.checkpoint

@@ -16,6 +16,10 @@ usage: smg <command> [options]
   config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
   config show [PATH]       print the effective config (defaults applied, secrets masked)
   audit verify FILE...     check an audit log's hash chain (rotated files oldest first, e.g. log.2 log.1 log)
+  pins list [--config PATH] [--json]
+                           the tool pins: approved, pending (changed or new since first seen), rejected
+  pins approve|reject SERVER/TOOL... | --all [--config PATH]
+                           decide on pending tools; a running gateway applies it at once
   version                  print the version
 
 Config: --config PATH, else $SMG_CONFIG, else ~/.smg/config.json, else the embedded default.
@@ -121,6 +125,69 @@ function commands.audit(args)
     io.stderr:write("smg: audit chain broken: ", what, "\n")
     core.set_exit_code(1)
   end
+end
+
+function commands.pins(args)
+  local verb = args[1]
+  if verb ~= "list" and verb ~= "approve" and verb ~= "reject" then
+    return die("pins: expected list, approve or reject\n" .. USAGE)
+  end
+  local config, pins, smg = require "smg.config", require "smg.pins", require "smg"
+  local path, as_json, all, names = nil, false, false, {}
+  local i = 2
+  while args[i] do
+    local a = args[i]
+    if a == "--config" then
+      path = args[i + 1]
+      i = i + 1
+    elseif a == "--json" then
+      as_json = true
+    elseif a == "--all" then
+      all = true
+    else
+      names[#names + 1] = a
+    end
+    i = i + 1
+  end
+  local cfg, errs, source = config.load({ path = path })
+  if not cfg then return die((source or "config") .. " is invalid: " .. table.concat(errs, "; "), 1) end
+  local file = config.pins_path(cfg)
+  if not file then return die("pins: no place to keep pins (set gateway.pins_path)", 1) end
+  local recs, err = pins.read(file)
+  if not recs then return die(err, 1) end
+  if verb == "list" then
+    local list = {}
+    for _, r in pairs(recs) do list[#list + 1] = r end
+    table.sort(list, function(a, b) return a.server .. "/" .. a.name < b.server .. "/" .. b.name end)
+    if as_json then return io.stdout:write(smg.json.encode(smg.json.array(list)), "\n") end
+    for _, r in ipairs(list) do
+      io.stdout:write(("%-9s %s/%s%s\n"):format(r.status, r.server, r.name, r.reason and r.status == "pending"
+        and ("  (" .. r.reason .. ")") or ""))
+    end
+    return
+  end
+  if not all and #names == 0 then return die("pins " .. verb .. ": name SERVER/TOOL, or --all", 2) end
+  local want = {}
+  for _, n in ipairs(names) do want[n] = true end
+  local changed = 0
+  for _, r in pairs(recs) do
+    local id = r.server .. "/" .. r.name
+    if want[id] or (all and r.status == "pending") then
+      want[id] = nil
+      if verb == "approve" then
+        r.fingerprint = r.pending or r.fingerprint
+        r.status, r.pending, r.reason = "approved", nil, nil
+      else
+        r.status = "rejected"
+      end
+      changed = changed + 1
+    end
+  end
+  local missing = next(want)
+  if missing then return die("pins: no pin named " .. missing .. " in " .. file, 1) end
+  local ok, werr = pins.write_sync(file, pins.encode(recs))
+  if not ok then return die(tostring(werr), 1) end
+  io.stdout:write(("%sd %d pin(s) in %s\n"):format(verb == "approve" and "approve" or "reject", changed, file))
 end
 
 function M.main(argv)

@@ -3,8 +3,8 @@
 -- credentials or send data elsewhere), invisible or bidirectional Unicode, and pins a hash
 -- of each definition; when a pinned tool later changes (a rug pull) it is reported, and
 -- with the policy's block list naming "tool_changed" it is hidden and its calls refused.
--- Poisoned tools are hidden when "tool_poisoning" is blocked. Pins live in smg.cache, so
--- they survive plugin reloads.
+-- Poisoned tools are hidden when "tool_poisoning" is blocked. Pins live in smg.pins: kept
+-- across reloads and restarts, and decided on with `smg pins list|approve|reject`.
 local smg = require "smg"
 local json = smg.json
 
@@ -15,7 +15,8 @@ local M = {
   priority = 250,
   description = "Flags poisoned tool descriptions and pins tool definitions against rug pulls",
   schema = {
-    pin_ttl = { type = "number", default = 0, min = 0, description = "seconds a pin lasts (0: while smg runs)" },
+    pin_ttl = { type = "number", default = 0, min = 0,
+      description = "unused since pins are kept across restarts (smg.pins); accepted for old configs" },
   },
 }
 
@@ -109,12 +110,42 @@ local function blocks(policy, t)
   return false
 end
 
-local function pin_key(server, name) return "tool_scan:pin:" .. server .. ":" .. tostring(name) end
-local function changed_key(server, name) return "tool_scan:changed:" .. server .. ":" .. tostring(name) end
 local function poisoned_key(server, name) return "tool_scan:poisoned:" .. server .. ":" .. tostring(name) end
+
+-- Pinning (smg.pins, kept across restarts): the first listing of a server pins every tool
+-- it offers. Later, a tool whose definition differs from its pin, or a tool that was not
+-- there when the server was first seen, is pending: reported as tool_changed and, when the
+-- policy blocks that, hidden and refused until `smg pins approve` (or `reject`) decides.
+local function pin(server, tool, fp, first_sight)
+  local rec = smg.pins.get(server, tool.name)
+  local now = math.floor(smg.now())
+  if not rec then
+    if first_sight then
+      smg.pins.put(server, tool.name, { status = "approved", fingerprint = fp, seen = now })
+      return nil
+    end
+    smg.pins.put(server, tool.name, { status = "pending", pending = fp, reason = "new", seen = now, changed = now })
+    return "new"
+  end
+  if rec.status == "rejected" then return "rejected" end
+  if rec.fingerprint == fp then
+    if rec.status ~= "approved" then -- the drift went away by itself
+      rec.status, rec.pending, rec.reason = "approved", nil, nil
+      smg.pins.put(server, tool.name, rec)
+    end
+    return nil
+  end
+  if rec.status ~= "pending" or rec.pending ~= fp then
+    rec.status, rec.pending, rec.changed = "pending", fp, now
+    rec.reason = rec.fingerprint and "changed" or "new"
+    smg.pins.put(server, tool.name, rec)
+  end
+  return rec.reason
+end
 
 function M.check_discovery(server, tools, policy, config)
   local keep, violations = json.array({}), {}
+  local first_sight = not smg.pins.known(server)
   for _, tool in ipairs(tools) do
     local hide = false
     local reasons = M.inspect(tool)
@@ -123,32 +154,28 @@ function M.check_discovery(server, tools, policy, config)
       if blocks(policy, "tool_poisoning") then
         hide = true
         -- Hidden from the list is not enough: a client that knows the name could call it.
-        smg.cache.set(poisoned_key(server, tool.name), true, config.pin_ttl)
+        smg.cache.set(poisoned_key(server, tool.name), true)
       end
     elseif smg.cache.get(poisoned_key(server, tool.name)) then
       smg.cache.del(poisoned_key(server, tool.name))
     end
-    local fp = M.fingerprint(tool)
-    local pinned = smg.cache.get(pin_key(server, tool.name))
-    if pinned == nil then
-      smg.cache.set(pin_key(server, tool.name), fp, config.pin_ttl)
-    elseif pinned ~= fp then
-      violations[#violations + 1] = { type = "tool_changed", tool = tool.name }
-      if blocks(policy, "tool_changed") then
-        hide = true
-        smg.cache.set(changed_key(server, tool.name), true, config.pin_ttl)
-      end
+    local drift = pin(server, tool, M.fingerprint(tool), first_sight)
+    if drift then
+      violations[#violations + 1] = { type = "tool_changed", tool = tool.name, detail = drift }
+      if blocks(policy, "tool_changed") then hide = true end
     end
     if not hide then keep[#keep + 1] = tool end
   end
   return { allowed = #violations == 0, violations = violations, tools = keep }
 end
 
--- A call to a tool that was hidden is refused: its definition changed after it was pinned
--- (the client may still hold the old one), or it is poisoned (the client may know its name).
+-- A call to a tool that is not approved is refused when the policy blocks tool_changed
+-- (the client may still hold the old definition), and so is a call to a poisoned tool
+-- (the client may know its name).
 function M.check_input(call, policy, config)
-  if smg.cache.get(changed_key(call.server, call.name)) then
-    return { allowed = false, violations = { { type = "tool_changed", tool = call.name } } }
+  local rec = smg.pins.get(call.server, call.name)
+  if rec and rec.status ~= "approved" and blocks(policy, "tool_changed") then
+    return { allowed = false, violations = { { type = "tool_changed", tool = call.name, detail = rec.status } } }
   end
   if smg.cache.get(poisoned_key(call.server, call.name)) then
     return { allowed = false, violations = { { type = "tool_poisoning", tool = call.name } } }

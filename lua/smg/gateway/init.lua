@@ -71,6 +71,20 @@ function Gateway:apply(cfg, set)
   self.has_telemetry = #set.telemetry > 0
   self.rates:configure(g.rate_limits)
   self:open_audit(g.audit)
+  local pins = config.pins_path(cfg)
+  local ok, perr = smg.pins.configure(pins)
+  if not ok then log.error("tool pins: " .. tostring(perr) .. "; keeping the previous pins") end
+end
+
+-- The pins file changed on disk (`smg pins approve|reject`): tools may appear or go, so
+-- every cached list is dropped and every session told.
+function Gateway:pins_changed()
+  if not smg.pins.reload() then return end
+  self.discovery:clear()
+  self:each_session(function(s)
+    if s.initialized then s:list_changed("notifications/tools/list_changed") end
+  end)
+  log.info("tool pins changed on disk: tool lists rediscovered, sessions told")
 end
 
 -- The audit log of the current version: opened when configured, reopened when its path

@@ -194,9 +194,25 @@ function M.watch(gw)
       gw.watches[#gw.watches + 1] = w
     end
   end
+  -- The pins file: a decision made with `smg pins` applies to running sessions.
+  local pins = smg.pins.path()
+  local pins_dir, pins_base = pins and dirname(pins), pins and pins:match("([^/]+)$")
+  local function pins_event(name)
+    if name == pins_base then gw:pins_changed() end
+  end
   if not gw.cfg.is_default then
     local base = gw.cfg.source:match("([^/]+)$")
-    add(dirname(gw.cfg.source), function(name) return name == base end)
+    local dir = dirname(gw.cfg.source)
+    add(dir, function(name)
+      if dir == pins_dir then pins_event(name) end
+      return name == base
+    end)
+  end
+  if pins_dir and (gw.cfg.is_default or pins_dir ~= dirname(gw.cfg.source)) then
+    add(pins_dir, function(name)
+      pins_event(name)
+      return false
+    end)
   end
   for _, dir in ipairs(plugins.dirs()) do
     for _, kind in ipairs({ "auth", "guardrails", "telemetry" }) do

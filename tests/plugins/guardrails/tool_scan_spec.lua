@@ -43,10 +43,30 @@ describe("tool_scan guardrail", function()
     local _, res = plugins.run_hook(p, "check_input", 1, { server = "rp", name = "fetch" }, policy, p.config)
     assert.is_true(res.allowed)
     res = discover("rp", { v2 }, policy)
-    assert.are.same({ type = "tool_changed", tool = "fetch" }, res.violations[1])
+    assert.are.same({ type = "tool_changed", tool = "fetch", detail = "changed" }, res.violations[1])
     assert.are.equal(0, #res.tools)
     _, res = plugins.run_hook(p, "check_input", 1, { server = "rp", name = "fetch" }, policy, p.config)
     assert.is_false(res.allowed)
+    -- The pin waits for a decision; approving takes the new definition.
+    local rec = smg.pins.get("rp", "fetch")
+    assert.are.equal("pending", rec.status)
+    rec.status, rec.fingerprint, rec.pending = "approved", rec.pending, nil
+    smg.pins.put("rp", "fetch", rec)
+    res = discover("rp", { v2 }, policy)
+    assert.are.equal(1, #res.tools)
+    _, res = plugins.run_hook(p, "check_input", 1, { server = "rp", name = "fetch" }, policy, p.config)
+    assert.is_true(res.allowed)
+  end)
+
+  it("holds a tool that appears after the server was first seen until it is approved", function()
+    local policy = { block = { "tool_changed" } }
+    local a = { name = "a", description = "first" }
+    local b = { name = "b", description = "arrives later" }
+    assert.are.equal(1, #discover("late", { a }, policy).tools)
+    local res = discover("late", { a, b }, policy)
+    assert.are.same({ "a" }, { res.tools[1].name })
+    assert.are.equal("new", res.violations[1].detail)
+    assert.are.equal("pending", smg.pins.get("late", "b").status)
   end)
 end)
 

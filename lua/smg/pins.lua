@@ -1,0 +1,149 @@
+-- smg.pins: the approved definitions of what upstreams offer (tools today), kept across
+-- restarts in a JSON file (gateway.pins_path) that `smg pins list|approve|reject` edits.
+-- A record: { fingerprint = approved definition's hash, status = "approved" | "pending" |
+-- "rejected", pending = the hash waiting for a decision, reason = "changed" | "new",
+-- seen = first sight (seconds), changed = when it last went pending }.
+--
+-- The gateway configures the file; without one (specs, `smg run`) records live in memory.
+-- Writes go to a temporary file on libuv's thread pool, then replace the file in one
+-- rename, so a reader (the CLI, the next start) never sees half of it. The gateway
+-- watches the file: a decision made with the CLI applies to running sessions at once.
+local core = require "smg.core"
+
+local M = {}
+
+local records = {}   -- "server\0name" -> record
+local path = nil     -- the file, or nil (memory only)
+local writing, again = false, false
+
+local function key(server, name) return tostring(server) .. "\0" .. tostring(name) end
+
+-- The records in `file` (a missing file is an empty store). Returns records | nil, err.
+function M.read(file)
+  local f = io.open(file, "rb")
+  if not f then return {} end
+  local text = f:read("*a")
+  f:close()
+  if text == "" then return {} end
+  local doc, err = core.json_decode(text)
+  if type(doc) ~= "table" or type(doc.tools) ~= "table" then
+    return nil, file .. ": not a pins file (" .. tostring(err or "no tools") .. ")"
+  end
+  local out = {}
+  for _, r in ipairs(doc.tools) do
+    if type(r) == "table" and r.server and r.name then out[key(r.server, r.name)] = r end
+  end
+  return out
+end
+
+-- The file's text for `recs` (sorted: diffs of it stay readable).
+function M.encode(recs)
+  local list = setmetatable({}, core.json_array_mt)
+  for _, r in pairs(recs) do list[#list + 1] = r end
+  table.sort(list, function(a, b)
+    if a.server ~= b.server then return tostring(a.server) < tostring(b.server) end
+    return tostring(a.name) < tostring(b.name)
+  end)
+  return core.json_encode({ version = 1, tools = list }) .. "\n"
+end
+
+-- Writes `text` to `file` atomically: a 0600 temporary beside it, then a rename.
+-- Synchronous: for the CLI.
+function M.write_sync(file, text)
+  local tmp = file .. ".tmp"
+  local fd, err = core.open_private(tmp, true, false)
+  if not fd then return nil, err end
+  local f, ferr = io.open("/proc/self/fd/" .. fd, "w")
+  core.close_fd(fd)
+  if not f then return nil, ferr end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, file)
+  if not ok then return nil, rerr end
+  return true
+end
+
+local function flush()
+  if not path then return end
+  if writing then
+    again = true
+    return
+  end
+  writing = true
+  local target = path
+  local tmp = target .. ".tmp"
+  local fd, err = core.open_private(tmp, true, true)
+  if not fd then
+    writing = false
+    core.log(3, "pins: cannot write " .. tmp .. ": " .. tostring(err))
+    return
+  end
+  local text = M.encode(records)
+  core.fs_append(fd, text, function(n, werr)
+    core.close_fd(fd)
+    if n == #text then
+      local ok, rerr = os.rename(tmp, target)
+      if not ok then core.log(3, "pins: cannot replace " .. target .. ": " .. tostring(rerr)) end
+    else
+      core.log(3, "pins: writing " .. tmp .. " failed: " .. tostring(werr or "short write"))
+    end
+    writing = false
+    if again then
+      again = false
+      flush()
+    end
+  end)
+end
+
+-- Uses `file` from now on (nil: memory only). Returns true | nil, err (the previous
+-- store stays when the file cannot be read).
+function M.configure(file)
+  if file == path then return true end
+  if not file then
+    path = nil
+    return true
+  end
+  local recs, err = M.read(file)
+  if not recs then return nil, err end
+  records, path = recs, file
+  return true
+end
+
+-- Re-reads the file (after the CLI changed it). Returns true when something changed.
+function M.reload()
+  if not path or writing then return false end
+  local recs = M.read(path)
+  if not recs then return false end
+  local before, after = M.encode(records), M.encode(recs)
+  records = recs
+  return before ~= after
+end
+
+function M.path() return path end
+
+function M.get(server, name) return records[key(server, name)] end
+
+function M.put(server, name, rec)
+  rec.server, rec.name = server, name
+  records[key(server, name)] = rec
+  flush()
+end
+
+-- Whether `server` has any record (it has been seen before).
+function M.known(server)
+  for _, r in pairs(records) do if r.server == server then return true end end
+  return false
+end
+
+function M.all()
+  local list = {}
+  for _, r in pairs(records) do list[#list + 1] = r end
+  return list
+end
+
+-- Forgets everything in memory (specs).
+function M.reset()
+  records, path = {}, nil
+end
+
+return M
