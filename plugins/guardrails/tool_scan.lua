@@ -69,9 +69,18 @@ local INVISIBLE = {
   "\243\160\128",                                                                   -- U+E0000.. tags
 }
 
+-- Everything a client or a model reads of a tool, so a change to any of it is a drift.
 function M.fingerprint(tool)
   return smg.hash(json.canonical({ name = tool.name, description = tool.description, inputSchema = tool.inputSchema,
-    outputSchema = tool.outputSchema, annotations = tool.annotations, title = tool.title }))
+    outputSchema = tool.outputSchema, annotations = tool.annotations, title = tool.title, execution = tool.execution,
+    icons = tool.icons, _meta = tool._meta }))
+end
+
+-- The MCP name rule (2025-11-25): 1 to 128 of A-Z a-z 0-9 _ - . ; anything else can
+-- impersonate another tool in a client's list ("read_file " with a trailing space,
+-- look-alike letters, control characters).
+local function valid_name(name)
+  return type(name) == "string" and #name >= 1 and #name <= 128 and not name:find("[^%w_%-%.]")
 end
 
 -- Findings for one tool: list of reason strings.
@@ -83,6 +92,7 @@ function M.inspect(tool)
       reasons[#reasons + 1] = reason
     end
   end
+  if not valid_name(tool.name) then found("invalid_name") end
   smg.text.slices({ tool.description, tool.title, tool.inputSchema, tool.outputSchema, tool.annotations }, function(raw)
     local text = smg.text.fold(raw)
     for _, r in ipairs(SUSPICIOUS) do

@@ -81,6 +81,18 @@ describe("tool_scan on crafted and hidden text", function()
     assert.is_true(#reasons >= 1, "a property name carrying the instruction")
   end)
 
+  it("flags names that break the MCP name rule, and pins execution and _meta", function()
+    for _, n in ipairs({ "read_file ", "re\208\176d_file", "", ("x"):rep(129), "a\nb", "a/b" }) do
+      assert.are.same({ "invalid_name" }, p.inspect({ name = n, description = "ok" }), n)
+    end
+    assert.are.same({}, p.inspect({ name = "server.read-file_2", description = "ok" }))
+    local t = { name = "t", description = "d" }
+    local with_exec = { name = "t", description = "d", execution = { taskSupport = "optional" } }
+    local with_meta = { name = "t", description = "d", _meta = { ["x/y"] = 1 } }
+    assert.are_not.equal(p.fingerprint(t), p.fingerprint(with_exec))
+    assert.are_not.equal(p.fingerprint(t), p.fingerprint(with_meta))
+  end)
+
   it("never stalls on descriptions built to backtrack", function()
     for _, d in ipairs({ "ignore" .. (" "):rep(30000), "send" .. (" a"):rep(20000), ("<"):rep(100000),
       "do not" .. (" "):rep(30000) .. "tell" }) do
