@@ -62,7 +62,8 @@ describe("pii guardrail", function()
     -- Another call never sees this call's values.
     local other = { arguments = {}, state = {} }
     ok, res = plugins.run_hook(p, "check_output", 1, other, result, { additional_config = {} }, p.config)
-    assert.are.equal("sent to <EMAIL_1>", res.redacted.content[1].text)
+    assert.is_true(res.allowed)
+    assert.is_nil(res.redacted, "nothing to put back: the result passes as it came")
   end)
 
   it("redacts PII the upstream returns on its own", function()
