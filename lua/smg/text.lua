@@ -139,11 +139,14 @@ local function flush(st, last)
   if n == 0 then return end
   local buf = st.buf
   local text = n == 1 and buf[1] or table.concat(buf, "\n", 1, n)
-  st.fn(text, st.arg)
+  -- A consumer that folds returns the folded slice: the overlap is then taken from it, so
+  -- padding (a thousand blanks or invisible characters between two words of a phrase)
+  -- cannot push the first words out of what the next slice sees.
+  local seen = st.fn(text, st.arg)
   for i = 1, n do buf[i] = nil end
   st.n, st.size = 0, 0
   if not last then
-    buf[1] = text:sub(-OVERLAP)
+    buf[1] = (type(seen) == "string" and seen or text):sub(-OVERLAP)
     st.n, st.size = 1, #buf[1]
     if async.in_coroutine() then async.checkpoint() end
   end
@@ -184,7 +187,8 @@ local function walk(st, x, depth)
   end
 end
 
--- fn(slice, arg) for each slice.
+-- fn(slice, arg) for each slice; fn may return the slice as it read it (folded), and the
+-- overlap is taken from that.
 function M.slices(v, fn, arg)
   local st = { buf = {}, n = 0, size = 0, fn = fn, arg = arg }
   walk(st, v, 0)

@@ -186,6 +186,7 @@ local function scan_slice(raw, st)
     if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
   end
   if st.input and not st.ssrf and (not only or only.ssrf) then st.ssrf = ssrf(text) end
+  return text
 end
 
 function M.scan(value, config, policy, input)

@@ -228,16 +228,32 @@ local SLICE = 8 * 1024
 
 -- Where to end the slice of `s` that starts at `at`: at a line break near SLICE bytes on,
 -- else a space (no detected value spans a line break; few span a space), else right there.
+-- Bytes a card or phone number may be written with: a cut inside a run of them could
+-- split one number into two harmless halves.
+local NUMBERISH = {}
+for c in ("0123456789 -.()+"):gmatch(".") do NUMBERISH[c:byte()] = true end
+
 local function cut(s, at)
   local stop = at + SLICE - 1
   if stop >= #s then return #s end
-  local space
+  local c
   for i = stop, math.max(at, stop - 4096), -1 do
     local b = s:byte(i)
-    if b == 10 then return i end
-    if b == 32 and not space then space = i end
+    if b == 10 then
+      c = i
+      break
+    end
+    if b == 32 and not c then c = i end
   end
-  return space or stop
+  c = c or stop
+  -- Move the cut back to before a number-shaped run that crosses it (at most 64 bytes:
+  -- no card or phone number is longer), so the whole run goes to the next piece.
+  if NUMBERISH[s:byte(c + 1)] and NUMBERISH[s:byte(c)] then
+    local i = c
+    while i > at and c - i < 64 and NUMBERISH[s:byte(i)] do i = i - 1 end
+    if c - i < 64 and i > at then c = i end
+  end
+  return c
 end
 
 -- One scan's state: { only, vault, restore, violations, seen, since }. The functions below

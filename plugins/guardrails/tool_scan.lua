@@ -107,6 +107,7 @@ function M.inspect(tool)
         end
       end
     end
+    return text
   end)
   -- One weak signal (a URL, the word credentials) is common in honest tools; two are not.
   if #reasons == 1 and (reasons[1] == "exfiltration" or reasons[1] == "credential_access") then return {} end

@@ -28,6 +28,14 @@ describe("pii guardrail", function()
     assert.are.same({}, types("order 12345 shipped on 2026-11-25"))
   end)
 
+  it("never splits a number between the pieces a long text is scanned in (found in review)", function()
+    local long = ("x"):rep(8185) .. " 4111 1111 1111 1111 and (555) 123-4567 " .. ("y "):rep(5000)
+    local call = { arguments = { q = long }, state = {} }
+    local _, res = plugins.run_hook(p, "check_input", 2, call, { additional_config = {} }, p.config)
+    assert.is_nil(res.redacted.q:find("4111", 1, true), "the card is redacted")
+    assert.is_truthy(res.redacted.q:find("<CREDIT_CARD_1>", 1, true))
+  end)
+
   it("redacts PII in object keys and card numbers sent as JSON numbers", function()
     local call = { arguments = { ["bob@example.com"] = "vip", card = 4111111111111111, qty = 123456789 }, state = {} }
     local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
