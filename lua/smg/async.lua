@@ -28,11 +28,21 @@ local pool, npool = {}, 0
 
 local function traceback(e) return debug.traceback(tostring(e), 2) end
 
-local function worker(tag, fn, a, b, c, d, e)
+-- Calls fn with exactly the n arguments spawn was given (select("#", ...) stays right).
+local function call_n(fn, n, a, b, c, d, e)
+  if n == 0 then return fn() end
+  if n == 1 then return fn(a) end
+  if n == 2 then return fn(a, b) end
+  if n == 3 then return fn(a, b, c) end
+  if n == 4 then return fn(a, b, c, d) end
+  return fn(a, b, c, d, e)
+end
+
+local function worker(tag, fn, n, a, b, c, d, e)
   local self = co_running()
   while true do
     if tag == TASK then
-      local ok, err = xpcall(fn, traceback, a, b, c, d, e)
+      local ok, err = xpcall(call_n, traceback, fn, n, a, b, c, d, e)
       if not ok then core.log(3, "uncaught error in coroutine: " .. tostring(err)) end
       if npool >= POOL_MAX then return end
       npool = npool + 1
@@ -40,7 +50,7 @@ local function worker(tag, fn, a, b, c, d, e)
     else
       core.log(3, "a parked coroutine was resumed by something other than spawn (ignored)")
     end
-    tag, fn, a, b, c, d, e = co_yield()
+    tag, fn, n, a, b, c, d, e = co_yield()
   end
 end
 
@@ -48,7 +58,8 @@ end
 -- (a worker: once fn returns it may run something else). More than five arguments get a
 -- coroutine of their own.
 function M.spawn(fn, ...)
-  if select("#", ...) > 5 then
+  local n = select("#", ...)
+  if n > 5 then
     local co = co_create(fn)
     M.resume(co, ...)
     return co
@@ -61,7 +72,7 @@ function M.spawn(fn, ...)
   else
     co = co_create(worker)
   end
-  M.resume(co, TASK, fn, ...)
+  M.resume(co, TASK, fn, n, ...)
   return co
 end
 

@@ -55,3 +55,19 @@ describe("smg.async", function()
     assert.is_true(main_ok, main_err)
   end)
 end)
+
+describe("async.spawn workers", function()
+  it("pass exactly the arguments given, and reuse coroutines", function()
+    local counts = {}
+    for n = 0, 5 do
+      local args = {}
+      for i = 1, n do args[i] = i end
+      async.spawn(function(...) counts[#counts + 1] = select("#", ...) end, unpack(args, 1, n))
+    end
+    async.spawn(function(...) counts[#counts + 1] = select("#", ...) end, nil, nil)
+    assert.are.same({ 0, 1, 2, 3, 4, 5, 2 }, counts)
+    local a = async.spawn(function() end)
+    local b = async.spawn(function() end)
+    assert.are.equal(a, b, "a finished worker runs the next task")
+  end)
+end)

@@ -23,24 +23,32 @@ local dropped_total = metrics.counter("smg_audit_dropped_total",
 local function sha(s) return core.hex(core.sha256(s)) end
 Audit.GENESIS = sha("")
 
--- The last line of the file at `path`, to continue its chain after a restart.
+-- The last line of the file at `path`, to continue its chain after a restart; its size;
+-- and whether it ends in the middle of a line (a crash mid-write).
 local function last_line(path)
   local f = io.open(path, "rb")
-  if not f then return nil, 0 end
+  if not f then return nil, 0, false end
   local size = f:seek("end")
   f:seek("set", math.max(0, size - 65536))
   local tail = f:read("*a")
   f:close()
-  return tail:match("([^\n]+)\n*$"), size
+  local torn = size > 0 and tail:sub(-1) ~= "\n"
+  if torn then return tail:match("([^\n]+)\n[^\n]*$"), size, true end -- the last whole line
+  return tail:match("([^\n]+)\n*$"), size, false
 end
 
 -- cfg: gateway.audit { path, max_bytes, keep }. Returns the log | nil, err.
 function Audit.open(cfg)
-  local last, size = last_line(cfg.path)
+  local last, size, torn = last_line(cfg.path)
+  -- Right after a rotation the new file is empty: the chain goes on from the rotated one.
+  if not last then last = last_line(cfg.path .. ".1") end
   local fd, bits = core.open_private(cfg.path, false, true)
   if not fd then return nil, "audit log: " .. bits end
   local self = setmetatable({ cfg = cfg, fd = fd, size = size, seq = 0, prev = Audit.GENESIS,
     queue = {}, qbytes = 0, writing = false }, Audit)
+  -- A line cut off by a crash stays as it is (verify names it); the next record starts on
+  -- a line of its own.
+  if torn then self.queue[1], self.qbytes = "\n", 1 end
   if last then
     local rec = json.decode(last)
     if type(rec) == "table" and type(rec.seq) == "number" then
@@ -70,31 +78,40 @@ function Audit:record(rec)
 end
 
 function Audit:flush()
-  if self.writing or #self.queue == 0 or self.closed then return end
+  if self.writing or #self.queue == 0 or self.closed or not self.fd then return end
   local data = table.concat(self.queue)
   self.queue, self.qbytes = {}, 0
   self.writing = true
   self:write(data)
 end
 
+-- The write in flight is done (or failed): the fd may be closed now if close() asked.
+local function settle(self)
+  self.writing = false
+  if self.on_idle and #self.queue == 0 then self.on_idle() end
+  if self.closed and self.fd then
+    core.close_fd(self.fd)
+    self.fd = nil
+  end
+end
+
 function Audit:write(data)
   local ok, err = core.fs_append(self.fd, data, function(n, werr)
     if not n then
+      -- The lines are lost; the chain will show the gap where they were (verify says so).
       log.error(("audit log %s: write failed: %s"):format(self.cfg.path, tostring(werr)))
       dropped_total:inc(select(2, data:gsub("\n", "")))
-      self.writing = false
-      return
+      return settle(self)
     end
     self.size = self.size + n
     if n < #data then return self:write(data:sub(n + 1)) end
-    self.writing = false
-    if self.size >= self.cfg.max_bytes then self:rotate() end
-    if self.on_idle and #self.queue == 0 then self.on_idle() end
+    if not self.closed and self.size >= self.cfg.max_bytes then self:rotate() end
+    settle(self)
     self:flush()
   end)
   if not ok then
     log.error(("audit log %s: write failed: %s"):format(self.cfg.path, tostring(err)))
-    self.writing = false
+    settle(self)
   end
 end
 
@@ -102,6 +119,7 @@ end
 function Audit:rotate()
   local p, keep = self.cfg.path, self.cfg.keep
   core.close_fd(self.fd)
+  self.fd = nil
   os.remove(p .. "." .. keep)
   for i = keep - 1, 1, -1 do os.rename(p .. "." .. i, p .. "." .. (i + 1)) end
   os.rename(p, p .. ".1")
@@ -115,6 +133,8 @@ function Audit:rotate()
 end
 
 -- Waits (yields) until every queued line is on disk or `timeout` passes; then closes.
+-- Waits (yields) until every queued line is on disk or `timeout` passes, then closes; a
+-- write still in flight then closes the file itself when it completes.
 function Audit:close(timeout)
   if self.writing or #self.queue > 0 then
     local f = smg.future()
@@ -122,12 +142,20 @@ function Audit:close(timeout)
     f:wait(timeout or 5)
   end
   self.closed = true
-  core.close_fd(self.fd)
+  if self.fd and not self.writing then
+    core.close_fd(self.fd)
+    self.fd = nil
+  end
 end
 
 ---------------------------------------------------------------------------- the record
+-- SHA-256 of the canonical JSON of v; of the JSON as encoded past 256 KB, where sorting
+-- every key of a huge result would hold the loop.
+local BIG = 256 * 1024
 local function digest(v)
   if v == nil then return nil end
+  local enc = json.encode(v)
+  if enc and #enc > BIG then return sha(enc) end
   return sha(json.canonical(v))
 end
 
