@@ -180,6 +180,7 @@ function commands.pins(args)
       else
         r.status = "rejected"
       end
+      r.decided = smg.now() -- a decision: newer than anything the gateway holds of this pin
       changed = changed + 1
     end
   end

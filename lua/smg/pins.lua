@@ -15,6 +15,42 @@ local M = {}
 local records = {}   -- "server\0name" -> record
 local path = nil     -- the file, or nil (memory only)
 local writing, again = false, false
+local disk = nil     -- the file's text as we last read or wrote it
+
+-- Called when decisions made elsewhere (the CLI) were taken in; the gateway sets it.
+M.on_change = nil
+
+local function read_text(file)
+  local f = io.open(file, "rb")
+  if not f then return "" end
+  local t = f:read("*a")
+  f:close()
+  return t
+end
+
+-- A temporary name of its own for every writer, so two never write the same file.
+local function tmp_name(file)
+  return ("%s.tmp.%d.%s"):format(file, core.getpid(), core.hex(core.random_bytes(4)))
+end
+
+-- Takes in the decisions (records with a newer `decided`) of the file's current text.
+-- Returns true when one was taken.
+local function merge(text)
+  local doc = core.json_decode(text)
+  if type(doc) ~= "table" or type(doc.tools) ~= "table" then return false end
+  local taken = false
+  for _, r in ipairs(doc.tools) do
+    if type(r) == "table" and r.server and r.name then
+      local k = key(r.server, r.name)
+      local mine = records[k]
+      if r.decided and (not mine or (mine.decided or 0) < r.decided) then
+        records[k] = r
+        taken = true
+      end
+    end
+  end
+  return taken
+end
 
 local function key(server, name) return tostring(server) .. "\0" .. tostring(name) end
 
@@ -50,7 +86,7 @@ end
 -- Writes `text` to `file` atomically: a 0600 temporary beside it, then a rename.
 -- Synchronous: for the CLI.
 function M.write_sync(file, text)
-  local tmp = file .. ".tmp"
+  local tmp = tmp_name(file)
   local fd, err = core.open_private(tmp, true, false)
   if not fd then return nil, err end
   local f, ferr = io.open("/proc/self/fd/" .. fd, "w")
@@ -71,7 +107,7 @@ local function flush()
   end
   writing = true
   local target = path
-  local tmp = target .. ".tmp"
+  local tmp = tmp_name(target)
   local fd, err = core.open_private(tmp, true, true)
   if not fd then
     writing = false
@@ -81,10 +117,25 @@ local function flush()
   local text = M.encode(records)
   core.fs_append(fd, text, function(n, werr)
     core.close_fd(fd)
+    local now = read_text(target)
+    if disk and now ~= disk and merge(now) then
+      -- Someone (`smg pins`) decided meanwhile: this text is stale. Write again with the
+      -- decisions taken in, and let the gateway apply them.
+      os.remove(tmp)
+      disk = now
+      writing = false
+      if M.on_change then M.on_change() end
+      return flush()
+    end
     if n == #text then
       local ok, rerr = os.rename(tmp, target)
-      if not ok then core.log(3, "pins: cannot replace " .. target .. ": " .. tostring(rerr)) end
+      if ok then
+        disk = text
+      else
+        core.log(3, "pins: cannot replace " .. target .. ": " .. tostring(rerr))
+      end
     else
+      os.remove(tmp)
       core.log(3, "pins: writing " .. tmp .. " failed: " .. tostring(werr or "short write"))
     end
     writing = false
@@ -105,18 +156,22 @@ function M.configure(file)
   end
   local recs, err = M.read(file)
   if not recs then return nil, err end
-  records, path = recs, file
+  records, path, disk = recs, file, read_text(file)
   return true
 end
 
 -- Re-reads the file (after the CLI changed it). Returns true when something changed.
+-- (While a write of ours is in flight it waits: that write takes the decisions in when
+-- it finds the file changed under it.)
 function M.reload()
   if not path or writing then return false end
+  local text = read_text(path)
+  if text == disk then return false end
   local recs = M.read(path)
   if not recs then return false end
-  local before, after = M.encode(records), M.encode(recs)
-  records = recs
-  return before ~= after
+  local changed = M.encode(records) ~= M.encode(recs)
+  records, disk = recs, text
+  return changed
 end
 
 function M.path() return path end

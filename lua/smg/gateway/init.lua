@@ -72,14 +72,15 @@ function Gateway:apply(cfg, set)
   self.rates:configure(g.rate_limits)
   self:open_audit(g.audit)
   local pins = config.pins_path(cfg)
+  smg.pins.on_change = function() self:pins_changed(true) end
   local ok, perr = smg.pins.configure(pins)
   if not ok then log.error("tool pins: " .. tostring(perr) .. "; keeping the previous pins") end
 end
 
 -- The pins file changed on disk (`smg pins approve|reject`): tools may appear or go, so
 -- every cached list is dropped and every session told.
-function Gateway:pins_changed()
-  if not smg.pins.reload() then return end
+function Gateway:pins_changed(taken)
+  if not taken and not smg.pins.reload() then return end
   self.discovery:clear()
   self:each_session(function(s)
     if s.initialized then s:list_changed("notifications/tools/list_changed") end
