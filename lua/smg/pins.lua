@@ -12,6 +12,8 @@ local core = require "smg.core"
 
 local M = {}
 
+local function key(server, name) return tostring(server) .. "\0" .. tostring(name) end
+
 local records = {}   -- "server\0name" -> record
 local path = nil     -- the file, or nil (memory only)
 local writing, again = false, false
@@ -52,7 +54,6 @@ local function merge(text)
   return taken
 end
 
-local function key(server, name) return tostring(server) .. "\0" .. tostring(name) end
 
 -- The records in `file` (a missing file is an empty store). Returns records | nil, err.
 function M.read(file)
