@@ -693,7 +693,8 @@ static int displace(smg_http_server_t *srv, peer_t *pe, uint64_t now) {
   smg_http_conn_t *c = pe ? pe->head : srv->ut_head;
   for (int i = 0; c && i < DISPLACE_SCAN; i++) {
     if (now - c->opened_ms < DISPLACE_AFTER_MS) return 0; /* oldest first: the rest are younger */
-    if (!c->req) {
+    /* Not while a response is still being written to it (a scraper's /metrics). */
+    if (!c->req && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
       srv->stats.displaced++;
       smg_log_debug("http: %s: untrusted connection displaced by a newer one", c->peer);
       conn_close(c);

@@ -445,7 +445,8 @@ function M.connection_metrics(server)
   metrics.counter("smg_connections_displaced_total",
     "Idle or slow untrusted connections closed to admit a new one at a limit", {},
     function(m) m:set(stats().displaced) end)
-  metrics.counter("smg_header_timeouts_total", "Untrusted connections closed by limits.header_timeout", {},
+  metrics.counter("smg_header_timeouts_total",
+    "Untrusted connections closed by a timeout (header_timeout, or request_timeout for a slow body)", {},
     function(m) m:set(stats().header_timeouts) end)
 end
 

@@ -296,10 +296,19 @@ end
 -- deep, cut off): the request it answers fails now instead of at its timeout. `related`
 -- is that request when the transport knows it (an HTTP response); else the id is read off
 -- the raw text, only when it looks like a response (our ids are integers).
-function Client:fail_unparsable(text, why, related)
+-- `edges`: text is only the two ends of a line too long to keep; an "id" inside the
+-- result could belong to anything, so only one at the envelope's start or end counts.
+function Client:fail_unparsable(text, why, related, edges)
   local entry = related
   if not entry and (text:find('"result"', 1, true) or text:find('"error"', 1, true)) then
-    local id = tonumber(text:match('"id"%s*:%s*(%d+)'))
+    local id
+    if edges then
+      id = text:match('^%s*{%s*"jsonrpc"%s*:%s*"2%.0"%s*,%s*"id"%s*:%s*(%d+)%s*,')
+        or text:match('^%s*{%s*"id"%s*:%s*(%d+)%s*,') or text:match(',%s*"id"%s*:%s*(%d+)%s*}%s*$')
+    else
+      id = text:match('"id"%s*:%s*(%d+)')
+    end
+    id = tonumber(id)
     entry = id and self.pending[id]
   end
   if not (entry and self.pending[entry.id]) then return end

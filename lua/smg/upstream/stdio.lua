@@ -149,7 +149,7 @@ function Stdio:open()
   }, function(stream, line)
     if stream == 2 then return self:log_stderr(line) end
     if stream == 3 then -- a line over max_message_bytes, dropped: `line` is its two ends
-      return c:fail_unparsable(line, "a message longer than limits.max_message_bytes")
+      return c:fail_unparsable(line, "a message longer than limits.max_message_bytes", nil, true)
     end
     local msg, jerr = json.decode(line)
     if type(msg) ~= "table" then
