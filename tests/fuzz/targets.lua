@@ -68,12 +68,16 @@ end
 
 -- The text-scanning guardrails on arbitrary strings: they must not raise, pii's redaction
 -- must leave no detected value behind, and the time they take must stay linear in the
--- input (a generous 20 us a byte: a rule that backtracked cubically took 6.8 s on 1.5 KB).
-local pii = dofile(require("smg.core").paths and select(2, require("smg.core").paths()) .. "/plugins/guardrails/pii.lua")
-local injection = dofile(select(2, require("smg.core").paths()) .. "/plugins/guardrails/injection.lua")
-local tool_scan = dofile(select(2, require("smg.core").paths()) .. "/plugins/guardrails/tool_scan.lua")
-function M.guardrails(data)
-  local t0 = require("smg").monotime()
+-- input: 20 us a byte on top of 50 ms (a rule that backtracked cubically took 6.8 s on
+-- 1.5 KB). A run over budget is timed again, so a one-off pause (a GC cycle, a trace being
+-- compiled, a busy machine) is not taken for a slow rule; a slow rule is slow twice.
+local root = select(2, require("smg.core").paths())
+local pii = dofile(root .. "/plugins/guardrails/pii.lua")
+local injection = dofile(root .. "/plugins/guardrails/injection.lua")
+local tool_scan = dofile(root .. "/plugins/guardrails/tool_scan.lua")
+local monotime = require("smg").monotime
+
+local function scan_all(data)
   local call = { arguments = { q = data }, state = {} }
   local v = pii.check_input(call, { additional_config = {} }, { action = "redact" })
   if v.redacted then
@@ -88,8 +92,19 @@ function M.guardrails(data)
   injection.scan({ data }, { threshold = 1 }, {}, true)
   tool_scan.inspect({ name = "t", description = data })
   tool_scan.fingerprint({ name = data, description = data })
-  local took = require("smg").monotime() - t0
-  assert(took < 0.02 + #data * 20e-6, ("guardrails took %.3f s on %d bytes"):format(took, #data))
+end
+
+function M.guardrails(data)
+  local budget = 0.05 + #data * 20e-6
+  local t0 = monotime()
+  scan_all(data)
+  local took = monotime() - t0
+  if took >= budget then
+    t0 = monotime()
+    scan_all(data)
+    took = monotime() - t0
+  end
+  assert(took < budget, ("guardrails took %.3f s on %d bytes (twice)"):format(took, #data))
 end
 
 return M
