@@ -360,8 +360,24 @@ end
 M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
 
 function M.on_message(msg, policy, config)
-  if msg.method == "tools/call" then return nil end
-  local out, violations = scan(msg.payload, { state = {} }, config, false)
+  local payload = msg.payload
+  if msg.method == "tools/call" then
+    -- The arguments were check_input's; the request's _meta is text the upstream reads too.
+    if msg.point ~= "c2s:request" or type(payload) ~= "table" or type(payload._meta) ~= "table" then return nil end
+    -- The progress token is the client's handle for its progress notifications: left as is.
+    local token = payload._meta.progressToken
+    local rest = {}
+    for k, v in pairs(payload._meta) do if k ~= "progressToken" then rest[k] = v end end
+    local meta, violations = scan(rest, { state = {} }, config, false)
+    if #violations == 0 then return nil end
+    meta.progressToken = token
+    if action(policy, config) == "block" then return { allowed = false, violations = violations } end
+    local out = {}
+    for k, v in pairs(payload) do out[k] = v end
+    out._meta = meta
+    return { allowed = true, violations = violations, redacted = out }
+  end
+  local out, violations = scan(payload, { state = {} }, config, false)
   if #violations == 0 then return nil end
   if action(policy, config) == "block" then return { allowed = false, violations = violations } end
   return { allowed = true, violations = violations, redacted = out }

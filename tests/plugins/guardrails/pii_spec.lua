@@ -36,6 +36,19 @@ describe("pii guardrail", function()
     assert.is_truthy(res.redacted.q:find("<CREDIT_CARD_1>", 1, true))
   end)
 
+  it("redacts PII in a tool call's _meta, which check_input does not see", function()
+    local msg = { point = "c2s:request", method = "tools/call", direction = "c2s", kind = "request",
+      payload = { name = "t", arguments = { a = 1 }, _meta = { note = "from bob@example.com", progressToken = 5551234567 } } }
+    local ok, res = plugins.run_hook(p, "on_message", 1, msg, { additional_config = {} }, p.config)
+    assert.is_true(ok)
+    assert.are.equal("from <EMAIL_1>", res.redacted._meta.note)
+    assert.are.equal(5551234567, res.redacted._meta.progressToken, "the progress token is the client's, untouched")
+    assert.are.equal("t", res.redacted.name)
+    msg.payload._meta = { progressToken = 7 }
+    ok, res = plugins.run_hook(p, "on_message", 1, msg, { additional_config = {} }, p.config)
+    assert.is_nil(res)
+  end)
+
   it("redacts PII in object keys and card numbers sent as JSON numbers", function()
     local call = { arguments = { ["bob@example.com"] = "vip", card = 4111111111111111, qty = 123456789 }, state = {} }
     local _, res = plugins.run_hook(p, "check_input", 1, call, { additional_config = {} }, p.config)
