@@ -80,7 +80,8 @@ struct smg_http_conn_s {
   smg_http_conn_t *ut_prev, *ut_next, *pp_prev, *pp_next;
   uint64_t opened_ms;
   unsigned in_message : 1, keep_alive : 1, closing : 1, reading : 1, processing : 1,
-      close_after_write : 1, trusted : 1, untrusted_listed : 1;
+      close_after_write : 1, trusted : 1, untrusted_listed : 1, refused : 1;
+  uv_shutdown_t shutdown; /* a refused connection's FIN */
 };
 
 struct smg_http_req_s {
@@ -253,9 +254,26 @@ static void content_length(char *out, size_t n) {
   memcpy(out + at, "\r\n", 3);
 }
 
+#define REFUSE_DRAIN_MS 250 /* how long a refused connection's unread bytes are drained */
+
+static void read_start(smg_http_conn_t *c);
+
+static void on_refuse_timer(uv_timer_t *t) {
+  conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status; /* the connection closes on EOF or when the drain timer fires */
+}
+
 /* Sends a complete response outside any dispatched request (parse errors, limits), then
- * closes. retry_after: seconds for a Retry-After header, 0 for none. */
-static void conn_send_error(smg_http_conn_t *c, int status, int retry_after) {
+ * closes. retry_after: seconds for a Retry-After header, 0 for none. drain: a connection
+ * refused on arrival; the client may have sent its request already, and closing with
+ * those bytes unread makes the kernel answer with a reset that destroys the response
+ * before the client reads it. So: the response, a FIN after it, and the client's bytes
+ * read and dropped until it closes or REFUSE_DRAIN_MS pass. */
+static void conn_send_error(smg_http_conn_t *c, int status, int retry_after, int drain) {
   char head[320];
   char body[128];
   int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", smg_http_status_text(status));
@@ -271,8 +289,20 @@ static void conn_send_error(smg_http_conn_t *c, int status, int retry_after) {
   memcpy(head + hl, "\r\n", 2);
   hl += 2;
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)blen)};
-  c->close_after_write = 1;
-  conn_write(c, bufs, 2);
+  if (!drain) {
+    c->close_after_write = 1;
+    conn_write(c, bufs, 2);
+    return;
+  }
+  c->refused = 1;
+  if (conn_write(c, bufs, 2) < 0 || c->closing) return;
+  if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+    conn_close(c);
+    return;
+  }
+  uv_timer_start(&c->timer, on_refuse_timer, REFUSE_DRAIN_MS, 0);
+  c->reading = 1;
+  read_start(c);
 }
 
 /* ---- request objects ---------------------------------------------------------------- */
@@ -289,7 +319,6 @@ static void req_unref(smg_http_req_t *r) {
 static void conn_process(smg_http_conn_t *c);
 static void conn_arm_idle(smg_http_conn_t *c);
 static void conn_arm_request(smg_http_conn_t *c);
-static void read_start(smg_http_conn_t *c);
 static void on_timer(uv_timer_t *t);
 
 /* The response is complete: detach the request and move on to the next one. */
@@ -544,7 +573,7 @@ static int on_message_complete(llhttp_t *p) {
 static void dispatch(smg_http_conn_t *c) {
   smg_http_req_t *r = calloc(1, sizeof(*r));
   if (!r) {
-    conn_send_error(c, 503, 0);
+    conn_send_error(c, 503, 0, 0);
     return;
   }
   snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(llhttp_get_method(&c->parser)));
@@ -554,7 +583,7 @@ static void dispatch(smg_http_conn_t *c) {
   if (!r->url || !r->hblock || !r->hdrs) {
     r->refs = 1;
     req_unref(r);
-    conn_send_error(c, 503, 0);
+    conn_send_error(c, 503, 0, 0);
     return;
   }
   memcpy(r->url, c->head.data, c->url_len);
@@ -599,7 +628,7 @@ static void conn_process(smg_http_conn_t *c) {
       smg_log_debug("http: %s: %s (%s)", c->peer, llhttp_errno_name(e),
                     llhttp_get_error_reason(&c->parser));
       smg_buf_reset(&c->in);
-      conn_send_error(c, status, 0);
+      conn_send_error(c, status, 0, 0);
       break;
     }
     if (c->closing) break;
@@ -776,7 +805,7 @@ static void on_timer(uv_timer_t *t) {
   if (!c->trusted) c->srv->stats.header_timeouts++;
   if (c->in_message || c->in.len > 0) {
     smg_log_debug("http: %s: request timeout", c->peer);
-    conn_send_error(c, 408, 0);
+    conn_send_error(c, 408, 0, 0);
   } else {
     conn_close(c);
   }
@@ -814,6 +843,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   smg_http_conn_t *c = s->data;
+  if (c->refused) { /* answered already: drop what it sends until it closes */
+    if (nread < 0)
+      conn_close(c);
+    else
+      smg_buf_reset(&c->in);
+    return;
+  }
   if (nread < 0) {
     conn_close(c); /* EOF or error; an unfinished request is aborted */
     return;
@@ -880,7 +916,7 @@ static void on_connection(uv_stream_t *server, int status) {
   int refused = admit(c);
   if (refused) {
     smg_log_debug("http: %s: refused (%d): untrusted connection limit", c->peer, refused);
-    conn_send_error(c, refused, 1);
+    conn_send_error(c, refused, 1, 1);
     return;
   }
   c->reading = 1;

@@ -123,6 +123,9 @@ test('with the untrusted share full of fresh connections, a new one gets 503 wit
     // any of it is read), so with the share (20) just filled the next one is refused.
     const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => connect(port, `127.0.1.${i + 1}`)));
     const extra = await connect(port, '127.0.2.1');
+    // It sends its request at once, as clients do: the refusal must still arrive (the
+    // request is drained, not left unread for the kernel to answer with a reset).
+    extra.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${JSON.stringify(INIT).length}\r\n\r\n${JSON.stringify(INIT)}`);
     const r = await firstResponse(extra);
     assert.equal(r && r.status, 503);
     assert.match(r.head, /Retry-After: 1/i);
