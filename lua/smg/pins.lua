@@ -35,32 +35,8 @@ local function tmp_name(file)
   return ("%s.tmp.%d.%s"):format(file, core.getpid(), core.hex(core.random_bytes(4)))
 end
 
--- Takes in the decisions (records with a newer `decided`) of the file's current text.
--- Returns true when one was taken.
-local function merge(text)
-  local doc = core.json_decode(text)
-  if type(doc) ~= "table" or type(doc.tools) ~= "table" then return false end
-  local taken = false
-  for _, r in ipairs(doc.tools) do
-    if type(r) == "table" and r.server and r.name then
-      local k = key(r.server, r.name)
-      local mine = records[k]
-      if r.decided and (not mine or (mine.decided or 0) < r.decided) then
-        records[k] = r
-        taken = true
-      end
-    end
-  end
-  return taken
-end
-
-
--- The records in `file` (a missing file is an empty store). Returns records | nil, err.
-function M.read(file)
-  local f = io.open(file, "rb")
-  if not f then return {} end
-  local text = f:read("*a")
-  f:close()
+-- The records a pins file's text holds (empty text: none). Returns records | nil, err.
+local function parse(text, file)
   if text == "" then return {} end
   local doc, err = core.json_decode(text)
   if type(doc) ~= "table" or type(doc.tools) ~= "table" then
@@ -72,6 +48,25 @@ function M.read(file)
   end
   return out
 end
+
+-- Takes in the decisions (records with a newer `decided`) of the file's current text.
+-- Returns true when one was taken.
+local function merge(text)
+  local theirs = parse(text, path)
+  if not theirs then return false end
+  local taken = false
+  for k, r in pairs(theirs) do
+    local mine = records[k]
+    if r.decided and (not mine or (mine.decided or 0) < r.decided) then
+      records[k] = r
+      taken = true
+    end
+  end
+  return taken
+end
+
+-- The records in `file` (a missing file is an empty store). Returns records | nil, err.
+function M.read(file) return parse(read_text(file), file) end
 
 -- The file's text for `recs` (sorted: diffs of it stay readable).
 function M.encode(recs)
@@ -155,9 +150,10 @@ function M.configure(file)
     path = nil
     return true
   end
-  local recs, err = M.read(file)
+  local text = read_text(file)
+  local recs, err = parse(text, file)
   if not recs then return nil, err end
-  records, path, disk = recs, file, read_text(file)
+  records, path, disk = recs, file, text
   return true
 end
 
@@ -168,7 +164,7 @@ function M.reload()
   if not path or writing then return false end
   local text = read_text(path)
   if text == disk then return false end
-  local recs = M.read(path)
+  local recs = parse(text, path)
   if not recs then return false end
   local changed = M.encode(records) ~= M.encode(recs)
   records, disk = recs, text
