@@ -32,6 +32,12 @@ local function bucket(extra)
   return obj(fields, { unknown = "error" })
 end
 
+-- The message kinds a guardrail policy can be switched on for (smg: `kinds`; empty: all).
+-- A message's kind is its method's family (gateway/hooks.lua: kind_of); "errors" are the
+-- JSON-RPC errors of either side, whatever their method.
+M.MESSAGE_KINDS = { "tools", "resources", "prompts", "completions", "sampling", "elicitation", "roots", "logging",
+  "progress", "instructions", "errors", "other" }
+
 local guardrail_policy = obj({
   enabled = bool(false),
   policy_name = str(nil),
@@ -40,6 +46,19 @@ local guardrail_policy = obj({
   -- smg: the guardrail providers this policy runs, by name (empty: every configured one).
   -- A name not configured under plugins.guardrails is loaded with its defaults.
   guardrails = str_array(),
+  kinds = { type = "array", items = { type = "string", enum = M.MESSAGE_KINDS }, default = json.array({}) },
+}, { unknown = "allow" })
+
+-- The seed's registration-time checks (2.1.7): the detectors of `block` run on every tool's
+-- description when a server is discovered; flagged tools are never listed (an empty block
+-- list only reports). gateway/registration.lua maps the detectors onto providers.
+M.DETECTORS = { "injection_attack", "policy_violation", "keyword_detector", "toxicity", "nsfw", "topic_detector",
+  "pii", "bias", "sponge_attack" }
+local tool_guardrails_policy = obj({
+  enabled = bool(false),
+  policy_name = str(nil),
+  additional_config = { type = "object", default = {}, unknown = "allow" },
+  block = { type = "array", items = { type = "string", enum = M.DETECTORS }, default = json.array({}) },
 }, { unknown = "allow" })
 
 local server_schema = obj({
@@ -63,9 +82,16 @@ local server_schema = obj({
     if (c.command == nil) == (c.url == nil) then return "exactly one of command (stdio) or url (Streamable HTTP) is required" end
   end }),
   tools = { type = "object", default = {}, unknown = "allow" },
-  enable_tool_guardrails = bool(false),
+  -- Absent: the policies' own `enabled` decide (seed 2.1.7 dropped the key; a config
+  -- written for it must not lose its input and output policies).
+  enable_tool_guardrails = bool(true),
   input_guardrails_policy = guardrail_policy,
   output_guardrails_policy = guardrail_policy,
+  tool_guardrails_policy = tool_guardrails_policy,
+  -- The seed checks "MCP Server: <name> - <description>" (the configured description and
+  -- the server's own) with tool_guardrails_policy's block list; absent means on, as in
+  -- the seed's code. A hit hides all of the server's tools.
+  enable_server_info_validation = bool(true),
   oauth_config = { type = "object", unknown = "allow" },
   -- smg's own keys
   sharing = str("shared", { enum = { "shared", "per_session" } }),

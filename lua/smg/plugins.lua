@@ -79,13 +79,21 @@ function M.check_shape(p, kind, path)
     if type(p.messages) ~= "table" or #p.messages == 0 then
       return nil, path .. ": on_message needs messages, a list of hook points (" .. table.concat(M.POINTS, ", ") .. ")"
     end
+    -- "point" sees every message there; "point method" only that method's (a provider
+    -- that cares about prompts/get costs nothing on tools/call).
     p.points = {}
-    for _, pt in ipairs(p.messages) do
+    for _, entry in ipairs(p.messages) do
+      local pt, method = tostring(entry):match("^(%S+)%s*(%S*)$")
       if not POINT[pt] then
-        return nil, ("%s: unknown hook point %q in messages (known: %s)"):format(path, tostring(pt),
+        return nil, ("%s: unknown hook point %q in messages (known: %s)"):format(path, tostring(entry),
           table.concat(M.POINTS, ", "))
       end
-      p.points[pt] = true
+      if method == "" then
+        p.points[pt] = true
+      elseif p.points[pt] ~= true then
+        p.points[pt] = p.points[pt] or {}
+        p.points[pt][method] = true
+      end
     end
   elseif p.messages ~= nil then
     return nil, path .. ": messages without on_message"

@@ -219,8 +219,9 @@ local function verdict(v)
   return { allowed = #v == 0, violations = v }
 end
 
+-- (A registration check reads a tool's own description: a URL there is not a request.)
 function M.check_input(call, policy, config)
-  return verdict(M.scan(call.arguments, config, policy, true))
+  return verdict(M.scan(call.arguments, config, policy, not call.registration))
 end
 
 -- Every other message kind (api_minor 1): resources, prompts, completions, errors,

@@ -29,6 +29,37 @@ local function block_types(violations, policy)
   return out
 end
 
+-- Whether `policy` is switched on for messages of `kind` (its `kinds`; empty: every kind).
+local kind_sets = setmetatable({}, { __mode = "k" })
+function M.covers(policy, kind)
+  local kinds = policy.kinds
+  if not kinds or #kinds == 0 then return true end
+  local set = kind_sets[policy]
+  if not set then
+    set = {}
+    for _, k in ipairs(kinds) do set[k] = true end
+    kind_sets[policy] = set
+  end
+  return set[kind] == true
+end
+
+-- The kind of a message (config.MESSAGE_KINDS): its method's family; an error is "errors".
+local KIND_OF = {
+  initialize = "instructions", ["completion/complete"] = "completions", ["sampling/createMessage"] = "sampling",
+  ["elicitation/create"] = "elicitation", ["notifications/elicitation/complete"] = "elicitation",
+  ["roots/list"] = "roots", ["notifications/roots/list_changed"] = "roots",
+  ["notifications/message"] = "logging", ["logging/setLevel"] = "logging", ["notifications/progress"] = "progress",
+  ["notifications/tools/list_changed"] = "tools", ["notifications/prompts/list_changed"] = "prompts",
+  ["notifications/resources/list_changed"] = "resources", ["notifications/resources/updated"] = "resources",
+}
+local FAMILY = { tools = "tools", resources = "resources", prompts = "prompts" }
+function M.kind_of(method, is_error)
+  if is_error then return "errors" end
+  local k = KIND_OF[method]
+  if k then return k end
+  return type(method) == "string" and FAMILY[method:match("^(%a+)/") or ""] or "other"
+end
+
 function M.blocked(spec, direction, guardrail, types)
   blocks:inc(1, guardrail, direction)
   local text = ("Blocked by guardrail %s (%s, policy %s): %s"):format(guardrail, direction,
@@ -89,7 +120,7 @@ end
 function M.check(set, timeout, spec, direction, call, value, verdicts)
   if not spec.enable_tool_guardrails then return nil, value end
   local policy = direction == "input" and spec.input_guardrails_policy or spec.output_guardrails_policy
-  if not policy.enabled then return nil, value end
+  if not policy.enabled or not M.covers(policy, "tools") then return nil, value end
   local list, missing = plugin_set.guardrails_for(set, policy)
   local fail_open = set.guardrail_on_error == "allow"
   if #missing > 0 and not fail_open then

@@ -13,8 +13,9 @@
 --   s2c:error         an upstream's JSON-RPC error
 --
 -- Which providers run is the server's policy: its input_guardrails_policy for c2s points,
--- its output_guardrails_policy for s2c points (enable_tool_guardrails and the policy's
--- enabled switch apply), in priority order. A verdict {allowed = false, violations}
+-- its output_guardrails_policy for s2c points (enable_tool_guardrails, the policy's
+-- enabled switch and its `kinds` apply), in priority order. A provider may narrow a point
+-- to some methods ("c2s:request prompts/get" in its `messages`). A verdict {allowed = false, violations}
 -- blocks the message (under the policy's block list, as for tool checks:
 -- guardrails.judge); {redacted = value} replaces its payload for later providers and for
 -- the receiver. An error or timeout blocks unless plugins.guardrails.on_error is "allow".
@@ -62,6 +63,7 @@ function M.run(set, timeout, point, spec, method, payload, session, call)
   local list, policy = providers(set, spec, point)
   if #list == 0 then return nil, payload end
   local dir, kind = point:match("^(%a+):(%a+)$")
+  if not guardrails.covers(policy, guardrails.kind_of(method, kind == "error")) then return nil, payload end
   local msg = {
     point = point, direction = dir, kind = kind, method = method, server = spec.server_name, payload = payload,
     session = session and { id = session.id, protocol_version = session.protocol_version,
@@ -71,7 +73,9 @@ function M.run(set, timeout, point, spec, method, payload, session, call)
   }
   local fail_open = set.guardrail_on_error == "allow"
   for _, p in ipairs(list) do
-    local ok, res = plugins.run_hook(p, "on_message", timeout, msg, policy, p.config)
+    local only = p.points[point]
+    local ok, res = true, nil
+    if only == true or only[method] then ok, res = plugins.run_hook(p, "on_message", timeout, msg, policy, p.config) end
     if not (ok and res == nil) then -- nil: nothing to say about this message
       local types, redacted = guardrails.judge(p, "on_message", ok, res, policy, fail_open, point,
         spec.server_name, method)

@@ -13,7 +13,7 @@
 --   r:discover(session, spec, method) -> items | nil, err, source ("cache" | "discovery")
 --   r:cached(session, spec, method) -> items | nil  without fetching
 --   r:screen(session, spec, method, result)        s2c:result on a result the router built
---   r:screen_tools(spec, tools)                    the discovery guardrails on one page
+--   r:screen_tools(session, spec, tools)           the discovery guardrails on one page
 --   r:broadcast(session, method, params, capability)  to the session's own ready upstreams
 --   r:cache_stats(), r:clear_cache(server), r:timeout_stats()
 --
@@ -25,6 +25,7 @@ local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
 local hooks = require "smg.gateway.hooks"
 local guardrails = require "smg.gateway.guardrails"
+local registration = require "smg.gateway.registration"
 local telemetry = require "smg.gateway.telemetry"
 local Budgets = require "smg.gateway.budgets"
 local Client = require "smg.upstream.client"
@@ -225,8 +226,13 @@ function Pipeline:screen(session, spec, method, result)
   return res
 end
 
-function Pipeline:screen_tools(spec, tools)
-  return guardrails.discovery(self.gw.plugins, self.gw.timeouts.guardrail_timeout, spec, tools)
+-- The discovery checks on one tools page: the seed's registration checks
+-- (tool_guardrails_policy, server info validation), then the policy's providers.
+function Pipeline:screen_tools(session, spec, tools)
+  local gw = self.gw
+  local up = self:upstream(session, spec)
+  tools = registration.screen(gw.plugins, gw.timeouts.guardrail_timeout, spec, tools, up.init)
+  return guardrails.discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec, tools)
 end
 
 local LIST_KEY = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["resources/list"] = "resources",
@@ -248,7 +254,7 @@ function Pipeline:discover(session, spec, method)
     cursor = res.nextCursor
     pages = pages + 1
   until cursor == nil or cursor == json.null or pages >= 100
-  if method == "tools/list" then all = self:screen_tools(spec, all) end
+  if method == "tools/list" then all = self:screen_tools(session, spec, all) end
   gw.discovery:put(up, method, all, gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600)
   return all, nil, "discovery"
 end

@@ -3,6 +3,7 @@
 -- built whole beside the running one and swapped in by the caller in one step, so a call
 -- sees one version from start to end (hot reload, lua/smg/gateway/reload.lua).
 local plugins = require "smg.plugins"
+local registration = require "smg.gateway.registration"
 
 local M = {}
 
@@ -54,15 +55,26 @@ function M.build(cfg)
   for _, ref in ipairs(refs(cfg.plugins.guardrails)) do wanted[#wanted + 1] = ref end
   local named = {}
   for _, ref in ipairs(wanted) do named[ref.name] = true end
+  local function want(name)
+    if not named[name] then
+      named[name] = true
+      wanted[#wanted + 1] = { name = name, config = {} }
+    end
+  end
   for _, mc in pairs(cfg.mcp_configs) do
     for _, spec in ipairs(mc.mcp_config) do
       if spec.enable_tool_guardrails then
         for _, pol in ipairs({ spec.input_guardrails_policy, spec.output_guardrails_policy }) do
-          for _, name in ipairs(pol.guardrails or {}) do
-            if not named[name] then
-              named[name] = true
-              wanted[#wanted + 1] = { name = name, config = {} }
-            end
+          for _, name in ipairs(pol.guardrails or {}) do want(name) end
+        end
+      end
+      if registration.wanted(spec) then
+        -- Only for the registration checks: not in guardrail_list, so a policy that runs
+        -- "every configured provider" does not start running these on calls too.
+        for _, name in ipairs(registration.providers_for(spec.tool_guardrails_policy, false)) do
+          if not named[name] then
+            named[name] = true
+            wanted[#wanted + 1] = { name = name, config = {}, registration_only = true }
           end
         end
       end
@@ -72,7 +84,7 @@ function M.build(cfg)
     local p, err = load("guardrail", ref, errors)
     if p then
       set.guardrails[ref.name] = p
-      set.guardrail_list[#set.guardrail_list + 1] = p
+      if not ref.registration_only then set.guardrail_list[#set.guardrail_list + 1] = p end
     else
       set.guardrail_errors[ref.name] = err
     end

@@ -68,7 +68,7 @@ function M.request(r, session, method, params, call)
   local res, err = r:forward(session, spec, method, params, call)
   if res and method == "tools/list" and type(res.tools) == "table" then
     -- Pages pass through as they are; the discovery guardrails see (and filter) each one.
-    res.tools = r:screen_tools(spec, visible_tools(spec, res.tools))
+    res.tools = r:screen_tools(session, spec, visible_tools(spec, res.tools))
   end
   return res, err
 end
