@@ -6,7 +6,7 @@ local async = require "smg.async"
 
 local smg = {
   api_version = 1,
-  api_minor = 1,
+  api_minor = 2,
   version = core.version,
   stdio_transport = false, -- true under `smg serve --stdio`: stdout carries MCP, not logs
 }

@@ -17,9 +17,11 @@ usage: smg <command> [options]
   config show [PATH]       print the effective config (defaults applied, secrets masked)
   audit verify FILE...     check an audit log's hash chain (rotated files oldest first, e.g. log.2 log.1 log)
   pins list [--config PATH] [--json]
-                           the tool pins: approved, pending (changed or new since first seen), rejected
-  pins approve|reject SERVER/TOOL... | --all [--config PATH]
-                           decide on pending tools; a running gateway applies it at once
+                           the pins of tools, prompts, resources, templates and server instructions:
+                           approved, pending (changed or new since first seen), rejected
+  pins approve|reject SERVER/TOOL | SERVER/KIND:NAME... | --all [--config PATH]
+                           decide on pending items (KIND: prompt, resource, template,
+                           instructions); a running gateway applies it at once
   version                  print the version
 
 Config: --config PATH, else $SMG_CONFIG, else ~/.smg/config.json, else the embedded default.
@@ -158,20 +160,20 @@ function commands.pins(args)
   if verb == "list" then
     local list = {}
     for _, r in pairs(recs) do list[#list + 1] = r end
-    table.sort(list, function(a, b) return a.server .. "/" .. a.name < b.server .. "/" .. b.name end)
+    table.sort(list, function(a, b) return pins.id(a) < pins.id(b) end)
     if as_json then return io.stdout:write(smg.json.encode(smg.json.array(list)), "\n") end
     for _, r in ipairs(list) do
-      io.stdout:write(("%-9s %s/%s%s\n"):format(r.status, r.server, r.name, r.reason and r.status == "pending"
+      io.stdout:write(("%-9s %s%s\n"):format(r.status, pins.id(r), r.reason and r.status == "pending"
         and ("  (" .. r.reason .. ")") or ""))
     end
     return
   end
-  if not all and #names == 0 then return die("pins " .. verb .. ": name SERVER/TOOL, or --all", 2) end
+  if not all and #names == 0 then return die("pins " .. verb .. ": name SERVER/TOOL or SERVER/KIND:NAME, or --all", 2) end
   local want = {}
   for _, n in ipairs(names) do want[n] = true end
   local changed = 0
   for _, r in pairs(recs) do
-    local id = r.server .. "/" .. r.name
+    local id = pins.id(r)
     if want[id] or (all and r.status == "pending") then
       want[id] = nil
       if verb == "approve" then

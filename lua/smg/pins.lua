@@ -1,8 +1,12 @@
--- smg.pins: the approved definitions of what upstreams offer (tools today), kept across
--- restarts in a JSON file (gateway.pins_path) that `smg pins list|approve|reject` edits.
--- A record: { fingerprint = approved definition's hash, status = "approved" | "pending" |
--- "rejected", pending = the hash waiting for a decision, reason = "changed" | "new",
--- seen = first sight (seconds), changed = when it last went pending }.
+-- smg.pins: the approved definitions of what upstreams offer (tools, prompts, resources,
+-- resource templates, server instructions), kept across restarts in a JSON file
+-- (gateway.pins_path) that `smg pins list|approve|reject` edits. A record: { server,
+-- name, kind = "tool" | "prompt" | "resource" | "template" | "instructions" (absent:
+-- "tool", as files of api_minor 1 have it), fingerprint = approved definition's hash,
+-- status = "approved" | "pending" | "rejected", pending = the hash waiting for a decision,
+-- reason = "changed" | "new", seen = first sight (seconds), changed = when it last went
+-- pending }. Its id, as the CLI names it: server/name for a tool, server/kind:name else
+-- (a tool name cannot hold ':').
 --
 -- The gateway configures the file; without one (specs, `smg run`) records live in memory.
 -- Writes go to a temporary file on libuv's thread pool, then replace the file in one
@@ -12,7 +16,16 @@ local core = require "smg.core"
 
 local M = {}
 
-local function key(server, name) return tostring(server) .. "\0" .. tostring(name) end
+local function key(server, name, kind)
+  if kind == nil or kind == "tool" then return tostring(server) .. "\0" .. tostring(name) end
+  return tostring(server) .. "\0" .. kind .. "\0" .. tostring(name)
+end
+
+-- The CLI's name of a record.
+function M.id(r)
+  if r.kind == nil or r.kind == "tool" then return tostring(r.server) .. "/" .. tostring(r.name) end
+  return ("%s/%s:%s"):format(tostring(r.server), r.kind, tostring(r.name))
+end
 
 local records = {}   -- "server\0name" -> record
 local path = nil     -- the file, or nil (memory only)
@@ -39,12 +52,13 @@ end
 local function parse(text, file)
   if text == "" then return {} end
   local doc, err = core.json_decode(text)
-  if type(doc) ~= "table" or type(doc.tools) ~= "table" then
-    return nil, file .. ": not a pins file (" .. tostring(err or "no tools") .. ")"
+  local list = type(doc) == "table" and (doc.items or doc.tools) -- "tools": version 1 files
+  if type(list) ~= "table" then
+    return nil, file .. ": not a pins file (" .. tostring(err or "no items") .. ")"
   end
   local out = {}
-  for _, r in ipairs(doc.tools) do
-    if type(r) == "table" and r.server and r.name then out[key(r.server, r.name)] = r end
+  for _, r in ipairs(list) do
+    if type(r) == "table" and r.server and r.name then out[key(r.server, r.name, r.kind)] = r end
   end
   return out
 end
@@ -72,11 +86,8 @@ function M.read(file) return parse(read_text(file), file) end
 function M.encode(recs)
   local list = setmetatable({}, core.json_array_mt)
   for _, r in pairs(recs) do list[#list + 1] = r end
-  table.sort(list, function(a, b)
-    if a.server ~= b.server then return tostring(a.server) < tostring(b.server) end
-    return tostring(a.name) < tostring(b.name)
-  end)
-  return core.json_encode({ version = 1, tools = list }) .. "\n"
+  table.sort(list, function(a, b) return M.id(a) < M.id(b) end)
+  return core.json_encode({ version = 2, items = list }) .. "\n"
 end
 
 -- Writes `text` to `file` atomically: a 0600 temporary beside it, then a rename.
@@ -173,17 +184,20 @@ end
 
 function M.path() return path end
 
-function M.get(server, name) return records[key(server, name)] end
+-- `kind` defaults to "tool".
+function M.get(server, name, kind) return records[key(server, name, kind)] end
 
-function M.put(server, name, rec)
+function M.put(server, name, rec, kind)
   rec.server, rec.name = server, name
-  records[key(server, name)] = rec
+  if kind ~= nil and kind ~= "tool" then rec.kind = kind end
+  records[key(server, name, kind)] = rec
   flush()
 end
 
--- Whether `server` has any record (it has been seen before).
-function M.known(server)
-  for _, r in pairs(records) do if r.server == server then return true end end
+-- Whether `server` has any record of `kind` (its list of that kind was seen before).
+function M.known(server, kind)
+  kind = kind or "tool"
+  for _, r in pairs(records) do if r.server == server and (r.kind or "tool") == kind then return true end end
   return false
 end
 

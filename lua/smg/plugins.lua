@@ -19,12 +19,15 @@ local KINDS = {
 }
 local DIRS = { auth = "auth", guardrail = "guardrails", telemetry = "telemetry" }
 local META = { name = true, kind = true, version = true, priority = true, schema = true, description = true,
-  messages = true }
+  messages = true, discovery = true }
 
 -- The message pipeline's hook points (lua/smg/gateway/hooks.lua): a guardrail with
 -- on_message lists in `messages` the points it wants to see.
 M.POINTS = { "c2s:request", "c2s:notification", "c2s:result", "c2s:error",
   "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+-- What check_discovery can see: the four lists, and a server's instructions (as a list of
+-- one item, { instructions = text }).
+M.LISTS = { tools = true, prompts = true, resources = true, resourceTemplates = true, instructions = true }
 local POINT = {}
 for _, p in ipairs(M.POINTS) do POINT[p] = true end
 
@@ -97,6 +100,19 @@ function M.check_shape(p, kind, path)
     end
   elseif p.messages ~= nil then
     return nil, path .. ": messages without on_message"
+  end
+  -- Which discovered lists check_discovery sees (api_minor 2); tools only by default.
+  if p.check_discovery then
+    p.lists = {}
+    for _, l in ipairs(p.discovery or { "tools" }) do
+      if not M.LISTS[l] then
+        return nil, ("%s: unknown list %q in discovery (known: tools, prompts, resources, resourceTemplates, "
+          .. "instructions)"):format(path, tostring(l))
+      end
+      p.lists[l] = true
+    end
+  elseif p.discovery ~= nil then
+    return nil, path .. ": discovery without check_discovery"
   end
   return true
 end

@@ -1,10 +1,13 @@
--- Tool poisoning and rug-pull defence. At discovery it reads every tool definition for
--- hidden instructions (<IMPORTANT>-style tags, "do not tell the user", requests to read
--- credentials or send data elsewhere), invisible or bidirectional Unicode, and pins a hash
--- of each definition; when a pinned tool later changes (a rug pull) it is reported, and
--- with the policy's block list naming "tool_changed" it is hidden and its calls refused.
--- Poisoned tools are hidden when "tool_poisoning" is blocked. Pins live in smg.pins: kept
--- across reloads and restarts, and decided on with `smg pins list|approve|reject`.
+-- Poisoning and rug-pull defence for everything a server offers: tools, prompts,
+-- resources, resource templates and its instructions. At discovery it reads every
+-- definition for hidden instructions (<IMPORTANT>-style tags, "do not tell the user",
+-- requests to read credentials or send data elsewhere), invisible or bidirectional
+-- Unicode, and pins a hash of each; when a pinned item later changes (a rug pull), or an
+-- item appears that was not there at first sight, it is reported, and with the policy's
+-- block list naming "tool_changed" it is hidden and its use (tools/call, prompts/get,
+-- resources/read) refused. Poisoned items are hidden when "tool_poisoning" is blocked.
+-- Pins live in smg.pins: kept across reloads and restarts, and decided on with
+-- `smg pins list|approve|reject`.
 local smg = require "smg"
 local json = smg.json
 
@@ -69,11 +72,30 @@ local INVISIBLE = {
   "\243\160\128",                                                                   -- U+E0000.. tags
 }
 
+-- Per list: the pin kind, the field that names an item, the fields a model reads.
+local LISTS = {
+  tools = { kind = "tool", id = "name", text = { "description", "title", "inputSchema", "outputSchema", "annotations" } },
+  prompts = { kind = "prompt", id = "name", text = { "description", "title", "arguments" } },
+  resources = { kind = "resource", id = "uri", text = { "name", "title", "description", "annotations" } },
+  resourceTemplates = { kind = "template", id = "uriTemplate", text = { "name", "title", "description", "annotations" } },
+  instructions = { kind = "instructions", id = false, text = { "instructions" } },
+}
+M.discovery = { "tools", "prompts", "resources", "resourceTemplates", "instructions" }
+
 -- Everything a client or a model reads of a tool, so a change to any of it is a drift.
 function M.fingerprint(tool)
   return smg.hash(json.canonical({ name = tool.name, description = tool.description, inputSchema = tool.inputSchema,
     outputSchema = tool.outputSchema, annotations = tool.annotations, title = tool.title, execution = tool.execution,
     icons = tool.icons, _meta = tool._meta }))
+end
+
+-- Any other item: all of it, less what changes without its meaning changing (a
+-- resource's size).
+local function fingerprint_of(item, list)
+  if list == "tools" then return M.fingerprint(item) end
+  local copy = {}
+  for k, v in pairs(item) do if k ~= "size" then copy[k] = v end end
+  return smg.hash(json.canonical(copy))
 end
 
 -- The MCP name rule (2025-11-25): 1 to 128 of A-Z a-z 0-9 _ - . ; anything else can
@@ -83,8 +105,9 @@ local function valid_name(name)
   return type(name) == "string" and #name >= 1 and #name <= 128 and not name:find("[^%w_%-%.]")
 end
 
--- Findings for one tool: list of reason strings.
-function M.inspect(tool)
+-- Findings for one item of `list` (default tools): list of reason strings.
+function M.inspect(tool, list)
+  local spec = LISTS[list or "tools"]
   local reasons, seen = {}, {}
   local function found(reason)
     if not seen[reason] then
@@ -92,8 +115,10 @@ function M.inspect(tool)
       reasons[#reasons + 1] = reason
     end
   end
-  if not valid_name(tool.name) then found("invalid_name") end
-  smg.text.slices({ tool.description, tool.title, tool.inputSchema, tool.outputSchema, tool.annotations }, function(raw)
+  if spec.kind == "tool" and not valid_name(tool.name) then found("invalid_name") end
+  local parts = {}
+  for i, f in ipairs(spec.text) do parts[i] = tool[f] or false end
+  smg.text.slices(parts, function(raw)
     local text = smg.text.fold(raw)
     for _, r in ipairs(SUSPICIOUS) do
       if not seen[r[1]] and matches(text, r) then found(r[1]) end
@@ -121,77 +146,100 @@ local function blocks(policy, t)
   return false
 end
 
-local function poisoned_key(server, name) return "tool_scan:poisoned:" .. server .. ":" .. tostring(name) end
+local function poisoned_key(server, kind, name)
+  return ("tool_scan:poisoned:%s:%s:%s"):format(kind, server, tostring(name))
+end
 
--- Pinning (smg.pins, kept across restarts): the first listing of a server pins every tool
--- it offers. Later, a tool whose definition differs from its pin, or a tool that was not
--- there when the server was first seen, is pending: reported as tool_changed and, when the
--- policy blocks that, hidden and refused until `smg pins approve` (or `reject`) decides.
-local function pin(server, tool, fp, first_sight)
-  local rec = smg.pins.get(server, tool.name)
+-- Pinning (smg.pins, kept across restarts): the first listing of a server's list pins
+-- every item on it. Later, an item whose definition differs from its pin, or an item that
+-- was not there when the list was first seen, is pending: reported as tool_changed and,
+-- when the policy blocks that, hidden and refused until `smg pins approve` (or `reject`)
+-- decides.
+local function pin(server, kind, name, fp, first_sight)
+  local rec = smg.pins.get(server, name, kind)
   local now = math.floor(smg.now())
   if not rec then
     if first_sight then
-      smg.pins.put(server, tool.name, { status = "approved", fingerprint = fp, seen = now })
+      smg.pins.put(server, name, { status = "approved", fingerprint = fp, seen = now }, kind)
       return nil
     end
-    smg.pins.put(server, tool.name, { status = "pending", pending = fp, reason = "new", seen = now, changed = now })
+    smg.pins.put(server, name, { status = "pending", pending = fp, reason = "new", seen = now, changed = now }, kind)
     return "new"
   end
   if rec.status == "rejected" then return "rejected" end
   if rec.fingerprint == fp then
     if rec.status ~= "approved" then -- the drift went away by itself
       rec.status, rec.pending, rec.reason = "approved", nil, nil
-      smg.pins.put(server, tool.name, rec)
+      smg.pins.put(server, name, rec, kind)
     end
     return nil
   end
   if rec.status ~= "pending" or rec.pending ~= fp then
     rec.status, rec.pending, rec.changed = "pending", fp, now
     rec.reason = rec.fingerprint and "changed" or "new"
-    smg.pins.put(server, tool.name, rec)
+    smg.pins.put(server, name, rec, kind)
   end
   return rec.reason
 end
 
-function M.check_discovery(server, tools, policy, config)
+function M.check_discovery(server, items, policy, config, list)
+  list = list or "tools"
+  local spec = LISTS[list]
+  local kind = spec.kind
   local keep, violations = json.array({}), {}
-  local first_sight = not smg.pins.known(server)
-  for _, tool in ipairs(tools) do
+  local first_sight = not smg.pins.known(server, kind)
+  for _, item in ipairs(items) do
+    local name = spec.id and item[spec.id] or ""
+    if type(name) ~= "string" then name = tostring(name) end
     local hide = false
-    local reasons = M.inspect(tool)
+    local reasons = M.inspect(item, list)
     if #reasons > 0 then
-      violations[#violations + 1] = { type = "tool_poisoning", tool = tool.name, detail = table.concat(reasons, ",") }
+      violations[#violations + 1] = { type = "tool_poisoning", tool = kind == "tool" and name or nil,
+        item = smg.pins.id({ server = server, name = name, kind = kind }), detail = table.concat(reasons, ",") }
       if blocks(policy, "tool_poisoning") then
         hide = true
-        -- Hidden from the list is not enough: a client that knows the name could call it.
-        smg.cache.set(poisoned_key(server, tool.name), true)
+        -- Hidden from the list is not enough: a client that knows the name could use it.
+        smg.cache.set(poisoned_key(server, kind, name), true)
       end
-    elseif smg.cache.get(poisoned_key(server, tool.name)) then
-      smg.cache.del(poisoned_key(server, tool.name))
+    elseif smg.cache.get(poisoned_key(server, kind, name)) then
+      smg.cache.del(poisoned_key(server, kind, name))
     end
-    local drift = pin(server, tool, M.fingerprint(tool), first_sight)
+    local drift = pin(server, kind, name, fingerprint_of(item, list), first_sight)
     if drift then
-      violations[#violations + 1] = { type = "tool_changed", tool = tool.name, detail = drift }
+      violations[#violations + 1] = { type = "tool_changed", tool = kind == "tool" and name or nil,
+        item = smg.pins.id({ server = server, name = name, kind = kind }), detail = drift }
       if blocks(policy, "tool_changed") then hide = true end
     end
-    if not hide then keep[#keep + 1] = tool end
+    if not hide then keep[#keep + 1] = item end
   end
   return { allowed = #violations == 0, violations = violations, tools = keep }
 end
 
--- A call to a tool that is not approved is refused when the policy blocks tool_changed
--- (the client may still hold the old definition), and so is a call to a poisoned tool
--- (the client may know its name).
-function M.check_input(call, policy, config)
-  local rec = smg.pins.get(call.server, call.name)
+-- Using an item that is not approved is refused when the policy blocks tool_changed (the
+-- client may still hold the old definition), and so is using a poisoned one (the client
+-- may know its name).
+local function refuse(server, kind, name, policy)
+  local rec = smg.pins.get(server, name, kind)
   if rec and rec.status ~= "approved" and blocks(policy, "tool_changed") then
-    return { allowed = false, violations = { { type = "tool_changed", tool = call.name, detail = rec.status } } }
+    return { allowed = false, violations = { { type = "tool_changed", tool = name, detail = rec.status } } }
   end
-  if smg.cache.get(poisoned_key(call.server, call.name)) then
-    return { allowed = false, violations = { { type = "tool_poisoning", tool = call.name } } }
+  if smg.cache.get(poisoned_key(server, kind, name)) then
+    return { allowed = false, violations = { { type = "tool_poisoning", tool = name } } }
   end
-  return { allowed = true }
+  return nil
+end
+
+function M.check_input(call, policy, config)
+  return refuse(call.server, "tool", call.name, policy) or { allowed = true }
+end
+
+-- prompts/get and resources/read (upstream names, after routing); nothing else passes.
+M.messages = { "c2s:request prompts/get", "c2s:request resources/read" }
+
+function M.on_message(msg, policy, config)
+  local p = type(msg.payload) == "table" and msg.payload or {}
+  if msg.method == "prompts/get" then return refuse(msg.server, "prompt", p.name, policy) end
+  return refuse(msg.server, "resource", p.uri, policy)
 end
 
 return M

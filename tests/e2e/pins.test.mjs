@@ -33,6 +33,8 @@ test('a rug pull waits for approval; approve and reject from the CLI apply at on
     let told = 0;
     c.setNotificationHandler(ToolListChangedNotificationSchema, () => { told++; });
     assert.deepEqual(await names(c), ['shifty__fetch', 'shifty__rug_pull']);
+    const prompts = async () => (await c.listPrompts()).prompts.map((p) => p.name);
+    assert.deepEqual(await prompts(), ['shifty__summarize'], 'the first prompts list is pinned as it is');
     await until(() => { try { return statSync(pinsPath).size > 0; } catch { return false; } });
     assert.equal(statSync(pinsPath).mode & 0o777, 0o600);
     let r = pins('list', '--config', cfgPath);
@@ -51,6 +53,15 @@ test('a rug pull waits for approval; approve and reject from the CLI apply at on
     assert.ok(await until(() => told > before), 'tools/list_changed after the approval');
     assert.ok((await names(c)).includes('shifty__fetch'), 'the approved tool is back');
     assert.equal(textOf(await c.callTool({ name: 'shifty__fetch', arguments: { url: 'http://b' } })), 'fetched http://b');
+    // The prompt changed too: hidden, refused, pending under its own id, approved alone.
+    assert.ok(await until(async () => !(await prompts()).includes('shifty__summarize')), 'the changed prompt is hidden');
+    await assert.rejects(c.getPrompt({ name: 'shifty__summarize', arguments: { text: 'x' } }), /tool_changed/);
+    assert.match(pins('list', '--config', cfgPath).stdout, /pending +shifty\/prompt:summarize  \(changed\)/);
+    r = pins('approve', 'shifty/prompt:summarize', '--config', cfgPath);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(await until(async () => (await prompts()).includes('shifty__summarize')), 'the approved prompt is back');
+    const got = await c.getPrompt({ name: 'shifty__summarize', arguments: { text: 'x' } });
+    assert.equal(got.messages[0].content.text, 'Summarize: x');
     // Rejecting takes it out again.
     r = pins('reject', 'shifty/fetch', '--config', cfgPath);
     assert.equal(r.status, 0, r.stderr);
@@ -65,7 +76,7 @@ test('a rug pull waits for approval; approve and reject from the CLI apply at on
     await c.close();
   });
   const doc = JSON.parse(readFileSync(pinsPath, 'utf8'));
-  assert.equal(doc.tools.find((t) => t.name === 'fetch').status, 'rejected');
+  assert.equal(doc.items.find((t) => t.name === 'fetch').status, 'rejected');
   const bad = pins('approve', 'shifty/nope', '--config', cfgPath);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /no pin named shifty\/nope/);

@@ -4,7 +4,7 @@ local smg = require "smg"
 describe("smg binding v1", function()
   it("exposes the documented surface", function()
     assert.are.equal(1, smg.api_version)
-    assert.are.equal(1, smg.api_minor)
+    assert.are.equal(2, smg.api_minor)
     for _, name in ipairs({ "now", "monotime", "sleep", "spawn", "future", "timer", "hash", "mask", "random_hex",
       "secure_equal" }) do
       assert.is_function(smg[name], name)

@@ -149,20 +149,29 @@ function M.check(set, timeout, spec, direction, call, value, verdicts)
   return nil, value
 end
 
--- Discovery check: providers with check_discovery(server, tools, policy, config) see a
--- server's tool list when it is discovered (not on cache hits) and return
--- { allowed, violations, tools = <the list to expose> }. The input policy selects the
--- providers. Returns the tool list to expose.
-function M.discovery(set, timeout, spec, tools)
+-- The message kind of each discovered list (policy `kinds`).
+local LIST_KIND = { tools = "tools", prompts = "prompts", resources = "resources", resourceTemplates = "resources",
+  instructions = "instructions" }
+
+-- Discovery check: providers with check_discovery(server, items, policy, config, list)
+-- see a server's list (`list`: tools, prompts, resources, resourceTemplates or
+-- instructions; a provider declares which in `discovery`) when it is discovered (not on
+-- cache hits) and return { allowed, violations, tools = <the items to expose> }. The input
+-- policy selects the providers. Returns the items to expose.
+function M.discovery(set, timeout, spec, tools, list_name)
+  list_name = list_name or "tools"
   if not spec.enable_tool_guardrails then return tools end
   local policy = spec.input_guardrails_policy
+  if not policy.enabled or not M.covers(policy, LIST_KIND[list_name]) then return tools end
   local list = plugin_set.guardrails_for(set, policy)
   for _, p in ipairs(list) do
-    if p.check_discovery then
-      local ok, res = plugins.run_hook(p, "check_discovery", timeout, spec.server_name, tools, policy, p.config)
+    if p.check_discovery and p.lists[list_name] then
+      local ok, res = plugins.run_hook(p, "check_discovery", timeout, spec.server_name, tools, policy, p.config,
+        list_name)
       if not ok then
         if set.guardrail_on_error ~= "allow" then
-          log.error(("guardrail %s: discovery check %s on %s; exposing no tools"):format(p.name, res, spec.server_name))
+          log.error(("guardrail %s: discovery check %s on %s; exposing no %s"):format(p.name, res, spec.server_name,
+            list_name))
           return smg.json.array({})
         end
       elseif type(res) == "table" then
@@ -170,7 +179,7 @@ function M.discovery(set, timeout, spec, tools)
         for _, v in ipairs(res.violations or {}) do
           blocks:inc(1, p.name, "discovery")
           log.warn(("guardrail %s flagged %s/%s at discovery: %s"):format(p.name, spec.server_name,
-            tostring(v.tool), tostring(v.type)))
+            tostring(v.tool or v.item), tostring(v.type)))
         end
       end
     end

@@ -77,15 +77,20 @@ function Gateway:apply(cfg, set)
   if not ok then log.error("tool pins: " .. tostring(perr) .. "; keeping the previous pins") end
 end
 
--- The pins file changed on disk (`smg pins approve|reject`): tools may appear or go, so
--- every cached list is dropped and every session told.
+-- The pins file changed on disk (`smg pins approve|reject`): tools, prompts and resources
+-- may appear or go, so every cached list is dropped and every session told.
 function Gateway:pins_changed(taken)
   if not taken and not smg.pins.reload() then return end
   self.discovery:clear()
+  -- (The meta mode lists no prompts or resources: its clients hear of tools only.)
+  local lists = self.mode == "meta" and { "notifications/tools/list_changed" } or { "notifications/tools/list_changed",
+    "notifications/prompts/list_changed", "notifications/resources/list_changed" }
   self:each_session(function(s)
-    if s.initialized then s:list_changed("notifications/tools/list_changed") end
+    if s.initialized then
+      for _, m in ipairs(lists) do s:list_changed(m) end
+    end
   end)
-  log.info("tool pins changed on disk: tool lists rediscovered, sessions told")
+  log.info("pins changed on disk: lists rediscovered, sessions told")
 end
 
 -- The audit log of the current version: opened when configured, reopened when its path

@@ -13,7 +13,7 @@
 --   r:discover(session, spec, method) -> items | nil, err, source ("cache" | "discovery")
 --   r:cached(session, spec, method) -> items | nil  without fetching
 --   r:screen(session, spec, method, result)        s2c:result on a result the router built
---   r:screen_tools(session, spec, tools)           the discovery guardrails on one page
+--   r:screen_list(session, spec, list, items)      the discovery guardrails on one page
 --   r:broadcast(session, method, params, capability)  to the session's own ready upstreams
 --   r:cache_stats(), r:clear_cache(server), r:timeout_stats()
 --
@@ -218,21 +218,30 @@ function Pipeline:guardrail_blocked(call, blocked)
 end
 
 -- s2c:result on a result the router assembled from an upstream's data (the initialize
--- result a passthrough client sees, with the upstream's instructions).
+-- result a passthrough client sees, with the upstream's instructions, which are pinned
+-- like a list of one: a drift withholds them until approved).
 function Pipeline:screen(session, spec, method, result)
   local gw = self.gw
   local b, res = hooks.run(gw.plugins, gw.timeouts.guardrail_timeout, "s2c:result", spec, method, result, session, nil)
   if b then return blocked_answer(self, spec, method, b, nil) end
+  if method == "initialize" and type(res) == "table" and type(res.instructions) == "string" then
+    local kept = guardrails.discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec,
+      json.array({ { instructions = res.instructions } }), "instructions")
+    if #kept == 0 then res.instructions = nil end
+  end
   return res
 end
 
--- The discovery checks on one tools page: the seed's registration checks
+-- The discovery checks on one page of a list (`list`: tools, prompts, resources or
+-- resourceTemplates): for tools the seed's registration checks first
 -- (tool_guardrails_policy, server info validation), then the policy's providers.
-function Pipeline:screen_tools(session, spec, tools)
+function Pipeline:screen_list(session, spec, list, items)
   local gw = self.gw
-  local up = self:upstream(session, spec)
-  tools = registration.screen(gw.plugins, gw.timeouts.guardrail_timeout, spec, tools, up.init)
-  return guardrails.discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec, tools)
+  if list == "tools" then
+    local up = self:upstream(session, spec)
+    items = registration.screen(gw.plugins, gw.timeouts.guardrail_timeout, spec, items, up.init)
+  end
+  return guardrails.discovery(gw.plugins, gw.timeouts.guardrail_timeout, spec, items, list)
 end
 
 local LIST_KEY = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["resources/list"] = "resources",
@@ -254,7 +263,7 @@ function Pipeline:discover(session, spec, method)
     cursor = res.nextCursor
     pages = pages + 1
   until cursor == nil or cursor == json.null or pages >= 100
-  if method == "tools/list" then all = self:screen_tools(session, spec, all) end
+  all = self:screen_list(session, spec, key, all)
   gw.discovery:put(up, method, all, gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600)
   return all, nil, "discovery"
 end

@@ -48,6 +48,9 @@ local function visible_tools(spec, tools)
   return kept
 end
 
+local LISTS = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["resources/list"] = "resources",
+  ["resources/templates/list"] = "resourceTemplates" }
+
 function M.request(r, session, method, params, call)
   local spec = the_server(r, session)
   if not spec then return rpc.fail(rpc.INTERNAL_ERROR, "no server configured") end
@@ -66,9 +69,12 @@ function M.request(r, session, method, params, call)
     return rpc.fail(rpc.INVALID_PARAMS, "Unknown tool: " .. tostring(params.name))
   end
   local res, err = r:forward(session, spec, method, params, call)
-  if res and method == "tools/list" and type(res.tools) == "table" then
+  local list = LISTS[method]
+  if res and list and type(res[list]) == "table" then
     -- Pages pass through as they are; the discovery guardrails see (and filter) each one.
-    res.tools = r:screen_tools(session, spec, visible_tools(spec, res.tools))
+    local items = res[list]
+    if list == "tools" then items = visible_tools(spec, items) end
+    res[list] = r:screen_list(session, spec, list, items)
   end
   return res, err
 end
