@@ -2,7 +2,8 @@
 -- [DIR] [MAX_FILES]). The corpus: every README.md under DIR (default tests/node_modules:
 -- real prose with code samples, the kind of text tools return), each file split into
 -- paragraphs, plus generated everyday values (timestamps, UUIDs, versions, times, hashes,
--- URLs, prices). Prints, per detector, the share of paragraphs and values it flags.
+-- URLs, prices, order numbers, Unix times, base64 and hex blobs). Prints, per detector,
+-- the share of paragraphs and values it flags.
 local smg = require "smg"
 local core = require "smg.core"
 local _, root = core.paths()
@@ -36,6 +37,9 @@ for i = 1, 2000 do
   values[#values + 1] = ("https://example.com/items/%d?page=%d"):format(i, i % 9)
   values[#values + 1] = ("$%d.%02d"):format(i * 3, i % 100)
   values[#values + 1] = ("order #%d shipped"):format(1000000000 + i * 7919)
+  values[#values + 1] = ("created %d"):format(t)
+  values[#values + 1] = smg.crypto.b64encode(("payload %d of the nightly export"):format(i))
+  values[#values + 1] = smg.random_hex(16) .. smg.random_hex(16)
 end
 
 local function measure(list, input)
@@ -44,11 +48,14 @@ local function measure(list, input)
     for _, v in ipairs(injection.scan({ s }, { threshold = 1 }, {}, input)) do
       flagged[v.detail] = (flagged[v.detail] or 0) + 1
     end
+    -- A certain find is redacted; a low-confidence one (1.2.3.4, a bare ten-digit number)
+    -- is only annotated and leaves the call as it was: counted apart ("?").
     local seen = {}
     for _, h in ipairs(pii.find_all(s)) do
-      if not seen[h.type] then
-        seen[h.type] = true
-        flagged["pii:" .. h.type] = (flagged["pii:" .. h.type] or 0) + 1
+      local k = "pii:" .. h.type .. (h.low and " (annotated)" or "")
+      if not seen[k] then
+        seen[k] = true
+        flagged[k] = (flagged[k] or 0) + 1
       end
     end
   end

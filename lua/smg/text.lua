@@ -7,11 +7,14 @@
 --                  invisible characters dropped, full-width and look-alike letters folded
 --   phrases(rules) word-sequence rules ("ignore", up to 4 other words, "previous",
 --                  "instructions") matched over the words of a text in linear time
+--   normalize(s)   what fold reads, with a map back to the original bytes (for redaction)
+--   decoded(s, fn) the percent-, hex- and base64-encoded text inside a string, decoded
 --   slices(v, fn)  every key, string and number of a JSON value joined into slices of at
 --                  most SLICE bytes (a phrase split across two values is still one
 --                  phrase), fn called per slice; between slices the scan yields to the
 --                  loop, so a 50 MB payload delays no one else
 local async = require "smg.async"
+local core = require "smg.core"
 
 local M = {}
 
@@ -57,6 +60,121 @@ function M.fold(s)
   if s:find("[\128-\255]") then s = unconfuse(s) end
   s = s:lower():gsub("[ \t\r\f\v]+", " ")
   return (s:gsub(" ?\n[\n ]*", "\n"))
+end
+
+---------------------------------------------------------------------------- with offsets
+-- normalize(s): what unconfuse(s) gives (invisible characters dropped, full-width forms
+-- and look-alike letters folded), and a map back to `s`, for a scanner that must rewrite
+-- the original text where it found something in the normalized one (pii redacts
+-- "ａｌｉｃｅ＠example.com" and "al<U+200B>ice@example.com" whole). Returns s, nil when `s`
+-- is all ASCII (nothing to map). The map is a list of segments { n = start in the
+-- normalized text, r = start in s, nlen, rlen }: ASCII runs map byte for byte, each other
+-- character is one segment.
+local byte, sub = string.byte, string.sub
+
+local function utf8_len(b)
+  if b >= 0xF0 and b <= 0xF7 then return 4 end
+  if b >= 0xE0 then return 3 end
+  if b >= 0xC2 and b <= 0xDF then return 2 end
+  return 1
+end
+
+-- The ASCII (or "") a non-ASCII character reads as, or nil to keep it.
+local function folded_char(ch)
+  local b1, b2, b3 = byte(ch, 1, 3)
+  if #ch == 2 then
+    if b1 == 0xC2 and b2 == 0xAD then return "" end -- soft hyphen
+    return CONFUSABLE[ch]
+  elseif #ch == 3 then
+    if b1 == 0xE2 and b2 == 0x80 and ((b3 >= 0x8B and b3 <= 0x8F) or (b3 >= 0xAA and b3 <= 0xAE)) then return "" end
+    if b1 == 0xE2 and b2 == 0x81 and ((b3 >= 0xA0 and b3 <= 0xA4) or (b3 >= 0xA6 and b3 <= 0xA9)) then return "" end
+    if b1 == 0xEF and b2 == 0xBB and b3 == 0xBF then return "" end -- BOM
+    if b1 == 0xE3 and b2 == 0x80 and b3 == 0x80 then return " " end -- ideographic space
+    if b1 == 0xEF and b2 == 0xBC and b3 >= 0x81 then return string.char(b3 - 0x60) end
+    if b1 == 0xEF and b2 == 0xBD and b3 <= 0x9E then return string.char(b3 - 0x20) end
+  elseif #ch == 4 and b1 == 0xF3 and b2 == 0xA0 then
+    return "" -- the tags block (U+E0000..E007F): invisible
+  end
+  return nil
+end
+
+function M.normalize(s)
+  if not s:find("[\128-\255]") then return s, nil end
+  local out, segs, n, i, len = {}, {}, 1, 1, #s
+  while i <= len do
+    local j = s:find("[\128-\255]", i) or len + 1
+    if j > i then -- an ASCII run
+      out[#out + 1] = sub(s, i, j - 1)
+      segs[#segs + 1] = { n = n, r = i, nlen = j - i, rlen = j - i, ascii = true }
+      n = n + (j - i)
+    end
+    if j > len then break end
+    local cl = utf8_len(byte(s, j))
+    local ch = sub(s, j, j + cl - 1)
+    local f = folded_char(ch) or ch
+    out[#out + 1] = f
+    segs[#segs + 1] = { n = n, r = j, nlen = #f, rlen = cl, ascii = f == ch }
+    n = n + #f
+    i = j + cl
+  end
+  return table.concat(out), segs
+end
+
+-- The segment holding normalized byte p (segments with nlen 0 hold none).
+local function seg_at(segs, p)
+  local lo, hi = 1, #segs
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if segs[mid].n <= p then lo = mid else hi = mid - 1 end
+  end
+  while segs[lo] and segs[lo].nlen == 0 do lo = lo + 1 end
+  return segs[lo]
+end
+
+-- The span of `s` that normalized bytes a..b came from (a character folded into a..b is
+-- taken whole; invisible characters between them come along).
+function M.raw_span(segs, a, b)
+  local sa, sb = seg_at(segs, a), seg_at(segs, b)
+  local from = sa.ascii and sa.rlen == sa.nlen and sa.r + (a - sa.n) or sa.r
+  local to = sb.ascii and sb.rlen == sb.nlen and sb.r + (b - sb.n) or sb.r + sb.rlen - 1
+  return from, to
+end
+
+---------------------------------------------------------------------------- encodings
+-- decoded(s, fn, arg): fn(text, from, to, arg) for every token of `s` (a run without
+-- blanks or quotes) that is obviously encoded text: percent-escapes (john%40example.com),
+-- or 16+ bytes of hex or base64 (either alphabet) that decode to printable text. A
+-- scanner runs its rules on the decoded text too, so encoding a value does not hide it.
+-- Hashes, UUIDs and random tokens decode to binary and are passed over. Linear: each
+-- token is decoded once, and most strings fail the first two searches.
+local B64RUN = ("[%w+/_%-]"):rep(16)
+
+local function hexchar(h) return string.char(tonumber(h, 16)) end
+
+local function printable(d) return #d > 0 and not d:find("[%z\1-\8\11\12\14-\31\127]") end
+
+function M.decoded(s, fn, arg)
+  if not s:find("%%%x%x") and not s:find(B64RUN) then return end
+  for a, tok, b in s:gmatch("()([^%s\"'<>()%[%]{},;&?]+)()") do
+    local d
+    local pct = tok:find("%%%x%x")
+    if pct then
+      local eq = tok:find("=", 1, true) -- a query's name=value: the value is the token
+      if eq and eq < pct then
+        a, tok = a + eq, tok:sub(eq + 1)
+      end
+      d = tok:gsub("%%(%x%x)", hexchar)
+      if not printable(d) then d = nil end
+    elseif #tok >= 16 then
+      if #tok % 2 == 0 and not tok:find("%X") then
+        d = tok:gsub("%x%x", hexchar)
+      elseif tok:find("^[%w+/_%-]+=*$") then
+        d = core.b64decode(tok)
+      end
+      if d and not printable(d) then d = nil end
+    end
+    if d and d ~= tok then fn(d, a, b - 1, arg) end
+  end
 end
 
 ---------------------------------------------------------------------------- phrases

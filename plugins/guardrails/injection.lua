@@ -176,9 +176,8 @@ end
 -- about to fetch); a result that mentions http://localhost:3000 is documentation.
 local CATEGORIES = { "prompt_injection", "command_injection", "path_traversal", "sql_injection", "ssrf" }
 
--- One slice of the joined text (a module-level function: no closure per call).
-local function scan_slice(raw, st)
-  local text = smg.text.fold(raw)
+-- The rules on one folded text.
+local function scan_text(text, st)
   local only, hit_pattern = st.only, st.pattern
   phrases:match(text, st.phrase)
   for i = 1, #PATTERNS do
@@ -186,6 +185,16 @@ local function scan_slice(raw, st)
     if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
   end
   if st.input and not st.ssrf and (not only or only.ssrf) then st.ssrf = ssrf(text) end
+end
+
+-- Encoded tokens (percent, hex, base64: smg.text.decoded) are read decoded too.
+local function scan_decoded(d, _, _, st) scan_text(smg.text.fold(d), st) end
+
+-- One slice of the joined text (module-level functions: no closure per call).
+local function scan_slice(raw, st)
+  local text = smg.text.fold(raw)
+  scan_text(text, st)
+  smg.text.decoded(raw, scan_decoded, st)
   return text
 end
 

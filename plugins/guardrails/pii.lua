@@ -47,6 +47,8 @@ local function iban_ok(s)
   return rem == 1
 end
 
+local near
+
 local function ipv4_ok(s)
   for o in s:gmatch("%d+") do
     if tonumber(o) > 255 or (#o > 1 and o:sub(1, 1) == "0") then return false end
@@ -81,6 +83,23 @@ local function standalone(text, a, b)
   if after == "-" and text:sub(b + 2, b + 2):find("%w") then return false end
   return true
 end
+
+local function ssn_ok(s)
+  local d = digits_of(s)
+  local a = d:sub(1, 3)
+  return a ~= "000" and a ~= "666" and a:sub(1, 1) ~= "9" and d:sub(4, 5) ~= "00" and d:sub(6) ~= "0000"
+end
+
+-- The first of `words` in the 40 bytes before position a (lower-cased), or nil.
+function near(text, a, words)
+  local before = text:sub(math.max(1, a - 40), a - 1):lower()
+  for _, w in ipairs(words) do if before:find(w, 1, true) then return w end end
+  return nil
+end
+
+-- A detector's `low`: the find is uncertain (annotated, not redacted) unless one of
+-- `words` stands just before it.
+local function unless_near(words) return function(text, a) return near(text, a, words) == nil end end
 
 -- A detector's `gate` (a literal, or DIGIT) and a pattern's entry in `needs` must occur in
 -- the text before its patterns run: most strings carry no digit and no "@", and then most
@@ -117,20 +136,30 @@ local DETECTORS = {
     end
   end },
   { type = "iban", gate = DIGIT, patterns = { "%u%u%d%d[%s]?[%u%d][%u%d%s]+[%u%d]" }, check = iban_ok },
-  { type = "credit_card", gate = DIGIT, patterns = { "%d[%d%s%-]+%d" }, context = standalone, check = function(s)
+  { type = "credit_card", gate = DIGIT, patterns = { "%d[%d%s%-]+%d", "%d%d%d%d%.%d%d%d%d%.%d%d%d%d%.%d+" },
+    context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 13 and #d <= 19 and not s:find("[%s%-][%s%-]") and luhn(d)
   end },
-  { type = "national_id", gate = DIGIT, patterns = { "%d%d%d%-%d%d%-%d%d%d%d" }, check = function(s)
-    local a = s:sub(1, 3)
-    return a ~= "000" and a ~= "666" and a:sub(1, 1) ~= "9" and s:sub(5, 6) ~= "00" and s:sub(8) ~= "0000"
-  end },
+  { type = "national_id", gate = DIGIT, patterns = { "%d%d%d%-%d%d%-%d%d%d%d" }, check = ssn_ok },
+  -- Without dashes an SSN is any nine-digit number: certain only next to a word that says so.
+  { type = "national_id", gate = DIGIT, patterns = { "%f[%d]%d%d%d%d%d%d%d%d%d%f[%D]", "%f[%d]%d%d%d %d%d %d%d%d%d%f[%D]" },
+    context = standalone, check = ssn_ok, low = unless_near({ "ssn", "social security", "ss#", "tax id", "taxpayer" }) },
   { type = "national_id", gate = DIGIT, patterns = { "%f[%w][A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]%s?%d%d%s?%d%d%s?%d%d%s?[A-D]%f[%W]" } },
-  { type = "ip_address", gate = DIGIT, patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok },
+  -- 1.2.3.4 or 2.14.3.0 is as often a version as an address (and 8.8.8.8 is nobody's):
+  -- below 10.x, certain only after a word that says address.
+  { type = "ip_address", gate = DIGIT, patterns = { "%f[%d]%d+%.%d+%.%d+%.%d+%f[%D]" }, check = ipv4_ok,
+    low = function(text, a)
+      return text:find("^%d%.", a) ~= nil and near(text, a, { "ip", "addr", "host", "server", "client" }) == nil
+    end },
   { type = "ip_address", gate = ":", patterns = { "%f[%x:]%x*:%x*:[%x:]*%x%f[^%x:]" }, check = ipv6_ok },
+  -- A bare run of ten or more digits is as often an id or a Unix time as a phone number.
   { type = "phone", gate = DIGIT, patterns = { "%+?%(?%d[%d%s%-%.%(%)]+%d" }, context = standalone, check = function(s)
     local d = digits_of(s)
     return #d >= 10 and #d <= 15 and not s:find("%d%.%d+%.%d")
+  end, low = function(text, a, b)
+    return text:sub(a, b):find("^%d+$") ~= nil and
+      near(text, a, { "phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms" }) == nil
   end },
 }
 
@@ -152,7 +181,26 @@ local function by_position(x, y)
   return x.rank < y.rank
 end
 
-local function find_all(text, only)
+-- Overlapping candidates merge into one span (so no part of any detected value is left
+-- behind), named by the strongest detector among them; a span is uncertain only when
+-- every part of it is.
+local function settle(cands)
+  table.sort(cands, by_position)
+  local hits = {}
+  for _, c in ipairs(cands) do
+    local last = hits[#hits]
+    if not last or c.from > last.to then
+      hits[#hits + 1] = { type = c.type, from = c.from, to = c.to, rank = c.rank, low = c.low }
+    else
+      if c.to > last.to then last.to = c.to end
+      if c.rank < last.rank then last.type, last.rank = c.type, c.rank end
+      if not c.low then last.low = nil end
+    end
+  end
+  return hits
+end
+
+local function find_ascii(text, only)
   local cands = {}
   local digits = text:find("%d") ~= nil
   for rank, d in ipairs(DETECTORS) do
@@ -165,25 +213,41 @@ local function find_all(text, only)
           if d.find then a, b = d.find(text, init) else a, b = text:find(pat, init) end
           if not a then break end
           if (not d.check or d.check(text:sub(a, b))) and (not d.context or d.context(text, a, b)) then
-            cands[#cands + 1] = { type = d.type, from = a, to = b, rank = rank }
+            cands[#cands + 1] = { type = d.type, from = a, to = b, rank = rank, low = d.low and d.low(text, a, b) or nil }
           end
           init = b + 1
         end
       end
     end
   end
-  table.sort(cands, by_position)
-  -- Overlapping candidates merge into one span (so no part of any detected value is left
-  -- behind), named by the strongest detector among them.
-  local hits = {}
-  for _, c in ipairs(cands) do
-    local last = hits[#hits]
-    if not last or c.from > last.to then
-      hits[#hits + 1] = { type = c.type, from = c.from, to = c.to, rank = c.rank }
-    else
-      if c.to > last.to then last.to = c.to end
-      if c.rank < last.rank then last.type, last.rank = c.type, c.rank end
-    end
+  return settle(cands)
+end
+
+-- A token whose decoded text (percent, hex, base64: smg.text.decoded) holds PII is PII
+-- as a whole.
+local function decoded_hit(d, a, b, st)
+  local h = find_ascii(d, st.only)
+  if #h > 0 then
+    st.cands[#st.cands + 1] = { type = h[1].type, from = a, to = b, rank = 0, low = h[1].low }
+  end
+end
+
+-- Finds PII in `text` as a reader sees it: list of {type, from, to, low}, non-overlapping,
+-- in text order, offsets into `text`. The detectors run on the normalized text (full-width
+-- digits, "＠", zero-width characters inside a value: smg.text.normalize) and on the
+-- decoded text of encoded tokens; every detector collects its candidates in one pass, and
+-- one sort and one sweep settle overlaps, so the cost stays O(n log n) in the number of
+-- candidates however much PII a payload carries.
+local function find_all(text, only)
+  local norm, segs = smg.text.normalize(text)
+  local hits = find_ascii(norm, only)
+  local st = { only = only, cands = nil }
+  st.cands = hits
+  local n = #hits
+  smg.text.decoded(norm, decoded_hit, st)
+  if #hits > n then hits = settle(hits) end
+  if segs then
+    for _, h in ipairs(hits) do h.from, h.to = smg.text.raw_span(segs, h.from, h.to) end
   end
   return hits
 end
@@ -278,15 +342,22 @@ local function one(st, s)
   local hits = pending(st, s)
   if #hits == 0 then return s end
   -- Redacting can expose a value a greedy candidate had hidden (a phone number whose run
-  -- reached into an email), so scan again until nothing is left (a few passes at most).
+  -- reached into an email), so scan again until nothing certain is left (a few passes at
+  -- most). An uncertain find (low confidence: a bare nine-digit number, 1.2.3.4) is
+  -- reported and left in place.
   for _ = 1, 4 do
+    local sure = {}
     for _, h in ipairs(hits) do
-      if not st.seen[h.type] then
-        st.seen[h.type] = true
-        st.violations[#st.violations + 1] = { type = "pii", detail = h.type }
+      local seen_as = h.low and h.type .. "?" or h.type
+      if not st.seen[seen_as] then
+        st.seen[seen_as] = true
+        st.violations[#st.violations + 1] = { type = "pii", detail = h.type, confidence = h.low and "low" or nil }
       end
+      if not h.low then sure[#sure + 1] = h end
     end
-    s = redact(s, hits, vault)
+    if #sure == 0 then break end
+    st.sure = true
+    s = redact(s, sure, vault)
     hits = pending(st, s)
     if #hits == 0 then break end
   end
@@ -317,6 +388,50 @@ end
 -- card number sent as a JSON number is still a card number; it comes back as its
 -- placeholder, a string).
 local MAX_DEPTH = 1024
+
+-- Exempt paths (a policy's additional_config.exempt_paths): "ticket.id", "items.*.mac",
+-- or "TOOL:path" for one tool (or method, for messages other than tool calls), relative
+-- to what is scanned (a tool's arguments or result, a message's params or result). A
+-- value there, and everything under it, is left alone: a ticket id the tool needs intact.
+local compiled = setmetatable({}, { __mode = "k" })
+local function exemptions(policy, scope)
+  local list = type(policy) == "table" and type(policy.additional_config) == "table"
+    and policy.additional_config.exempt_paths
+  if type(list) ~= "table" or #list == 0 then return nil end
+  local all = compiled[list]
+  if not all then
+    all = {}
+    for _, p in ipairs(list) do
+      local only, path = tostring(p):match("^([^:]+):(.+)$")
+      path = path or tostring(p)
+      local segs = {}
+      for seg in path:gmatch("[^%.]+") do segs[#segs + 1] = seg end
+      all[#all + 1] = { only = only, segs = segs }
+    end
+    compiled[list] = all
+  end
+  local mine = {}
+  for _, e in ipairs(all) do if not e.only or e.only == scope then mine[#mine + 1] = e.segs end end
+  return #mine > 0 and mine or nil
+end
+
+local function exempt(st, depth)
+  local path = st.path
+  for _, segs in ipairs(st.exempt) do
+    if #segs == depth then
+      local ok = true
+      for i = 1, depth do
+        if segs[i] ~= "*" and segs[i] ~= tostring(path[i]) then
+          ok = false
+          break
+        end
+      end
+      if ok then return true end
+    end
+  end
+  return false
+end
+
 local function walk(v, st, depth)
   local t = type(v)
   if t == "string" then return each(v, st) end
@@ -331,6 +446,20 @@ local function walk(v, st, depth)
   if t ~= "table" then return v end
   if depth > MAX_DEPTH then error("value nested deeper than " .. MAX_DEPTH .. " levels", 0) end
   local out = {}
+  if st.exempt then
+    local path = st.path
+    for k, x in pairs(v) do
+      path[depth + 1] = type(k) == "number" and k - 1 or k -- JSON arrays count from 0
+      if exempt(st, depth + 1) then
+        out[k] = x
+      else
+        if type(k) == "string" then k = each(k, st) end
+        out[k] = walk(x, st, depth + 1)
+      end
+    end
+    path[depth + 1] = nil
+    return setmetatable(out, getmetatable(v))
+  end
   for k, x in pairs(v) do
     if type(k) == "string" then k = each(k, st) end
     out[k] = walk(x, st, depth + 1)
@@ -338,18 +467,27 @@ local function walk(v, st, depth)
   return setmetatable(out, getmetatable(v))
 end
 
--- Scans (and, when redacting, rewrites) `value`.
-local function scan(value, call, config, restore)
-  local st = { only = wanted(config), vault = vault_of(call), restore = restore, violations = {}, seen = {}, since = 0 }
+-- Scans (and, when redacting, rewrites) `value`. `policy` and `scope` (the tool or
+-- method) select the exempt paths.
+local function scan(value, call, config, restore, policy, scope)
+  local st = { only = wanted(config), vault = vault_of(call), restore = restore, violations = {}, seen = {}, since = 0,
+    exempt = exemptions(policy, scope), path = {} }
   local out = walk(value, st, 0)
-  return out, st.violations
+  return out, st.violations, st.sure
+end
+
+-- The verdict on a scan: certain finds are redacted (or block); uncertain ones only
+-- annotate (they are in the violations, the audit log records them).
+local function verdict(out, violations, sure, policy, config)
+  if #violations == 0 then return nil end
+  if not sure then return { allowed = true, violations = violations } end
+  if action(policy, config) == "block" then return { allowed = false, violations = violations } end
+  return { allowed = true, violations = violations, redacted = out }
 end
 
 function M.check_input(call, policy, config)
-  local out, violations = scan(call.arguments, call, config, false)
-  if #violations == 0 then return { allowed = true } end
-  if action(policy, config) == "block" then return { allowed = false, violations = violations } end
-  return { allowed = true, violations = violations, redacted = out }
+  local out, violations, sure = scan(call.arguments, call, config, false, policy, call.name)
+  return verdict(out, violations, sure, policy, config) or { allowed = true }
 end
 
 -- Every other message kind (api_minor 1): what an upstream sends (resources, prompts,
@@ -368,26 +506,22 @@ function M.on_message(msg, policy, config)
     local token = payload._meta.progressToken
     local rest = {}
     for k, v in pairs(payload._meta) do if k ~= "progressToken" then rest[k] = v end end
-    local meta, violations = scan(rest, { state = {} }, config, false)
-    if #violations == 0 then return nil end
+    local meta, violations, sure = scan(rest, { state = {} }, config, false, policy, "_meta")
     meta.progressToken = token
-    if action(policy, config) == "block" then return { allowed = false, violations = violations } end
     local out = {}
     for k, v in pairs(payload) do out[k] = v end
     out._meta = meta
-    return { allowed = true, violations = violations, redacted = out }
+    return verdict(out, violations, sure, policy, config)
   end
-  local out, violations = scan(payload, { state = {} }, config, false)
-  if #violations == 0 then return nil end
-  if action(policy, config) == "block" then return { allowed = false, violations = violations } end
-  return { allowed = true, violations = violations, redacted = out }
+  local out, violations, sure = scan(payload, { state = {} }, config, false, policy, msg.method)
+  return verdict(out, violations, sure, policy, config)
 end
 
 function M.check_output(call, result, policy, config)
-  local out, violations = scan(result, call, config, true)
-  if #violations > 0 and action(policy, config) == "block" then return { allowed = false, violations = violations } end
-  -- Nothing found and nothing put back: the result goes on as it came.
-  if #violations == 0 and not next(vault_of(call).by_placeholder) then return { allowed = true } end
+  local out, violations, sure = scan(result, call, config, true, policy, call.name)
+  if sure and action(policy, config) == "block" then return { allowed = false, violations = violations } end
+  -- Nothing certain found and nothing put back: the result goes on as it came.
+  if not sure and not next(vault_of(call).by_placeholder) then return { allowed = true, violations = violations } end
   return { allowed = true, violations = violations, redacted = out }
 end
 

@@ -28,6 +28,65 @@ describe("pii guardrail", function()
     assert.are.same({}, types("order 12345 shipped on 2026-11-25"))
   end)
 
+  it("sees values written to evade it: full-width, zero-width, dotted, encoded", function()
+    local fw = "\239\189\129\239\189\140\239\189\137\239\189\131\239\189\133\239\188\160example.com" -- ａｌｉｃｅ＠
+    assert.are.same({ "email=" .. fw }, types("mail " .. fw .. " now"))
+    local zw = "al\226\128\139ice@exa\226\128\139mple.com"
+    assert.are.same({ "email=" .. zw }, types("mail " .. zw))
+    local digits = "\239\188\148" .. ("\239\188\145"):rep(15) -- ４ then １ x15: 4111111111111111
+    assert.are.same({ "credit_card=" .. digits }, types("card " .. digits))
+    assert.are.same({ "credit_card=4111.1111.1111.1111" }, types("card 4111.1111.1111.1111"))
+    assert.are.same({ "email=am9obkBleGFtcGxlLmNvbQ==" }, types("b64 am9obkBleGFtcGxlLmNvbQ=="))
+    assert.are.same({ "email=john%40example.com" }, types("q=john%40example.com"))
+    assert.are.same({ "email=6a6f686e406578616d706c652e636f6d" }, types("hex 6a6f686e406578616d706c652e636f6d"))
+    -- Hashes, UUIDs and random tokens decode to binary: nothing.
+    assert.are.same({}, types("sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"))
+    assert.are.same({}, types("id 3f2504e0-4f89-11d3-9a0c-0305e82c3301 token dGhpcyBpcyBhIHRlc3Q"))
+  end)
+
+  it("marks uncertain finds low confidence: bare nine digits, bare ten digits, 1.2.3.4", function()
+    local function low(text)
+      local out = {}
+      for _, h in ipairs(p.find_all(text)) do out[#out + 1] = h.type .. (h.low and "?" or "") end
+      return out
+    end
+    assert.are.same({ "national_id?" }, low("ref 123456789"))
+    assert.are.same({ "national_id" }, low("SSN: 123456789"))
+    assert.are.same({ "national_id" }, low("social security number 123 45 6789"))
+    assert.are.same({ "phone?" }, low("created 1733140000"))
+    assert.are.same({ "phone" }, low("phone 5551234567"))
+    assert.are.same({ "phone" }, low("call (555) 123-4567"))
+    assert.are.same({ "ip_address?" }, low("release 1.2.3.4"))
+    assert.are.same({ "ip_address" }, low("ip 1.2.3.4"))
+    assert.are.same({ "ip_address" }, low("server 10.0.0.12"))
+  end)
+
+  it("annotates low-confidence finds without rewriting the call", function()
+    local _, res = plugins.run_hook(p, "check_input", 1, { server = "s", name = "t", state = {},
+      arguments = { ticket = "1733140000", build = "1.2.3.4" } }, { additional_config = {} }, p.config)
+    assert.is_true(res.allowed)
+    assert.is_nil(res.redacted)
+    assert.are.equal("low", res.violations[1].confidence)
+  end)
+
+  it("leaves exempt paths alone, per tool or for all", function()
+    local policy = { additional_config = { exempt_paths = { "contact.email", "log:items.*.ip", "*.secret_ok" } } }
+    local function run(name, args)
+      local _, res = plugins.run_hook(p, "check_input", 1, { server = "s", name = name, state = {}, arguments = args },
+        policy, p.config)
+      return res.redacted or args
+    end
+    local out = run("log", { contact = { email = "a@example.com" }, other = "b@example.com",
+      items = { { ip = "10.1.2.3" }, { host = "10.1.2.4" } } })
+    assert.are.equal("a@example.com", out.contact.email)
+    assert.are.equal("<EMAIL_1>", out.other)
+    assert.are.equal("10.1.2.3", out.items[1].ip)
+    assert.are.equal("<IP_ADDRESS_1>", out.items[2].host)
+    out = run("other_tool", { items = { { ip = "10.1.2.3" } }, x = { secret_ok = "c@example.com" } })
+    assert.are.equal("<IP_ADDRESS_1>", out.items[1].ip, "the log: prefix is for the log tool only")
+    assert.are.equal("c@example.com", out.x.secret_ok)
+  end)
+
   it("never splits a number between the pieces a long text is scanned in (found in review)", function()
     local long = ("x"):rep(8185) .. " 4111 1111 1111 1111 and (555) 123-4567 " .. ("y "):rep(5000)
     local call = { arguments = { q = long }, state = {} }
