@@ -426,6 +426,7 @@ int luaopen_smg_core(lua_State *L) {
   smg_lua_json_register(L);
   smg_lua_fs_register(L);
   smg_lua_crypto_register(L);
+  smg_lua_text_register(L);
   smg_lua_redis_register(L);
   return 1;
 }

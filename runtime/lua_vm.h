@@ -44,6 +44,7 @@ void smg_lua_proc_register(lua_State *L);
 void smg_lua_json_register(lua_State *L);
 void smg_lua_fs_register(lua_State *L);
 void smg_lua_crypto_register(lua_State *L);
+void smg_lua_text_register(lua_State *L);
 void smg_lua_redis_register(lua_State *L);
 
 /* Pushes nil, "ECODE: message", "ECODE" (luv style) and returns 3. */

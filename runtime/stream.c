@@ -62,8 +62,9 @@ static void emit(const char *p, size_t n, smg_lines_cb cb, void *data) {
 
 /* The line in progress overflowed: remember its first bytes (what was buffered, then
  * `p`) and the last buffered ones, and discard until its end. The caller then passes `p`
- * to drop_tail. */
-static void drop_begin(smg_lines_t *l, const char *p, size_t n) {
+ * to drop_tail. The head is reported at once: a line that never ends (a server streaming
+ * garbage forever) must not hold its request until the timeout. */
+static void drop_begin(smg_lines_t *l, const char *p, size_t n, void *data) {
   size_t h = l->buf.len < SMG_LINES_EDGE ? l->buf.len : SMG_LINES_EDGE;
   size_t more = SMG_LINES_EDGE - h < n ? SMG_LINES_EDGE - h : n;
   if (h) {
@@ -76,6 +77,7 @@ static void drop_begin(smg_lines_t *l, const char *p, size_t n) {
   l->discarding = 1;
   l->dropped++;
   smg_buf_free(&l->buf); /* up to max_line was buffered: give it back */
+  if (l->on_dropped) l->on_dropped(data, l->edges, l->head_len);
 }
 
 /* Keeps the last SMG_LINES_EDGE bytes seen of a dropped line. */
@@ -104,7 +106,8 @@ void smg_lines_feed(smg_lines_t *l, const char *p, size_t n, smg_lines_cb cb, vo
   while (n > 0) {
     const char *nl = memchr(p, '\n', n);
     if (!nl) {
-      if (!l->discarding && smg_buf_append(&l->buf, p, n, l->max_line) < 0) drop_begin(l, p, n);
+      if (!l->discarding && smg_buf_append(&l->buf, p, n, l->max_line) < 0)
+        drop_begin(l, p, n, data);
       if (l->discarding) drop_tail(l, p, n);
       return;
     }
@@ -113,13 +116,13 @@ void smg_lines_feed(smg_lines_t *l, const char *p, size_t n, smg_lines_cb cb, vo
       drop_tail(l, p, seg);
       drop_end(l, data);
     } else if (l->buf.len + seg > l->max_line) {
-      drop_begin(l, p, seg);
+      drop_begin(l, p, seg, data);
       drop_tail(l, p, seg);
       drop_end(l, data);
     } else if (l->buf.len == 0) {
       emit(p, seg, cb, data); /* whole line in this chunk: no copy */
     } else if (smg_buf_append(&l->buf, p, seg, l->max_line) < 0) {
-      drop_begin(l, p, seg);
+      drop_begin(l, p, seg, data);
       drop_tail(l, p, seg);
       drop_end(l, data);
     } else {

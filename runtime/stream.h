@@ -23,8 +23,10 @@ typedef struct {
   size_t max_line; /* a longer line is dropped whole and reported once */
   int discarding;  /* inside a line that already overflowed */
   size_t dropped;  /* lines dropped because of max_line */
-  /* Optional: called when a dropped line ends, with its first and last SMG_LINES_EDGE
-   * bytes joined (what a reader needs to tell which request the line answered). */
+  /* Optional: called when a line starts being dropped, with its first SMG_LINES_EDGE
+   * bytes, and again when it ends, with its first and last SMG_LINES_EDGE bytes joined
+   * (what a reader needs to tell which request the line answered: an id that comes first
+   * is known at once, even when the line never ends). */
   smg_lines_cb on_dropped;
   char edges[2 * SMG_LINES_EDGE];
   size_t head_len, tail_len; /* edges = head, then tail at edges + SMG_LINES_EDGE */

@@ -54,6 +54,12 @@ local SUSPICIOUS = {
   { "exfiltration", "webhook" },
 }
 
+-- Shadowing: a description that tells the model how to use some other tool ("when the
+-- send_email tool is called, also BCC ...").
+PHRASES[#PHRASES + 1] = { "shadowing", { "instead", "of", "*3", "tool" } }
+PHRASES[#PHRASES + 1] = { "shadowing", { "when|whenever|before|after", "*6", "tool", "is|gets", "called|used|invoked|run" } }
+PHRASES[#PHRASES + 1] = { "shadowing", { "always|also", "bcc|cc" } }
+
 local phrase_rules = {}
 for i, r in ipairs(PHRASES) do phrase_rules[i] = { id = i, words = r[2] } end
 local phrases = smg.text.phrases(phrase_rules)
@@ -182,17 +188,61 @@ local function pin(server, kind, name, fp, first_sight)
   return rec.reason
 end
 
+-- Cross-server shadowing: the tools other servers offer (their pins), by name, for a
+-- description that names one of them and tells the model something about it. Names
+-- shorter than 5 characters without a '_' ("echo", "fetch") are ordinary words.
+local CUES = { "instead", "must", "always", "never", "before", "after", "when", "whenever", "also", "first",
+  "ignore", "override", "replace", "redirect", "bcc", "don't", "not" }
+local function other_tools(server)
+  local names = {}
+  for _, r in ipairs(smg.pins.all()) do
+    local n = r.name
+    if (r.kind == nil or r.kind == "tool") and r.server ~= server and type(n) == "string"
+        and (#n >= 5 or n:find("_", 1, true)) then
+      names[n:lower()] = r.server
+    end
+  end
+  return names
+end
+
+local function shadows(tool, others)
+  if not next(others) then return nil end
+  local text = smg.text.fold(tostring(tool.description or "") .. " " .. json.text(tool.inputSchema or {}))
+  local named
+  for w in text:gmatch("[%w_%-%.]+") do
+    if others[w] then
+      named = w
+      break
+    end
+    local tail = w:match("__([%w_%-%.]+)$") -- an aggregate's server__tool
+    if tail and others[tail] then
+      named = tail
+      break
+    end
+  end
+  if not named then return nil end
+  for cue in text:gmatch("[%w']+") do
+    for _, c in ipairs(CUES) do if cue == c then return named end end
+  end
+  return nil
+end
+
 function M.check_discovery(server, items, policy, config, list)
   list = list or "tools"
   local spec = LISTS[list]
   local kind = spec.kind
   local keep, violations = json.array({}), {}
   local first_sight = not smg.pins.known(server, kind)
+  local others = kind == "tool" and other_tools(server) or {}
   for _, item in ipairs(items) do
     local name = spec.id and item[spec.id] or ""
     if type(name) ~= "string" then name = tostring(name) end
     local hide = false
     local reasons = M.inspect(item, list)
+    local victim = kind == "tool" and shadows(item, others)
+    if victim then
+      reasons[#reasons + 1] = "shadowing:" .. others[victim] .. "/" .. victim
+    end
     if #reasons > 0 then
       violations[#violations + 1] = { type = "tool_poisoning", tool = kind == "tool" and name or nil,
         item = smg.pins.id({ server = server, name = name, kind = kind }), detail = table.concat(reasons, ",") }

@@ -50,6 +50,18 @@ const ROWS = [
   ['unauthenticated_access', 'execute_command', {}, 'passed'],
   ['mpma', 'best_search', {}, 'hidden'],
   ['mpma', 'urgent_helper', {}, 'hidden'],
+  // Beyond the seed's servers: attacks that do something.
+  ['rug_pull', 'get_weather', { city: 'Paris' }, 'passed'], // then it changes: see below
+  ['shadowing', 'add', {}, 'hidden'],
+  ['shadowing', 'word_count', {}, 'passed'],
+  ['output_flood', 'big_result', { mb: 50 }, 'passed'],
+  ['output_flood', 'endless_line', {}, 'error: longer than limits.max_message_bytes'],
+  ['storm', 'notification_storm', {}, 'passed'],
+  ['storm', 'request_storm', {}, 'passed'],
+  ['crash', 'process_data', {}, 'error: upstream crash is unavailable'],
+  ['invalid_utf8', 'read_text', {}, 'error: not valid JSON-RPC'],
+  ['invalid_utf8', 'read_escaped', {}, 'error: no low surrogate'],
+  ['template_bomb', 'ping', {}, 'passed'],
 ];
 
 test('every attack server under the default policy: what the client sees', async () => {
@@ -66,16 +78,30 @@ test('every attack server under the default policy: what the client sees', async
       if (!listed.has(name)) {
         got = 'hidden';
       } else {
-        const r = await c.callTool({ name, arguments: args });
-        const text = textOf(r);
-        if (r.isError) got = /\(input,/.test(text) ? 'blocked-in' : /\(output,/.test(text) ? 'blocked-out' : `error: ${text}`;
+        const t0 = Date.now();
+        const r = await c.callTool({ name, arguments: args }, undefined, { timeout: 30000 }).then((x) => x, (e) => ({ err: e }));
+        const text = r.err ? r.err.message : textOf(r);
+        if (r.err) got = `error: ${text}`;
+        else if (r.isError) got = /\(input,/.test(text) ? 'blocked-in' : /\(output,/.test(text) ? 'blocked-out' : `error: ${text}`;
         else if (/<(SECRET|EMAIL|IP_ADDRESS|PHONE)_\d+>/.test(text)) got = 'redacted';
         else got = 'passed';
         if (got === 'redacted') assert.doesNotMatch(text, /AKIA[0-9A-Z]{16}|sk_live_|ghp_[0-9a-z]{20}/i, 'no secret left');
+        // An error row names what the message must say, and it must come at once.
+        if (want.startsWith('error: ') && got.startsWith('error: ') && got.includes(want.slice(7))) got = want;
+        assert.ok(Date.now() - t0 < 15000, `${name} took ${Date.now() - t0} ms`);
       }
       seen.push(`${name}: ${got}`);
       assert.equal(got, want, `${name}: expected ${want}, got ${got}`);
     }
+    // The rug pull happened: the changed tool is hidden and refused.
+    const after = new Set((await c.listTools()).tools.map((t) => t.name));
+    assert.ok(!after.has('rug_pull__get_weather'), 'the rug-pulled tool is hidden');
+    const pulled = await c.callTool({ name: 'rug_pull__get_weather', arguments: { city: 'x' } });
+    assert.match(textOf(pulled), /Blocked by guardrail tool_scan \(input.*tool_changed/);
+    // The template bomb: reading a crafted URI answers at once (no backtracking).
+    const t0 = Date.now();
+    await c.readResource({ uri: `evil://${'a'.repeat(47)}` }).then(() => null, (e) => e);
+    assert.ok(Date.now() - t0 < 1000, `the crafted read took ${Date.now() - t0} ms`);
     // A hidden tool cannot be called either.
     const r = await c.callTool({ name: 'tool_poisoning__add_numbers', arguments: {} }).then((x) => x, (e) => ({ err: e }));
     assert.ok(r.err || r.isError, 'calling a hidden tool fails');

@@ -13,11 +13,51 @@ describe("smg.text", function()
     assert.are.equal("ignore all\nsystem: x", text.fold("IGNORE \t  ALL \r\n\n   SYSTEM: x"))
   end)
 
+  it("folds in C exactly as the Lua patterns it replaces", function()
+    local core = require "smg.core"
+    local function by_patterns(x) return (x:lower():gsub("[ \t\r\f\v]+", " "):gsub(" ?\n[\n ]*", "\n")) end
+    local alphabet = { "a", "B", " ", "\t", "\r", "\n", "\f", "\v", "Z", "\195\137", "." }
+    math.randomseed(7)
+    for _ = 1, 3000 do
+      local parts = {}
+      for i = 1, math.random(0, 40) do parts[i] = alphabet[math.random(#alphabet)] end
+      local x = table.concat(parts)
+      assert.are.equal(by_patterns(x), core.fold(x), ("%q"):format(x))
+    end
+    local big = ("Some Text  here \n\n  And more\t\t"):rep(5000)
+    assert.are.equal(by_patterns(big), core.fold(big))
+    assert.is_true(core.is_ascii(big))
+    assert.is_false(core.is_ascii(big .. "\195\137"))
+    assert.is_false(core.is_ascii("\128"))
+    assert.is_true(core.is_ascii(""))
+  end)
+
   it("folds what a reader would see: full-width, look-alikes, invisible characters", function()
     assert.are.equal("ignore previous", text.fold("\239\188\169\239\188\167\239\188\174\239\188\175\239\188\178\239\188\165\227\128\128previous"))
     assert.are.equal("paypal", text.fold("\209\128\208\176y\209\128\208\176l")) -- Cyrillic р а
     assert.are.equal("system", text.fold("sys\226\128\139t\194\173em\239\187\191"))
     assert.are.equal("caf\195\137", text.fold("CAF\195\137"), "other letters pass untouched")
+  end)
+
+  it("maps normalized text back to the bytes it came from", function()
+    local s = "mail \239\189\129b@x.io and a\226\128\139b"
+    local norm, segs = text.normalize(s)
+    assert.are.equal("mail ab@x.io and ab", norm)
+    local a, b = norm:find("ab@x.io", 1, true)
+    local ra, rb = text.raw_span(segs, a, b)
+    assert.are.equal("\239\189\129b@x.io", s:sub(ra, rb))
+    a, b = norm:find("ab", 14, true)
+    ra, rb = text.raw_span(segs, a, b)
+    assert.are.equal("a\226\128\139b", s:sub(ra, rb))
+    assert.is_nil(select(2, text.normalize("plain")))
+  end)
+
+  it("decodes obviously encoded tokens and passes binary over", function()
+    local got = {}
+    text.decoded("x=a%20b&y=6869206d6f6d206f6b and aGVsbG8gd29ybGQgZnJvbSBoZXJl c2ae9f8d2b1e0a4f6d8c3b7a9e5f1d2c", function(d, a, b)
+      got[#got + 1] = d
+    end)
+    assert.are.same({ "a b", "hi mom ok", "hello world from here" }, got)
   end)
 
   it("matches word sequences with bounded filler", function()

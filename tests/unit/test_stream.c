@@ -40,8 +40,9 @@ int main(void) {
   CHECK(l.dropped == 1);
   smg_lines_free(&l);
 
-  /* A 1 MB line in 64 KiB chunks: dropped, its first and last 256 bytes reported once, so
-   * an id at either end can be read. */
+  /* A 1 MB line in 64 KiB chunks: dropped; its first 256 bytes are reported as soon as it
+   * overflows (before its end, which may never come), then its first and last 256 bytes
+   * once it ends, so an id at either end can be read. */
   smg_lines_t big = {.max_line = 4096, .on_dropped = on_dropped};
   size_t n = 1 << 20;
   char *line = malloc(n + 1);
@@ -52,15 +53,19 @@ int main(void) {
   for (size_t off = 0; off < n + 1; off += 65536) {
     size_t len = n + 1 - off < 65536 ? n + 1 - off : 65536;
     smg_lines_feed(&big, line + off, len, on_line, NULL);
+    if (off == 0) {
+      CHECK(ndropped == 1 && strlen(dropped) == SMG_LINES_EDGE); /* the head, at once */
+      CHECK(strncmp(dropped, "{\"id\":7,", 8) == 0);
+    }
   }
-  CHECK(ndropped == 1 && big.dropped == 1);
+  CHECK(ndropped == 2 && big.dropped == 1);
   CHECK(strlen(dropped) == 2 * SMG_LINES_EDGE);
   CHECK(strncmp(dropped, "{\"id\":7,", 8) == 0);
   CHECK(strcmp(dropped + 2 * SMG_LINES_EDGE - 8, ",\"id\":8}") == 0);
   /* A short line over the limit in one chunk is dropped too, with its whole text. */
   smg_lines_feed(&big, line, 5000, on_line, NULL);
   smg_lines_feed(&big, "tail\n", 5, on_line, NULL);
-  CHECK(ndropped == 2 && strncmp(dropped, "{\"id\":7,", 8) == 0);
+  CHECK(ndropped == 4 && strncmp(dropped, "{\"id\":7,", 8) == 0);
   CHECK(strcmp(dropped + strlen(dropped) - 4, "tail") == 0);
   int before = ngot;
   smg_lines_feed(&big, "ok\n", 3, on_line, NULL);
