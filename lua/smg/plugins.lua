@@ -23,6 +23,15 @@ local META = { name = true, kind = true, version = true, priority = true, schema
 
 -- The message pipeline's hook points (lua/smg/gateway/hooks.lua): a guardrail with
 -- on_message lists in `messages` the points it wants to see.
+-- Whether provider `p` sees `method` at `point`.
+function M.sees(p, point, method)
+  local w = p.points[point]
+  if w == true then return true end
+  if not w then return false end
+  if w.only then return w.only[method] == true end
+  return not w.except[method]
+end
+
 M.POINTS = { "c2s:request", "c2s:notification", "c2s:result", "c2s:error",
   "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
 -- What check_discovery can see: the four lists, and a server's instructions (as a list of
@@ -82,20 +91,38 @@ function M.check_shape(p, kind, path)
     if type(p.messages) ~= "table" or #p.messages == 0 then
       return nil, path .. ": on_message needs messages, a list of hook points (" .. table.concat(M.POINTS, ", ") .. ")"
     end
-    -- "point" sees every message there; "point method" only that method's (a provider
-    -- that cares about prompts/get costs nothing on tools/call).
+    -- "point" sees every message there; "point method ..." only those methods' (a
+    -- provider that cares about prompts/get costs nothing on tools/call); "point !method
+    -- ..." every method but those. p.points[point] = true | { only = set } | { except = set }.
     p.points = {}
     for _, entry in ipairs(p.messages) do
-      local pt, method = tostring(entry):match("^(%S+)%s*(%S*)$")
+      local pt, rest = tostring(entry):match("^(%S+)%s*(.*)$")
       if not POINT[pt] then
         return nil, ("%s: unknown hook point %q in messages (known: %s)"):format(path, tostring(entry),
           table.concat(M.POINTS, ", "))
       end
-      if method == "" then
+      local only, except = nil, nil
+      for m in rest:gmatch("%S+") do
+        if m:sub(1, 1) == "!" then
+          except = except or {}
+          except[m:sub(2)] = true
+        else
+          only = only or {}
+          only[m] = true
+        end
+      end
+      if only and except then
+        return nil, ("%s: %q mixes methods and !methods"):format(path, tostring(entry))
+      end
+      local cur = p.points[pt]
+      if not only and not except then
         p.points[pt] = true
-      elseif p.points[pt] ~= true then
-        p.points[pt] = p.points[pt] or {}
-        p.points[pt][method] = true
+      elseif cur == nil or (cur ~= true and cur.only and only) then
+        cur = cur or { only = only, except = except }
+        for m in pairs(only or {}) do cur.only[m] = true end
+        p.points[pt] = cur
+      else
+        return nil, ("%s: hook point %s is named twice in messages"):format(path, pt)
       end
     end
   elseif p.messages ~= nil then

@@ -238,7 +238,9 @@ end
 -- elicitation requests and the client's answers. Tool calls are check_input/check_output's
 -- and lists are tool_scan's (one poisoned tool must not hide the rest), so both are skipped.
 -- An upstream that asks the user for a secret through elicitation is refused.
-M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+local NOT_MINE = "!tools/call !tools/list !prompts/list !resources/list !resources/templates/list"
+M.messages = { "c2s:request " .. NOT_MINE, "c2s:result", "s2c:request", "s2c:notification", "s2c:result " .. NOT_MINE,
+  "s2c:error" }
 local SKIP = { ["tools/call"] = true, ["tools/list"] = true, ["prompts/list"] = true, ["resources/list"] = true,
   ["resources/templates/list"] = true }
 local asks_secret = smg.text.phrases({ { id = 1, words = { "enter|provide|give|type|share|send|confirm|paste", "*4",

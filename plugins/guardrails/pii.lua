@@ -181,10 +181,14 @@ local function by_position(x, y)
   return x.rank < y.rank
 end
 
+-- No finds: one shared (read-only) list, so a clean string allocates nothing.
+local NONE = setmetatable({}, { __newindex = function() error("NONE is read only", 2) end })
+
 -- Overlapping candidates merge into one span (so no part of any detected value is left
 -- behind), named by the strongest detector among them; a span is uncertain only when
 -- every part of it is.
 local function settle(cands)
+  if #cands == 0 then return NONE end
   table.sort(cands, by_position)
   local hits = {}
   for _, c in ipairs(cands) do
@@ -201,8 +205,11 @@ local function settle(cands)
 end
 
 local function find_ascii(text, only)
-  local cands = {}
   local digits = text:find("%d") ~= nil
+  -- Every detector needs a digit, an "@", a ":" or 20 bytes (a secret): a word, a key, a
+  -- short label costs three searches.
+  if not digits and #text < 20 and not text:find("@", 1, true) and not text:find(":", 1, true) then return NONE end
+  local cands = {}
   for rank, d in ipairs(DETECTORS) do
     local g = d.gate
     if (not only or only[d.type]) and (not g or (g == DIGIT and digits) or (g ~= DIGIT and text:find(g, 1, true))) then
@@ -228,6 +235,7 @@ end
 local function decoded_hit(d, a, b, st)
   local h = find_ascii(d, st.only)
   if #h > 0 then
+    st.cands = st.cands or {}
     st.cands[#st.cands + 1] = { type = h[1].type, from = a, to = b, rank = 0, low = h[1].low }
   end
 end
@@ -238,14 +246,19 @@ end
 -- decoded text of encoded tokens; every detector collects its candidates in one pass, and
 -- one sort and one sweep settle overlaps, so the cost stays O(n log n) in the number of
 -- candidates however much PII a payload carries.
+local DECODING = { only = nil, cands = nil } -- (decoded_hit's state; nothing in it yields)
+
 local function find_all(text, only)
   local norm, segs = smg.text.normalize(text)
   local hits = find_ascii(norm, only)
-  local st = { only = only, cands = nil }
-  st.cands = hits
-  local n = #hits
-  smg.text.decoded(norm, decoded_hit, st)
-  if #hits > n then hits = settle(hits) end
+  DECODING.only, DECODING.cands = only, nil
+  smg.text.decoded(norm, decoded_hit, DECODING)
+  local extra = DECODING.cands
+  DECODING.cands = nil
+  if extra then
+    for _, h in ipairs(hits) do extra[#extra + 1] = h end
+    hits = settle(extra)
+  end
   if segs then
     for _, h in ipairs(hits) do h.from, h.to = smg.text.raw_span(segs, h.from, h.to) end
   end
@@ -325,7 +338,7 @@ end
 -- runs twice on every guarded call.
 local function pending(st, text)
   local hits = find_all(text, st.only)
-  if not st.restore then return hits end
+  if not st.restore or not st.vault or #hits == 0 then return hits end
   -- Values we put back are the caller's own; only new PII counts on output.
   local fresh, by_value = {}, st.vault.by_value
   for _, h in ipairs(hits) do
@@ -336,7 +349,7 @@ end
 
 local function one(st, s)
   local vault = st.vault
-  if st.restore and next(vault.by_placeholder) then
+  if st.restore and vault and next(vault.by_placeholder) then
     s = s:gsub("<%u[%u_]*_%d+>", vault.by_placeholder)
   end
   local hits = pending(st, s)
@@ -357,6 +370,8 @@ local function one(st, s)
     end
     if #sure == 0 then break end
     st.sure = true
+    vault = vault or vault_of(st.call) -- made on the first redaction: most calls need none
+    st.vault = vault
     s = redact(s, sure, vault)
     hits = pending(st, s)
     if #hits == 0 then break end
@@ -470,7 +485,8 @@ end
 -- Scans (and, when redacting, rewrites) `value`. `policy` and `scope` (the tool or
 -- method) select the exempt paths.
 local function scan(value, call, config, restore, policy, scope)
-  local st = { only = wanted(config), vault = vault_of(call), restore = restore, violations = {}, seen = {}, since = 0,
+  local st = { only = wanted(config), call = call, vault = call.state.pii, restore = restore, violations = {}, seen = {},
+    since = 0,
     exempt = exemptions(policy, scope), path = {} }
   local out = walk(value, st, 0)
   return out, st.violations, st.sure
@@ -485,9 +501,11 @@ local function verdict(out, violations, sure, policy, config)
   return { allowed = true, violations = violations, redacted = out }
 end
 
+local ALLOWED = { allowed = true } -- (read only: the gateway never changes a verdict)
+
 function M.check_input(call, policy, config)
   local out, violations, sure = scan(call.arguments, call, config, false, policy, call.name)
-  return verdict(out, violations, sure, policy, config) or { allowed = true }
+  return verdict(out, violations, sure, policy, config) or ALLOWED
 end
 
 -- Every other message kind (api_minor 1): what an upstream sends (resources, prompts,
@@ -495,7 +513,7 @@ end
 -- like a tool result, and what goes to it (prompt and completion arguments, the client's
 -- answers to its requests) like tool arguments. Tool calls are check_input/check_output's.
 -- Each message is its own call: no placeholder crosses from one to another.
-M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result", "s2c:error" }
+M.messages = { "c2s:request", "c2s:result", "s2c:request", "s2c:notification", "s2c:result !tools/call", "s2c:error" }
 
 function M.on_message(msg, policy, config)
   local payload = msg.payload
@@ -521,7 +539,9 @@ function M.check_output(call, result, policy, config)
   local out, violations, sure = scan(result, call, config, true, policy, call.name)
   if sure and action(policy, config) == "block" then return { allowed = false, violations = violations } end
   -- Nothing certain found and nothing put back: the result goes on as it came.
-  if not sure and not next(vault_of(call).by_placeholder) then return { allowed = true, violations = violations } end
+  if not sure and not (call.state.pii and next(call.state.pii.by_placeholder)) then
+    return #violations > 0 and { allowed = true, violations = violations } or ALLOWED
+  end
   return { allowed = true, violations = violations, redacted = out }
 end
 

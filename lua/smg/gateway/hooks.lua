@@ -15,7 +15,7 @@
 -- Which providers run is the server's policy: its input_guardrails_policy for c2s points,
 -- its output_guardrails_policy for s2c points (enable_tool_guardrails, the policy's
 -- enabled switch and its `kinds` apply), in priority order. A provider may narrow a point
--- to some methods ("c2s:request prompts/get" in its `messages`). A verdict {allowed = false, violations}
+-- to some methods ("c2s:request prompts/get") or leave some out ("s2c:result !tools/call"). A verdict {allowed = false, violations}
 -- blocks the message (under the policy's block list, as for tool checks:
 -- guardrails.judge); {redacted = value} replaces its payload for later providers and for
 -- the receiver. An error or timeout blocks unless plugins.guardrails.on_error is "allow".
@@ -62,6 +62,14 @@ function M.active(set, spec, point) return #providers(set, spec, point) > 0 end
 function M.run(set, timeout, point, spec, method, payload, session, call)
   local list, policy = providers(set, spec, point)
   if #list == 0 then return nil, payload end
+  local wanted = false
+  for _, p in ipairs(list) do
+    if plugins.sees(p, point, method) then
+      wanted = true
+      break
+    end
+  end
+  if not wanted then return nil, payload end -- (no message view built for nobody)
   local dir, kind = point:match("^(%a+):(%a+)$")
   if not guardrails.covers(policy, guardrails.kind_of(method, kind == "error")) then return nil, payload end
   local msg = {
@@ -73,9 +81,8 @@ function M.run(set, timeout, point, spec, method, payload, session, call)
   }
   local fail_open = set.guardrail_on_error == "allow"
   for _, p in ipairs(list) do
-    local only = p.points[point]
     local ok, res = true, nil
-    if only == true or only[method] then ok, res = plugins.run_hook(p, "on_message", timeout, msg, policy, p.config) end
+    if plugins.sees(p, point, method) then ok, res = plugins.run_hook(p, "on_message", timeout, msg, policy, p.config) end
     if not (ok and res == nil) then -- nil: nothing to say about this message
       local types, redacted = guardrails.judge(p, "on_message", ok, res, policy, fail_open, point,
         spec.server_name, method)
