@@ -162,11 +162,23 @@ function M.future()
   return setmetatable({ done = false, waiters = nil }, Future)
 end
 
+-- Up to three values are kept in fields (every call's result goes through a future: no
+-- table for its values); more in a table.
+local function values(self)
+  if self.n <= 3 then return self.v1, self.v2, self.v3 end
+  return unpack(self.values, 1, self.n)
+end
+
 function Future:set(...)
   if self.done then return false end
   self.done = true
-  self.n = select("#", ...)
-  self.values = { ... }
+  local n = select("#", ...)
+  self.n = n
+  if n <= 3 then
+    self.v1, self.v2, self.v3 = ...
+  else
+    self.values = { ... }
+  end
   local waiters = self.waiters
   self.waiters = nil
   if waiters then
@@ -175,17 +187,26 @@ function Future:set(...)
       if not w.gone then
         w.gone = true
         if w.slot then wheel_remove(w) end
-        M.resume(w.co, unpack(self.values, 1, self.n))
+        M.resume(w.co, values(self))
       end
     end
   end
   return true
 end
 
+-- Coroutines running a cpu_only hook inline (plugins.run_hook): they may not wait.
+local inline = {}
+
+local function waitable()
+  local co = current()
+  if inline[co] then error("a cpu_only hook cannot wait for I/O (declare the plugin without cpu_only)", 3) end
+  return co
+end
+
 -- Waits for the value; with timeout (seconds) returns nil, "timeout" when it passes first.
 function Future:wait(timeout)
-  if self.done then return unpack(self.values, 1, self.n) end
-  local w = { co = current() }
+  if self.done then return values(self) end
+  local w = { co = waitable() }
   local waiters = self.waiters
   if not waiters then
     waiters = {}
@@ -202,7 +223,7 @@ local function on_sleep_done(s)
 end
 
 function M.sleep(seconds)
-  local s = { co = current() }
+  local s = { co = waitable() }
   s.timer = core.timer(math.max(0, seconds) * 1000, 0, on_sleep_done, s)
   co_yield()
 end
@@ -211,13 +232,41 @@ end
 -- sets one per hook; the work calls checkpoint() between slices, which lets the loop run
 -- and stops the work with an error once its budget is spent, so a hook that timed out
 -- does not go on burning the CPU nobody waits for.
-local deadlines = setmetatable({}, { __mode = "k" })
+-- A budget starts counting at the coroutine's first checkpoint, not when it is set: most
+-- hooks never reach a checkpoint, and then setting one costs no clock reading. (Not weak
+-- tables: the hook runner clears what it sets, and weak tables cost the collector.)
+local budgets, deadlines = {}, {}
 local last_yield = setmetatable({}, { __mode = "k" })
 local QUANTUM = 0.002 -- seconds of CPU work between two yields to the loop
 
 -- Sets (seconds) or clears (nil) the budget of the running coroutine.
 function M.set_deadline(seconds)
-  deadlines[current()] = seconds and core.hrtime() + seconds or nil
+  local co = co_running()
+  if not co then return end
+  budgets[co] = seconds
+  if deadlines[co] then deadlines[co] = nil end
+  if seconds == nil and last_yield[co] then last_yield[co] = nil end
+end
+
+-- Runs fn(a, b, c, d, e) on the running coroutine with a time budget, as a hook that never
+-- waits for I/O (it may still yield at checkpoints): no coroutine switch, which is most of
+-- what running a small hook costs. Returns xpcall's results; the coroutine's own budget is
+-- put back afterwards.
+function M.run_inline(seconds, fn, handler, a, b, c, d, e)
+  local co = co_running()
+  local saved_budget, saved_deadline, saved_last = budgets[co], deadlines[co], last_yield[co]
+  budgets[co], deadlines[co], last_yield[co] = seconds, nil, nil
+  inline[co] = (inline[co] or 0) + 1
+  local ok, r1, r2 = xpcall(fn, handler, a, b, c, d, e)
+  local depth = inline[co] - 1
+  inline[co] = depth > 0 and depth or nil
+  budgets[co], deadlines[co], last_yield[co] = saved_budget, saved_deadline, saved_last
+  return ok, r1, r2
+end
+
+-- The budget of `co` is spent now (its caller stopped waiting): its next checkpoint raises.
+function M.expire(co)
+  if budgets[co] then deadlines[co] = 0 end
 end
 
 -- Coroutines waiting for their next turn, resumed after the loop has polled for I/O (a
@@ -253,6 +302,8 @@ function M.checkpoint()
   local last = last_yield[co]
   if not last then
     last_yield[co] = now
+    local b = budgets[co]
+    if b and not deadlines[co] then deadlines[co] = now + b end
     return
   end
   if now - last < QUANTUM then return end

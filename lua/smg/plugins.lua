@@ -19,7 +19,7 @@ local KINDS = {
 }
 local DIRS = { auth = "auth", guardrail = "guardrails", telemetry = "telemetry" }
 local META = { name = true, kind = true, version = true, priority = true, schema = true, description = true,
-  messages = true, discovery = true }
+  messages = true, discovery = true, cpu_only = true }
 
 -- The message pipeline's hook points (lua/smg/gateway/hooks.lua): a guardrail with
 -- on_message lists in `messages` the points it wants to see.
@@ -166,25 +166,50 @@ end
 -- Runs hook `fn(...)` in its own coroutine and waits at most `timeout` seconds.
 -- Returns true, r1, r2 (the hook's first two results) | false, reason ("error" or
 -- "timeout"); an auth hook's two results are identity | nil, reason.
-function M.run_hook(plugin, hook, timeout, ...)
-  local f = async.future()
-  local args, n = { ... }, select("#", ...)
-  async.spawn(function()
-    async.set_deadline(timeout)
-    local ok, r1, r2 = xpcall(plugin[hook], debug.traceback, unpack(args, 1, n))
-    async.set_deadline(nil)
-    f:set(ok, r1, r2)
-  end)
-  local ok, r1, r2 = f:wait(timeout)
-  if ok == nil and r1 == "timeout" then
-    log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
-    return false, "timeout"
+--
+-- Most hooks finish without waiting for anything: then the run is one pooled coroutine
+-- and one table (`run`), and no future. A hook that waits gets a future, created by the
+-- caller right after the hook first yields (before anything can resume it).
+local function hook_body(run)
+  async.set_deadline(run.timeout)
+  local ok, r1, r2
+  local n, a = run.n, run
+  if n <= 5 then
+    ok, r1, r2 = xpcall(run.fn, debug.traceback, a[1], a[2], a[3], a[4], a[5])
+  else
+    ok, r1, r2 = xpcall(run.fn, debug.traceback, unpack(a, 1, n))
   end
-  if not ok then
+  async.set_deadline(nil)
+  run.done, run.ok, run.r1, run.r2 = true, ok, r1, r2
+  if run.future then run.future:set(true) end
+end
+
+function M.run_hook(plugin, hook, timeout, ...)
+  if plugin.cpu_only and select("#", ...) <= 5 and async.in_coroutine() then
+    local ok, r1, r2 = async.run_inline(timeout, plugin[hook], debug.traceback, ...)
+    if ok then return true, r1, r2 end
+    if tostring(r1):find("time budget spent", 1, true) then
+      log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
+      return false, "timeout"
+    end
     log.error(("plugin %s: %s failed: %s"):format(plugin.name, hook, tostring(r1)))
     return false, "error"
   end
-  return true, r1, r2
+  local run = { fn = plugin[hook], timeout = timeout, n = select("#", ...), ... }
+  local co = async.spawn(hook_body, run)
+  if not run.done then
+    run.future = async.future()
+    if run.future:wait(timeout) == nil then
+      async.expire(co) -- CPU work it goes on with stops at its next checkpoint
+      log.warn(("plugin %s: %s timed out after %gs"):format(plugin.name, hook, timeout))
+      return false, "timeout"
+    end
+  end
+  if not run.ok then
+    log.error(("plugin %s: %s failed: %s"):format(plugin.name, hook, tostring(run.r1)))
+    return false, "error"
+  end
+  return true, run.r1, run.r2
 end
 
 return M

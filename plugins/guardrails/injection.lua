@@ -12,6 +12,7 @@ local M = {
   kind = "guardrail",
   version = "1.0.0",
   priority = 200,
+  cpu_only = true, -- never waits for I/O: runs on the caller's coroutine (docs/plugin-api.md)
   description = "Prompt and command injection heuristics on arguments and results",
   schema = {
     threshold = { type = "number", default = 1, min = 0.1 },

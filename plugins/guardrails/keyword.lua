@@ -8,6 +8,7 @@ local M = {
   kind = "guardrail",
   version = "1.0.0",
   priority = 100,
+  cpu_only = true, -- never waits for I/O: runs on the caller's coroutine (docs/plugin-api.md)
   description = "Blocks calls whose arguments or results contain listed keywords",
   schema = {
     keywords = { type = "array", items = { type = "string" }, default = smg.json.array({}),

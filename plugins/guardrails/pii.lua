@@ -10,7 +10,8 @@ local M = {
   name = "pii",
   kind = "guardrail",
   version = "1.0.0",
-  priority = 300, -- before other guardrails, so they and the upstream see placeholders
+  priority = 300,
+  cpu_only = true, -- never waits for I/O: runs on the caller's coroutine (docs/plugin-api.md) -- before other guardrails, so they and the upstream see placeholders
   description = "Detects and redacts personal data and secrets; restores placeholders on output",
   schema = {
     types = { type = "array", items = { type = "string", enum = { "email", "phone", "credit_card", "national_id",
@@ -447,6 +448,8 @@ local function exempt(st, depth)
   return false
 end
 
+-- Returns `v` itself when nothing in it changed (most calls: no copy at all), else a
+-- copy with the changes.
 local function walk(v, st, depth)
   local t = type(v)
   if t == "string" then return each(v, st) end
@@ -460,24 +463,30 @@ local function walk(v, st, depth)
   end
   if t ~= "table" then return v end
   if depth > MAX_DEPTH then error("value nested deeper than " .. MAX_DEPTH .. " levels", 0) end
-  local out = {}
-  if st.exempt then
-    local path = st.path
-    for k, x in pairs(v) do
+  local changes -- { old key, new key, new value }, ...
+  local path = st.exempt and st.path
+  for k, x in pairs(v) do
+    local skip = false
+    if path then
       path[depth + 1] = type(k) == "number" and k - 1 or k -- JSON arrays count from 0
-      if exempt(st, depth + 1) then
-        out[k] = x
-      else
-        if type(k) == "string" then k = each(k, st) end
-        out[k] = walk(x, st, depth + 1)
+      skip = exempt(st, depth + 1)
+    end
+    if not skip then
+      local nk = type(k) == "string" and each(k, st) or k
+      local nx = walk(x, st, depth + 1)
+      if nk ~= k or nx ~= x then
+        changes = changes or {}
+        changes[#changes + 1] = { k, nk, nx }
       end
     end
-    path[depth + 1] = nil
-    return setmetatable(out, getmetatable(v))
   end
-  for k, x in pairs(v) do
-    if type(k) == "string" then k = each(k, st) end
-    out[k] = walk(x, st, depth + 1)
+  if path then path[depth + 1] = nil end
+  if not changes then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = x end
+  for _, c in ipairs(changes) do
+    if c[1] ~= c[2] then out[c[1]] = nil end
+    out[c[2]] = c[3]
   end
   return setmetatable(out, getmetatable(v))
 end

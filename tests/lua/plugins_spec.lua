@@ -61,6 +61,37 @@ describe("plugin loader", function()
     assert.are.equal("error", res)
   end)
 
+  it("runs cpu_only hooks on the caller's coroutine, still bounded, and never waiting", function()
+    write("pure", [[
+      local smg = require "smg"
+      return { name = "pure", kind = "guardrail", version = "1.0.0", priority = 5, cpu_only = true,
+        check_input = function(call)
+          if call.sleep then smg.sleep(0.01) end
+          if call.spin then
+            local t0 = smg.monotime()
+            while smg.monotime() - t0 < call.spin do smg.checkpoint() end
+          end
+          return { allowed = true, co = coroutine.running() }
+        end }
+    ]])
+    local p = assert(plugins.load("guardrail", "pure", {}))
+    local ok, res = plugins.run_hook(p, "check_input", 1, {})
+    assert.is_true(ok)
+    assert.are.equal(coroutine.running(), res.co, "no coroutine of its own")
+    -- A hook that says it never waits and then waits: an error, not a hang.
+    ok, res = plugins.run_hook(p, "check_input", 1, { sleep = true })
+    assert.is_false(ok)
+    assert.are.equal("error", res)
+    -- CPU work past the budget stops at a checkpoint: a timeout, after about the budget.
+    local t0 = smg.monotime()
+    ok, res = plugins.run_hook(p, "check_input", 0.05, { spin = 5 })
+    assert.is_false(ok)
+    assert.are.equal("timeout", res)
+    assert.is_true(smg.monotime() - t0 < 0.5)
+    -- The caller's own coroutine can wait again afterwards.
+    smg.sleep(0.001)
+  end)
+
   it("loads a folder plugin from its init.lua, afresh on every load", function()
     os.execute("mkdir -p " .. dir .. "/guardrails/folder")
     local f = assert(io.open(dir .. "/guardrails/folder/init.lua", "w"))
