@@ -11,6 +11,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
 if sid ~= "" then wrk.headers["Mcp-Session-Id"] = sid end
+local key = os.getenv("MCP_APIKEY") or ""
+if key ~= "" then wrk.headers["apikey"] = key end
 
 function request()
   n = n + 1

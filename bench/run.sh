@@ -34,11 +34,11 @@ open_session() {
   local url=$1
   local sid
   sid=$(curl -s -D - -o /dev/null -X POST "$url" -H 'Content-Type: application/json' \
-    -H 'Accept: application/json, text/event-stream' \
+    -H 'Accept: application/json, text/event-stream' ${apikey:+-H "apikey: $apikey"} \
     -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
     | awk 'tolower($1)=="mcp-session-id:" {print $2}' | tr -d '\r')
   curl -s -o /dev/null -X POST "$url" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-    ${sid:+-H "Mcp-Session-Id: $sid"} -H 'MCP-Protocol-Version: 2025-06-18' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    ${apikey:+-H "apikey: $apikey"} ${sid:+-H "Mcp-Session-Id: $sid"} -H 'MCP-Protocol-Version: 2025-06-18' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
   echo "$sid"
 }
 
@@ -46,7 +46,7 @@ open_session() {
 check_call() {
   local url=$1 sid=$2
   curl -s -X POST "$url" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-    ${sid:+-H "Mcp-Session-Id: $sid"} -H 'MCP-Protocol-Version: 2025-06-18' \
+    ${apikey:+-H "apikey: $apikey"} ${sid:+-H "Mcp-Session-Id: $sid"} -H 'MCP-Protocol-Version: 2025-06-18' \
     -d '{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}' | grep -q '"hello"'
 }
 
@@ -54,7 +54,7 @@ check_call() {
 load() {
   local url=$1 c=$2 sid=$3
   local out
-  out=$(MCP_SESSION=$sid wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/mcp_call.lua "$url" 2>&1)
+  out=$(MCP_SESSION=$sid MCP_APIKEY=$apikey wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/mcp_call.lua "$url" 2>&1)
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -120,14 +120,16 @@ row "echo upstream (pipe, direct)" "$u1" "$p1" "$p32" "$u32" "$p32" "$q32" "-" "
 rows[-1]="$(printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s' "echo upstream (pipe, direct)" "$u1" "$p1" "$q1" "$u32" "$p32" "$q32" "-" "-")"
 
 # 3. smg, passthrough, shared stdio upstream; then the same with the embedded default's
-# guardrails on the call (pii + injection on input and on output): what guarding costs.
-# $1 row name, $2 extra keys of the server entry.
+# policy on the call (API-key auth; pii + injection + tool_scan on input, pii + injection
+# on output, blocking as config/default.json does): what guarding costs.
+# $1 row name, $2 extra keys of the server entry, $3 extra top-level keys.
+apikey=""
 bench_smg() {
   port=$(free_port)
   cat > "$work/smg.json" <<CFG
 { "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
   "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" } $2 } ] } },
-  "gateway": { "mode": "passthrough", "port": $port } }
+  "gateway": { "mode": "passthrough", "port": $port, "mcp_config_id": "b" } $3 }
 CFG
   "$SMG" serve --config "$work/smg.json" 2>"$work/smg.log" &
   pids+=($!)
@@ -135,10 +137,19 @@ CFG
   bench_target "$1" "http://127.0.0.1:$port/mcp" "${pids[-1]}"
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
-bench_smg "smg (passthrough)" ""
-policy='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"], "block": ["injection_attack"] }'
+bench_smg "smg (passthrough)" "" ""
+input='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection", "tool_scan"],
+  "block": ["injection_attack", "tool_poisoning", "tool_changed"] }'
+output='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],
+  "block": ["injection_attack", "credential_request"] }'
+apikey=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 bench_smg "smg (passthrough, guarded)" ", \"enable_tool_guardrails\": true,
-  \"input_guardrails_policy\": $policy, \"output_guardrails_policy\": $policy"
+  \"input_guardrails_policy\": $input, \"output_guardrails_policy\": $output" ",
+  \"plugins\": { \"auth\": { \"provider\": \"local_apikey\" } },
+  \"apikeys\": { \"$apikey\": { \"project_id\": \"p\", \"user_id\": \"u\" } },
+  \"projects\": { \"p\": { \"project_name\": \"bench\", \"mcp_config_id\": \"b\", \"users\": [\"u\"] } },
+  \"users\": { \"u\": { \"email\": \"bench@example.com\" } }"
+apikey=""
 
 # 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
 # session limits raised: by default one peer may hold 1024).

@@ -163,8 +163,8 @@ function commands.pins(args)
     table.sort(list, function(a, b) return pins.id(a) < pins.id(b) end)
     if as_json then return io.stdout:write(smg.json.encode(smg.json.array(list)), "\n") end
     for _, r in ipairs(list) do
-      io.stdout:write(("%-9s %s%s\n"):format(r.status, pins.id(r), r.reason and r.status == "pending"
-        and ("  (" .. r.reason .. ")") or ""))
+      io.stdout:write(("%-9s %s%s%s\n"):format(r.status, pins.id(r), r.reason and r.status == "pending"
+        and ("  (" .. r.reason .. ")") or "", r.poisoned and ("  poisoned: " .. r.poisoned) or ""))
     end
     return
   end

@@ -16,6 +16,7 @@ local M = {
   kind = "guardrail",
   version = "1.0.0",
   priority = 250,
+  cpu_only = true, -- pins are in memory (written in the background): nothing here waits
   description = "Flags poisoned tool descriptions and pins tool definitions against rug pulls",
   schema = {
     pin_ttl = { type = "number", default = 0, min = 0,
@@ -152,10 +153,6 @@ local function blocks(policy, t)
   return false
 end
 
-local function poisoned_key(server, kind, name)
-  return ("tool_scan:poisoned:%s:%s:%s"):format(kind, server, tostring(name))
-end
-
 -- Pinning (smg.pins, kept across restarts): the first listing of a server's list pins
 -- every item on it. Later, an item whose definition differs from its pin, or an item that
 -- was not there when the list was first seen, is pending: reported as tool_changed and,
@@ -246,15 +243,17 @@ function M.check_discovery(server, items, policy, config, list)
     if #reasons > 0 then
       violations[#violations + 1] = { type = "tool_poisoning", tool = kind == "tool" and name or nil,
         item = smg.pins.id({ server = server, name = name, kind = kind }), detail = table.concat(reasons, ",") }
-      if blocks(policy, "tool_poisoning") then
-        hide = true
-        -- Hidden from the list is not enough: a client that knows the name could use it.
-        smg.cache.set(poisoned_key(server, kind, name), true)
-      end
-    elseif smg.cache.get(poisoned_key(server, kind, name)) then
-      smg.cache.del(poisoned_key(server, kind, name))
+      if blocks(policy, "tool_poisoning") then hide = true end
     end
     local drift = pin(server, kind, name, fingerprint_of(item, list), first_sight)
+    -- Hidden from the list is not enough: a client that knows the name could use it. The
+    -- pin remembers the poisoning (across reloads and restarts, shown by `smg pins list`).
+    local rec = smg.pins.get(server, name, kind)
+    local poisoned = hide and table.concat(reasons, ",") or nil
+    if rec and rec.poisoned ~= poisoned then
+      rec.poisoned = poisoned
+      smg.pins.put(server, name, rec, kind)
+    end
     if drift then
       violations[#violations + 1] = { type = "tool_changed", tool = kind == "tool" and name or nil,
         item = smg.pins.id({ server = server, name = name, kind = kind }), detail = drift }
@@ -273,14 +272,16 @@ local function refuse(server, kind, name, policy)
   if rec and rec.status ~= "approved" and blocks(policy, "tool_changed") then
     return { allowed = false, violations = { { type = "tool_changed", tool = name, detail = rec.status } } }
   end
-  if smg.cache.get(poisoned_key(server, kind, name)) then
+  if rec and rec.poisoned then
     return { allowed = false, violations = { { type = "tool_poisoning", tool = name } } }
   end
   return nil
 end
 
+local ALLOWED = { allowed = true } -- (read only: the gateway never changes a verdict)
+
 function M.check_input(call, policy, config)
-  return refuse(call.server, "tool", call.name, policy) or { allowed = true }
+  return refuse(call.server, "tool", call.name, policy) or ALLOWED
 end
 
 -- prompts/get and resources/read (upstream names, after routing); nothing else passes.
