@@ -24,6 +24,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+apikey="" # set for the guarded row: sent as the apikey header by curl and wrk
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -123,7 +124,6 @@ rows[-1]="$(printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s' "echo upstream (pip
 # policy on the call (API-key auth; pii + injection + tool_scan on input, pii + injection
 # on output, blocking as config/default.json does): what guarding costs.
 # $1 row name, $2 extra keys of the server entry, $3 extra top-level keys.
-apikey=""
 bench_smg() {
   port=$(free_port)
   cat > "$work/smg.json" <<CFG

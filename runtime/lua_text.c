@@ -119,11 +119,77 @@ static int l_words(lua_State *L) {
   return 2;
 }
 
+/* A set of literals found in one pass: literals(list) -> a userdata whose scan(text, hits)
+ * sets hits[i] = true for every list[i] that occurs in text. Each byte of text is looked
+ * up in a 256-entry table of the literals' first bytes and only those literals are
+ * compared there: one pass over text instead of one search per literal (injection has
+ * dozens, and most texts hold none). The work per byte of text is bounded by the literals
+ * (the plugin's, never the sender's): at most 256 of at most 64 bytes. */
+#define LIT_META "smg.literals"
+#define LIT_MAX 256
+#define LIT_LEN 64
+
+typedef struct {
+  int n;
+  unsigned char len[LIT_MAX];
+  char text[LIT_MAX][LIT_LEN];
+  short first[256]; /* index of the first literal starting with that byte, -1 none */
+  short next[LIT_MAX];
+} smg_literals_t;
+
+static int l_literals(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int n = (int)lua_objlen(L, 1);
+  if (n > LIT_MAX) return luaL_error(L, "at most %d literals", LIT_MAX);
+  smg_literals_t *m = lua_newuserdata(L, sizeof(*m));
+  memset(m, 0, sizeof(*m));
+  for (int b = 0; b < 256; b++) m->first[b] = -1;
+  m->n = n;
+  for (int i = n - 1; i >= 0; i--) { /* built backwards: each chain lists in order */
+    lua_rawgeti(L, 1, i + 1);
+    size_t len;
+    const char *t = lua_tolstring(L, -1, &len);
+    if (!t || len == 0 || len > LIT_LEN)
+      return luaL_error(L, "literal %d: 1 to %d bytes", i + 1, LIT_LEN);
+    memcpy(m->text[i], t, len);
+    m->len[i] = (unsigned char)len;
+    unsigned char b = (unsigned char)t[0];
+    m->next[i] = m->first[b];
+    m->first[b] = (short)i;
+    lua_pop(L, 1);
+  }
+  luaL_getmetatable(L, LIT_META);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int l_literals_scan(lua_State *L) {
+  smg_literals_t *m = luaL_checkudata(L, 1, LIT_META);
+  size_t n;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 2, &n);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  unsigned char seen[LIT_MAX];
+  memset(seen, 0, (size_t)m->n);
+  int found = 0;
+  for (size_t i = 0; i < n && found < m->n; i++) {
+    for (int k = m->first[s[i]]; k >= 0; k = m->next[k]) {
+      if (!seen[k] && m->len[k] <= n - i && memcmp(s + i, m->text[k], m->len[k]) == 0) {
+        seen[k] = 1;
+        found++;
+        lua_pushboolean(L, 1);
+        lua_rawseti(L, 3, k + 1);
+      }
+    }
+  }
+  lua_pushinteger(L, found);
+  return 1;
+}
+
 void smg_lua_text_register(lua_State *L) {
-  static const luaL_Reg fns[] = {{"is_ascii", l_is_ascii},
-                                 {"fold", l_fold},
-                                 {"b64_run", l_b64_run},
-                                 {"words", l_words},
-                                 {NULL, NULL}};
+  static const luaL_Reg lit_methods[] = {{"scan", l_literals_scan}, {NULL, NULL}};
+  smg_lua_new_meta(L, LIT_META, lit_methods, NULL);
+  static const luaL_Reg fns[] = {{"is_ascii", l_is_ascii}, {"fold", l_fold},
+                                 {"b64_run", l_b64_run},   {"words", l_words},
+                                 {"literals", l_literals}, {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

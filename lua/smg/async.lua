@@ -4,6 +4,18 @@
 local core = require "smg.core"
 
 local M = {}
+
+-- The monotonic clock, read through the FFI when it is there: a Lua C function call ends
+-- the JIT trace it is made from, and the guarded call path reads the clock a dozen times.
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok and pcall(ffi.cdef, "uint64_t uv_hrtime(void);") and pcall(function() return ffi.C.uv_hrtime end) then
+    local C = ffi.C
+    M.hrtime = function() return tonumber(C.uv_hrtime()) / 1e9 end
+  else
+    M.hrtime = core.hrtime
+  end
+end
 local co_running, co_resume, co_yield, co_create = coroutine.running, coroutine.resume,
   coroutine.yield, coroutine.create
 
@@ -96,7 +108,7 @@ local TICK = 0.025
 local wheel, wheel_count, wheel_timer, last_slot = {}, 0, nil, 0
 
 local function wheel_tick()
-  local now_slot = math.floor(core.hrtime() / TICK)
+  local now_slot = math.floor(M.hrtime() / TICK)
   for slot = last_slot + 1, now_slot do
     local list = wheel[slot]
     if list then
@@ -122,10 +134,10 @@ end
 
 local function wheel_add(w, timeout)
   if not wheel_timer then
-    last_slot = math.floor(core.hrtime() / TICK)
+    last_slot = math.floor(M.hrtime() / TICK)
     wheel_timer = core.timer(TICK * 1000, TICK * 1000, wheel_tick)
   end
-  local slot = math.floor((core.hrtime() + timeout) / TICK) + 1
+  local slot = math.floor((M.hrtime() + timeout) / TICK) + 1
   local list = wheel[slot]
   if not list then
     list = { live = 0, n = 0 }
@@ -245,7 +257,6 @@ function M.set_deadline(seconds)
   if not co then return end
   budgets[co] = seconds
   if deadlines[co] then deadlines[co] = nil end
-  if seconds == nil and last_yield[co] then last_yield[co] = nil end
 end
 
 -- Runs fn(a, b, c, d, e) on the running coroutine with a time budget, as a hook that never
@@ -254,13 +265,13 @@ end
 -- put back afterwards.
 function M.run_inline(seconds, fn, handler, a, b, c, d, e)
   local co = co_running()
-  local saved_budget, saved_deadline, saved_last = budgets[co], deadlines[co], last_yield[co]
-  budgets[co], deadlines[co], last_yield[co] = seconds, nil, nil
+  local saved_budget, saved_deadline = budgets[co], deadlines[co]
+  budgets[co], deadlines[co] = seconds, nil
   inline[co] = (inline[co] or 0) + 1
   local ok, r1, r2 = xpcall(fn, handler, a, b, c, d, e)
   local depth = inline[co] - 1
   inline[co] = depth > 0 and depth or nil
-  budgets[co], deadlines[co], last_yield[co] = saved_budget, saved_deadline, saved_last
+  budgets[co], deadlines[co] = saved_budget, saved_deadline
   return ok, r1, r2
 end
 
@@ -298,17 +309,17 @@ end
 function M.checkpoint()
   local co, main = co_running()
   if not co or main then return end
-  local now = core.hrtime()
+  local now = M.hrtime()
+  local b = budgets[co]
+  if b and not deadlines[co] then deadlines[co] = now + b end
   local last = last_yield[co]
   if not last then
     last_yield[co] = now
-    local b = budgets[co]
-    if b and not deadlines[co] then deadlines[co] = now + b end
     return
   end
   if now - last < QUANTUM then return end
   M.next_turn()
-  now = core.hrtime()
+  now = M.hrtime()
   last_yield[co] = now
   local d = deadlines[co]
   if d and now > d then error("time budget spent", 0) end

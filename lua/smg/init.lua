@@ -189,7 +189,7 @@ smg.log = log
 
 ---------------------------------------------------------------------------- time
 smg.now = core.now           -- wall clock, seconds (float)
-smg.monotime = core.hrtime   -- monotonic, seconds (float)
+smg.monotime = require("smg.async").hrtime -- monotonic, seconds (float)
 smg.sleep = async.sleep      -- yields
 smg.spawn = async.spawn
 smg.future = async.future

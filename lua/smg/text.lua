@@ -9,6 +9,7 @@
 --                  "instructions") matched over the words of a text in linear time
 --   normalize(s)   what fold reads, with a map back to the original bytes (for redaction)
 --   decoded(s, fn) the percent-, hex- and base64-encoded text inside a string, decoded
+--   literals(list) which of many plain strings occur in a text, in one pass
 --   slices(v, fn)  every key, string and number of a JSON value joined into slices of at
 --                  most SLICE bytes (a phrase split across two values is still one
 --                  phrase), fn called per slice; between slices the scan yields to the
@@ -173,6 +174,12 @@ function M.decoded(s, fn, arg)
     if d and d ~= tok then fn(d, a, b - 1, arg) end
   end
 end
+
+---------------------------------------------------------------------------- literals
+-- literals(list) -> a matcher whose :scan(text, hits) sets hits[i] = true for every
+-- list[i] (a plain string, 1 to 64 bytes; at most 256) that occurs in text, in one pass
+-- (C). A rule set with a literal each rule needs asks once instead of once per rule.
+M.literals = core.literals
 
 ---------------------------------------------------------------------------- phrases
 -- rules: list of { id = any, words = { "ignore|disregard", "*4", "previous|prior", "instructions" } }:

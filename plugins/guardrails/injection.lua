@@ -155,10 +155,20 @@ local phrase_rules = {}
 for i, r in ipairs(PHRASES) do phrase_rules[i] = { id = i, words = r[3] } end
 local phrases = smg.text.phrases(phrase_rules)
 
--- `need`: a literal the pattern cannot match without; a plain search for it runs at
--- memchr speed, so ordinary text skips the pattern.
+-- `need`: a literal the pattern cannot match without. All of them are looked for in one
+-- pass (smg.text.literals), so ordinary text skips every pattern for the price of one scan.
+local need_list, need_index = {}, {}
+for _, r in ipairs(PATTERNS) do
+  local lit = r.need or r.lead
+  if not need_index[lit] then
+    need_list[#need_list + 1] = lit
+    need_index[lit] = #need_list
+  end
+  r.need_i = need_index[lit]
+end
+local needs = smg.text.literals(need_list)
+
 local function matches(text, r)
-  if r.need and not text:find(r.need, 1, true) then return false end
   if r.lead then return smg.find_near(text, r.lead, r[3]) end
   return text:find(r[3]) ~= nil
 end
@@ -181,9 +191,14 @@ local CATEGORIES = { "prompt_injection", "command_injection", "path_traversal", 
 local function scan_text(text, st)
   local only, hit_pattern = st.only, st.pattern
   phrases:match(text, st.phrase)
-  for i = 1, #PATTERNS do
-    local r = PATTERNS[i]
-    if not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then hit_pattern[i] = true end
+  local present = {}
+  if needs:scan(text, present) > 0 then
+    for i = 1, #PATTERNS do
+      local r = PATTERNS[i]
+      if present[r.need_i] and not hit_pattern[i] and (not only or only[r[1]]) and matches(text, r) then
+        hit_pattern[i] = true
+      end
+    end
   end
   if st.input and not st.ssrf and (not only or only.ssrf) then st.ssrf = ssrf(text) end
 end

@@ -60,6 +60,25 @@ describe("smg.text", function()
     assert.are.same({ "a b", "hi mom ok", "hello world from here" }, got)
   end)
 
+  it("finds which of many literals occur, in one pass", function()
+    local m = text.literals({ "rm -", "$(", "union", "../", "u" })
+    local hits = {}
+    assert.are.equal(3, m:scan("a union of ../x", hits))
+    assert.are.same({ [3] = true, [4] = true, [5] = true }, hits)
+    hits = {}
+    assert.are.equal(0, m:scan("", hits))
+    assert.are.equal(2, m:scan("$(id); rm -rf", hits))
+    assert.is_true(hits[1] and hits[2])
+    assert.has_error(function() text.literals({ "" }) end)
+    assert.has_error(function() text.literals({ ("x"):rep(65) }) end)
+    -- Bounded work per byte on text built to make it slow: every byte starts every literal.
+    local t0 = smg.monotime()
+    local lits = {}
+    for i = 1, 20 do lits[i] = ("a"):rep(40) .. i end
+    text.literals(lits):scan(("a"):rep(200000), {})
+    assert.is_true(smg.monotime() - t0 < 1)
+  end)
+
   it("matches word sequences with bounded filler", function()
     local p = text.phrases({
       { id = "a", words = { "ignore|disregard", "*4", "previous|prior", "instructions" } },
