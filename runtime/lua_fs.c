@@ -1,11 +1,14 @@
 /* smg.core fs_watch: file and directory change notifications (uv_fs_event, inotify on
  * Linux) for hot reload. The callback gets the changed file's name; the Lua side debounces,
  * since one save is often several events. open_private: how smg creates the files it
- * writes (logs, profiles, state). */
+ * writes (logs, profiles, state). lock_file and write_durable: the config store's
+ * serialized, crash-safe replacement of the config file (lua/smg/store.lua). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,6 +183,98 @@ static int l_fs_append(lua_State *L) {
   return 1;
 }
 
+/* lock_file(path) -> fd | nil, err: an exclusive flock(2) on `path` (created 0600, never
+ * through a symlink), waiting for it. Synchronous: for the CLI's config writes, which
+ * must not lose an update to a concurrent writer; close_fd(fd) releases it. */
+static int l_lock_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  while (flock(fd, LOCK_EX) < 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: cannot lock: %s", path, strerror(e));
+    return 2;
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* write_durable(path, text) -> true | nil, err: replaces `path` with `text` so that a
+ * reader sees the old file or the new one, never a part, and the new one survives a
+ * crash: a temporary beside it (0600, O_EXCL, no symlink), written whole, fsync'd, renamed
+ * over `path`, then the directory fsync'd. Synchronous (the CLI). */
+static int l_write_durable(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1);
+  const char *text = luaL_checklstring(L, 2, &len);
+  char tmp[4096];
+  unsigned char rnd[4];
+  uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+  int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%02x%02x%02x%02x", path, (int)getpid(), rnd[0],
+                   rnd[1], rnd[2], rnd[3]);
+  if (n < 0 || (size_t)n >= sizeof(tmp)) return luaL_error(L, "path too long");
+  const char *why = NULL;
+  int e = 0;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    e = errno;
+    why = "create";
+    goto fail;
+  }
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      e = errno;
+      why = "write";
+      goto fail;
+    }
+    off += (size_t)w;
+  }
+  if (fsync(fd) < 0) {
+    e = errno;
+    why = "fsync";
+    goto fail;
+  }
+  close(fd);
+  fd = -1;
+  if (rename(tmp, path) < 0) {
+    e = errno;
+    why = "rename";
+    goto fail;
+  }
+  /* The rename lives in the directory: sync it too, or a crash can bring the old file back. */
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof(dir), ".");
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd); /* best effort: some filesystems refuse fsync on a directory */
+    close(dfd);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+fail:
+  if (fd >= 0) close(fd);
+  unlink(tmp);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s failed: %s", path, why, strerror(e));
+  return 2;
+}
+
 static int l_close_fd(lua_State *L) {
   close((int)luaL_checkinteger(L, 1));
   return 0;
@@ -198,4 +293,8 @@ void smg_lua_fs_register(lua_State *L) {
   lua_setfield(L, -2, "close_fd");
   lua_pushcfunction(L, l_fs_append);
   lua_setfield(L, -2, "fs_append");
+  lua_pushcfunction(L, l_lock_file);
+  lua_setfield(L, -2, "lock_file");
+  lua_pushcfunction(L, l_write_durable);
+  lua_setfield(L, -2, "write_durable");
 }

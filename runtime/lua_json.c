@@ -230,6 +230,27 @@ static int l_encode(lua_State *L) {
   return 1;
 }
 
+/* pretty(text) -> text indented by two spaces, keys in the order they came | nil, err:
+ * how smg writes a config file people also edit by hand. */
+static int l_pretty(lua_State *L) {
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  yyjson_read_err rerr;
+  yyjson_doc *doc = yyjson_read_opts((char *)text, n, 0, NULL, &rerr);
+  if (!doc) {
+    lua_pushnil(L);
+    lua_pushstring(L, rerr.msg ? rerr.msg : "invalid JSON");
+    return 2;
+  }
+  size_t len;
+  char *s = yyjson_write(doc, YYJSON_WRITE_PRETTY_TWO_SPACES, &len);
+  yyjson_doc_free(doc);
+  if (!s) return luaL_error(L, "out of memory");
+  lua_pushlstring(L, s, len);
+  free(s);
+  return 1;
+}
+
 /* Registers json_decode, json_encode, json_null and json_array_mt on the table on top. */
 void smg_lua_json_register(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&ARRAY_MT_KEY);
@@ -241,6 +262,8 @@ void smg_lua_json_register(lua_State *L) {
   lua_setfield(L, -2, "json_decode");
   lua_pushcfunction(L, l_encode);
   lua_setfield(L, -2, "json_encode");
+  lua_pushcfunction(L, l_pretty);
+  lua_setfield(L, -2, "json_pretty");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "json_null");
   push_array_mt(L);

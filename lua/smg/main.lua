@@ -22,7 +22,14 @@ usage: smg <command> [options]
   pins approve|reject SERVER/TOOL | SERVER/KIND:NAME... | --all [--config PATH]
                            decide on pending items (KIND: prompt, resource, template,
                            instructions); a running gateway applies it at once
+  user <command> [flags]   the seed's user commands: users, memberships, API keys (`smg user --help`)
+  project <command> [flags]
+                           the seed's project commands: projects, their config and users
   version                  print the version
+
+Commands that change the config go through the config store: locked, validated, backed
+up (<config>.bak.1..5), written atomically. --json prints JSON; --show-secrets prints API
+keys whole. Exit codes: 0 ok, 1 failed, 2 usage.
 
 Config: --config PATH, else $SMG_CONFIG, else ~/.smg/config.json, else the embedded default.
 ]]
@@ -200,7 +207,11 @@ function M.main(argv)
   if cmd == nil or cmd == "--help" or cmd == "-h" then return commands.help() end
   if cmd == "--version" then return commands.version() end
   local fn = commands[cmd]
-  if not fn then return die("unknown command '" .. cmd .. "'\n" .. USAGE) end
+  if not fn then
+    local cli = require "smg.cli"
+    if cli.is_noun(cmd) then return cli.run(cmd, args) end
+    return die("unknown command '" .. cmd .. "'\n" .. USAGE)
+  end
   fn(args)
 end
 

@@ -67,7 +67,7 @@ function M.config(data)
 end
 
 -- The text-scanning guardrails on arbitrary strings: they must not raise, pii's redaction
--- must leave no detected value behind, and the time they take must stay linear in the
+-- must leave no certain find behind, and the time they take must stay linear in the
 -- input: 20 us a byte on top of 50 ms (a rule that backtracked cubically took 6.8 s on
 -- 1.5 KB). A run over budget is timed again, so a one-off pause (a GC cycle, a trace being
 -- compiled, a busy machine) is not taken for a slow rule; a slow rule is slow twice.
@@ -84,7 +84,8 @@ local function scan_all(data)
     local again = pii.find_all(v.redacted.q)
     for _, h in ipairs(again) do
       local s = v.redacted.q:sub(h.from, h.to)
-      assert(s:match("^<%u[%u_]*_%d+>$") or not pii.find_all(s)[1], "redaction left a value behind")
+      -- (A low-confidence find, a bare nine-digit number say, is reported and left alone.)
+      assert(h.low or s:match("^<%u[%u_]*_%d+>$") or not pii.find_all(s)[1], "redaction left a value behind")
     end
     local back = pii.check_output(call, { text = v.redacted.q }, { additional_config = {} }, { action = "redact" })
     assert(back.redacted.text == data or #pii.find_all(data) > 0, "restore changed clean text")

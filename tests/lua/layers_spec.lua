@@ -12,6 +12,7 @@ local function layer_of(mod)
   local sub = mod:match("^smg%.([%w_]+)%.") or (mod == "smg.cache" and "base")
   if sub == "mcp" or sub == "router" or sub == "upstream" or sub == "gateway" then return sub end
   if sub == "cache" then return "cache" end
+  if sub == "cli" or mod == "smg.cli" then return "cli" end
   if mod == "smg.main" then return "main" end
   if mod == "smg.gateway" then return "gateway" end
   return "base" -- smg, smg.core, smg.async, smg.metrics, smg.plugins, smg.config, smg.cache ...
@@ -25,7 +26,8 @@ local MAY = {
   upstream = { base = true, mcp = true },
   cache = { base = true, mcp = true },
   gateway = { base = true, mcp = true, router = true, upstream = true, cache = true },
-  main = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true },
+  cli = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true },
+  main = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true, cli = true },
 }
 
 local function requires(src)
