@@ -15,6 +15,7 @@ usage: smg <command> [options]
   test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
   config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
   config show [PATH]       print the effective config (defaults applied, secrets masked)
+  config <command> [flags] the seed's config commands: mcp_configs, servers, policies (`smg config --help`)
   audit verify FILE...     check an audit log's hash chain (rotated files oldest first, e.g. log.2 log.1 log)
   pins list [--config PATH] [--json]
                            the pins of tools, prompts, resources, templates and server instructions:
@@ -93,33 +94,6 @@ function commands.serve(args)
       core.stop(1)
     end
   end)
-end
-
-function commands.config(args)
-  local config = require "smg.config"
-  local verb = args[1]
-  local path = args[2]
-  if verb ~= "validate" and verb ~= "show" then return die("config: expected validate or show\n" .. USAGE) end
-  local cfg, errs, source = config.load({ path = path })
-  if not cfg then
-    io.stderr:write("smg: ", source or "config", " is invalid:\n")
-    for _, e in ipairs(errs) do io.stderr:write("  ", e, "\n") end
-    return core.set_exit_code(1)
-  end
-  if verb == "validate" then
-    -- The plugins the config names must load too (what a reload would refuse).
-    local _, perrs = require("smg.gateway.plugin_set").build(cfg)
-    if #perrs > 0 then
-      io.stderr:write("smg: ", source, ": plugins that do not load:\n")
-      for _, e in ipairs(perrs) do io.stderr:write("  ", e, "\n") end
-      return core.set_exit_code(1)
-    end
-    io.stdout:write(source, ": ok\n")
-    for _, w in ipairs(errs or {}) do io.stderr:write("warning: ", w, "\n") end
-  else
-    local smg = require "smg"
-    io.stdout:write(smg.json.encode(config.masked(cfg.raw)), "\n")
-  end
 end
 
 function commands.audit(args)

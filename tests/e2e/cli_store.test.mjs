@@ -154,3 +154,91 @@ test('a running gateway takes a key the CLI made at once', async () => {
     assert.equal(textOf(result), 'via a fresh key');
   });
 });
+
+test('config commands: configs, servers, policies, export and import, settings', () => {
+  const cfg = seedConfig();
+  const dir = cfg.replace(/[^/]+$/, '');
+  let r = run(cfg, 'config', 'add', '--config-name', 'work');
+  assert.equal(r.status, 0, r.stderr);
+  const id = r.stdout.match(/^mcp_config_id: (\S+)$/m)[1];
+  r = run(cfg, 'config', 'add-server', '--config-name', 'work', '--server-name', 'files', '--server-command', 'npx',
+    '--args', '-y,@modelcontextprotocol/server-filesystem,/tmp', '--env', '{"API_TOKEN":"sekrit-token-value-123"}',
+    '--description', 'files');
+  assert.equal(r.status, 0, r.stderr);
+  let s = doc(cfg).mcp_configs[id].mcp_config[0];
+  assert.deepEqual(s.config.args, ['-y', '@modelcontextprotocol/server-filesystem', '/tmp']);
+  assert.equal(s.input_guardrails_policy.enabled, false, 'the seed writes the policies out, off');
+  assert.equal(s.tool_guardrails_policy.block.length, 9);
+  // A server name the schema refuses is refused, and nothing is written.
+  const before = readFileSync(cfg, 'utf8');
+  r = run(cfg, 'config', 'add-server', '--config-name', 'work', '--server-name', 'bad name!', '--server-command', 'x');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /refused: the change would make the config invalid: .*server_name/);
+  assert.equal(readFileSync(cfg, 'utf8'), before);
+  r = run(cfg, 'config', 'get-server', '--config-name', 'work', '--server-name', 'files');
+  assert.ok(!r.stdout.includes('sekrit-token-value-123'), 'env secrets masked');
+  r = run(cfg, 'config', 'update-server-guardrails', '--config-name', 'work', '--server-name', 'files',
+    '--input-policy', '{"enabled":true,"policy_name":"strict","guardrails":["pii"],"block":["pii"]}');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(doc(cfg).mcp_configs[id].mcp_config[0].input_guardrails_policy.policy_name, 'strict');
+  r = run(cfg, 'config', 'update-server-input-guardrails', '--config-name', 'work', '--server-name', 'files', '--policy', 'not json');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--policy: not JSON/);
+  // Export and import under a new name.
+  const out = `${dir}export-${process.pid}.json`;
+  assert.equal(run(cfg, 'config', 'export', '--config-name', 'work', '--output-file', out).status, 0);
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  r = run(cfg, 'config', 'import', '--input-file', out, '--config-name', 'work2');
+  assert.equal(r.status, 0, r.stderr);
+  const id2 = r.stdout.match(/^mcp_config_id: (\S+)$/m)[1];
+  assert.equal(doc(cfg).mcp_configs[id2].mcp_config[0].server_name, 'files');
+  // A config a project uses cannot be removed.
+  assert.equal(run(cfg, 'project', 'create', '--project-name', 'p').status, 0);
+  assert.equal(run(cfg, 'project', 'assign-config', '--project-name', 'p', '--config-name', 'work').status, 0);
+  r = run(cfg, 'config', 'remove', '--config-name', 'work');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /used by p/);
+  assert.equal(run(cfg, 'config', 'remove', '--config-name', 'work2').status, 0);
+  r = run(cfg, 'config', 'list', '--json');
+  assert.deepEqual(JSON.parse(r.stdout).map((c) => c.mcp_config_name).sort(), ['default_config', 'work']);
+  // Settings: the Enkrypt key is masked unless asked for; telemetry goes to OTLP/HTTP.
+  assert.equal(run(cfg, 'config', 'set-enkrypt-api-key', '--api-key', 'ek-0123456789abcdef').status, 0);
+  assert.match(run(cfg, 'config', 'get-enkrypt-api-key').stdout, /api_key: \*\*\*\*cdef/);
+  assert.match(run(cfg, 'config', 'get-enkrypt-api-key', '--show-secrets').stdout, /ek-0123456789abcdef/);
+  assert.equal(run(cfg, 'config', 'configure-telemetry', '--enabled', 'true', '--url', 'http://127.0.0.1:4318').status, 0);
+  assert.equal(doc(cfg).plugins.telemetry.provider, 'otlp');
+  assert.equal(run(cfg, 'config', 'configure-telemetry', '--enabled', 'false').status, 0);
+  assert.equal(doc(cfg).plugins.telemetry, undefined);
+  // The seed's validate of one mcp_config, and smg's of the whole file.
+  assert.equal(run(cfg, 'config', 'validate', '--config-name', 'work').status, 0);
+  assert.equal(spawnSync(SMG, ['config', 'validate', cfg], { encoding: 'utf8' }).status, 0);
+  r = spawnSync(SMG, ['config', '--help'], { encoding: 'utf8' });
+  for (const verb of ['add-server', 'update-server-guardrails', 'configure-telemetry', 'show']) assert.match(r.stdout, new RegExp(verb));
+});
+
+test('a server the CLI adds reaches a running gateway and its clients hear list_changed', async () => {
+  const cfg = writeConfig(gatewayConfig([luaServer('one', ECHO)], { mode: 'aggregate' }));
+  await withGateway(cfg, async (gw) => {
+    const { httpClient } = await import('./helpers.mjs');
+    const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const c = await httpClient(gw.url);
+    let told = 0;
+    c.setNotificationHandler(ToolListChangedNotificationSchema, () => { told++; });
+    assert.ok((await c.listTools()).tools.every((t) => !t.name.startsWith('two__')));
+    const r = run(cfg, 'config', 'add-server', '--config-id', 'test', '--server-name', 'two', '--server-command',
+      SMG, '--args', 'version');
+    assert.equal(r.status, 0, r.stderr);
+    // Point it at the echo server instead: update-server changes command and args.
+    const u = run(cfg, 'config', 'update-server', '--config-id', 'test', '--server-name', 'two', '--server-command', SMG,
+      '--args', `run,${ECHO}`);
+    assert.equal(u.status, 0, u.stderr);
+    let names = [];
+    for (let i = 0; i < 60 && !names.includes('two__echo'); i++) {
+      await sleep(50);
+      names = (await c.listTools()).tools.map((t) => t.name);
+    }
+    assert.ok(names.includes('two__echo'), `the new server's tools are listed: ${names}`);
+    assert.ok(told > 0, 'the session was told the list changed');
+    await c.close();
+  });
+});

@@ -16,7 +16,7 @@ local config = require "smg.config"
 
 local M = {}
 
-M.NOUNS = { "user", "project" }
+M.NOUNS = { "user", "project", "config" }
 
 local function write(fh, ...) fh:write(...) end
 
@@ -61,7 +61,8 @@ function M.key_out(ctx, key)
 end
 
 local function help_of_command(noun, verb, cmd)
-  local lines = { ("usage: smg %s %s%s"):format(noun, verb, #cmd.flags > 0 and " [flags]" or "") }
+  local lines = { ("usage: smg %s %s%s%s"):format(noun, verb, cmd.positional and " [" .. cmd.positional .. "]" or "",
+    #cmd.flags > 0 and " [flags]" or "") }
   if cmd.help then lines[#lines + 1] = "\n" .. cmd.help end
   if #cmd.flags > 0 then lines[#lines + 1] = "\nflags:" end
   for _, f in ipairs(cmd.flags) do
@@ -109,6 +110,8 @@ local function parse(args, cmd)
       if not v then return nil, "--config needs a value" end
       common.config = v
       if not inline then i = i + 1 end
+    elseif cmd.positional and a:sub(1, 1) ~= "-" and opts[1] == nil then
+      opts[1] = a -- the one positional argument a command may take (`config validate PATH`)
     elseif known[name] then
       local f = known[name]
       local key = name:sub(3):gsub("%-", "_")
@@ -179,8 +182,13 @@ function M.run(noun, args)
   end
   local opts, common = parse(rest, cmd)
   if not opts then return usage(common, help_of_command(noun, verb, cmd)) end
-  local path, perr = config_path(common)
-  if not path then return M.fail(perr) end
+  local path, perr
+  if cmd.any_config then
+    path = common.config -- the command finds (or was given) its own file
+  else
+    path, perr = config_path(common)
+    if not path then return M.fail(perr) end
+  end
   local ctx = { path = path, json = common.json, show_secrets = common.show_secrets }
   local value, err, code = cmd.run(opts, ctx)
   if value == nil then
