@@ -175,6 +175,8 @@ M.schema = obj({
   users = map_of(obj({ email = str(""), created_at = str(nil) }, { unknown = "allow" })),
   apikeys = map_of(obj({ project_id = str(nil), user_id = str(nil), created_at = str(nil), disabled = bool(false) },
     { unknown = "allow" })),
+  -- The admin REST API's key (`Authorization: Bearer <admin_apikey>`); the seed's field.
+  admin_apikey = str(nil),
   gateway = obj({
     host = str("127.0.0.1"),
     port = int(8000, 0, 65535),

@@ -23,6 +23,11 @@ usage: smg <command> [options]
   pins approve|reject SERVER/TOOL | SERVER/KIND:NAME... | --all [--config PATH]
                            decide on pending items (KIND: prompt, resource, template,
                            instructions); a running gateway applies it at once
+  generate-config [--overwrite] [--config PATH]
+                           write a first config: auth, a default project, user and key, the echo server
+  install --client claude-desktop|claude|cursor|claude-code [--config PATH]
+                           make an MCP client run smg (merged into its config; a backup kept)
+  system <command> [flags] health-check, backup, restore, reset of the config file
   user <command> [flags]   the seed's user commands: users, memberships, API keys (`smg user --help`)
   project <command> [flags]
                            the seed's project commands: projects, their config and users
@@ -95,6 +100,9 @@ function commands.serve(args)
     end
   end)
 end
+
+commands["generate-config"] = function(args) require("smg.cli.generate").run(args) end
+function commands.install(args) require("smg.cli.install").run(args) end
 
 function commands.audit(args)
   if args[1] ~= "verify" or not args[2] then return die("audit: expected verify FILE...\n" .. USAGE) end

@@ -242,3 +242,67 @@ test('a server the CLI adds reaches a running gateway and its clients hear list_
     await c.close();
   });
 });
+
+test('generate-config, install into a client, system health-check, backup, restore and reset', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const home = mkdtempSync('/tmp/smg-home-');
+  const env = { ...process.env, HOME: home, SMG_CONFIG: '', XDG_CONFIG_HOME: '', PATH: '/usr/bin:/bin' };
+  const sh = (...args) => spawnSync(SMG, args, { encoding: 'utf8', env });
+  let r = sh('generate-config');
+  assert.equal(r.status, 0, r.stderr);
+  const cfg = `${home}/.smg/config.json`;
+  const key = r.stdout.match(/^gateway_key: (\S+)$/m)[1];
+  assert.equal(statSync(cfg).mode & 0o777, 0o600);
+  assert.equal(doc(cfg).admin_apikey.length, 256);
+  assert.ok(!r.stdout.includes(doc(cfg).admin_apikey), 'the admin key is masked');
+  assert.equal(sh('generate-config').status, 1, 'an existing config is kept');
+  assert.equal(sh('config', 'validate', cfg).status, 0);
+  // The generated config serves at once, with its key.
+  await withGateway(cfg, async (gw) => {
+    const client = new Client({ name: 'gen-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url), { requestInit: { headers: { apikey: key } } }));
+    const { tools } = await client.listTools();
+    assert.ok(tools.length > 0);
+    await client.close();
+  }, { args: ['--port', '0'] });
+  // Install into Claude Desktop and Cursor: merged beside other servers, idempotent, backed up.
+  const desktop = `${home}/.config/Claude/claude_desktop_config.json`;
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(`${home}/.config/Claude`, { recursive: true });
+  writeFileSync(desktop, JSON.stringify({ mcpServers: { other: { command: 'other' } }, theme: 'dark' }));
+  r = sh('install', '--client', 'claude-desktop');
+  assert.equal(r.status, 0, r.stderr);
+  const d = doc(desktop);
+  assert.equal(d.theme, 'dark');
+  assert.equal(d.mcpServers.other.command, 'other');
+  assert.deepEqual(d.mcpServers.smg.args, ['serve', '--stdio', '--config', cfg]);
+  assert.equal(d.mcpServers.smg.env.SMG_API_KEY, key);
+  assert.ok(existsSync(`${desktop}.bak`));
+  r = sh('install', '--client', 'claude-desktop');
+  assert.match(r.stdout, /nothing to do/);
+  r = sh('install', '--client', 'cursor');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(doc(`${home}/.cursor/mcp.json`).mcpServers.smg.env.SMG_API_KEY, key);
+  r = sh('install', '--client', 'claude-code');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /claude mcp add --transport stdio --scope user/);
+  assert.equal(sh('install', '--client', 'vscode').status, 2);
+  // System: health, backup, restore (validated), reset (only with --confirm).
+  r = sh('system', 'health-check', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).status, 'healthy');
+  const bak = `${home}/backup.json`;
+  assert.equal(sh('system', 'backup', '--output-file', bak).status, 0);
+  assert.equal(sh('user', 'create', '--email', 'later@example.com').status, 0);
+  r = sh('system', 'restore', '--input-file', bak);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(!Object.values(doc(cfg).users).some((u) => u.email === 'later@example.com'), 'restored');
+  writeFileSync(`${home}/broken.json`, '{"gateway": {"port": "eighty"}}');
+  r = sh('system', 'restore', '--input-file', `${home}/broken.json`);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /refused/);
+  assert.equal(sh('system', 'reset').status, 1);
+  r = sh('system', 'reset', '--confirm');
+  assert.equal(r.status, 0, r.stderr);
+  assert.notEqual(r.stdout.match(/^gateway_key: (\S+)$/m)[1], key, 'a fresh key');
+});

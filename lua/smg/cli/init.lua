@@ -16,7 +16,7 @@ local config = require "smg.config"
 
 local M = {}
 
-M.NOUNS = { "user", "project", "config" }
+M.NOUNS = { "user", "project", "config", "system" }
 
 local function write(fh, ...) fh:write(...) end
 
