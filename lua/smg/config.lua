@@ -216,6 +216,16 @@ M.schema = obj({
       max_message_bytes = int(64 * 1024 * 1024, 1024),
     }),
     shutdown_grace = num(10, 0),
+    -- The admin REST API (lua/smg/admin/): on its own listener, served by `smg serve` when
+    -- the config has an admin_apikey (and by `smg system start-api`). Files the API reads
+    -- or writes (exports, backups, policy files) are confined to files_dir (default: an
+    -- `admin-files` directory beside the config).
+    admin = obj({
+      enabled = bool(true),
+      host = str("127.0.0.1"),
+      port = int(8001, 0, 65535),
+      files_dir = str(nil),
+    }, { unknown = "error" }),
     -- Where tool pins are kept (smg.pins); default: <config name>.pins.json beside the
     -- config file, or ~/.smg/pins.json for the embedded default.
     pins_path = str(nil),

@@ -90,18 +90,60 @@ function commands.test(args)
   end)
 end
 
+-- The admin API beside a running gateway (HTTP mode, a config file with an admin_apikey):
+-- its key follows the gateway's config through hot reloads.
+local function start_admin(gw)
+  local cfg = gw.cfg
+  if cfg.is_default or not cfg.admin_apikey or not cfg.gateway.admin.enabled then return end
+  local server, err = require("smg.admin").start(cfg, { admin_key = function() return gw.cfg.admin_apikey end })
+  if not server then
+    require("smg").log.error(tostring(err) .. "; the gateway runs without it")
+    return
+  end
+  gw.admin_server = server
+  require("smg").log.info(("admin API on http://%s:%d"):format(cfg.gateway.admin.host, server:port()))
+end
+
 function commands.serve(args)
   local gateway = require "smg.gateway"
   in_coroutine(function()
-    local ok, err = gateway.serve(args)
+    local ok, gw = gateway.serve(args)
     if not ok then
-      io.stderr:write("smg: ", tostring(err), "\n")
+      io.stderr:write("smg: ", tostring(gw), "\n")
       core.stop(1)
+    elseif type(gw) == "table" and gw.http_server then
+      start_admin(gw)
     end
   end)
 end
 
 commands["generate-config"] = function(args) require("smg.cli.generate").run(args) end
+
+-- The admin API's worker: one command as JSON on stdin ({noun, verb, opts, config,
+-- show_secrets}: secrets never travel in argv, where other local users can read them),
+-- its outcome as one JSON line on stdout ({ok, data} or {ok = false, error, code}). The
+-- API runs each change in one of these so the store's locking and fsync never block the
+-- loop that serves requests.
+commands["cli-exec"] = function()
+  local smg = require "smg"
+  local cli = require "smg.cli"
+  local req = smg.json.decode(io.stdin:read("*a") or "")
+  local out
+  if type(req) ~= "table" or type(req.noun) ~= "string" or type(req.verb) ~= "string" then
+    out = { ok = false, error = "expected {noun, verb, opts}", code = 2 }
+  else
+    local ok, value, err, code = pcall(cli.execute, req.noun, req.verb, type(req.opts) == "table" and req.opts or {},
+      { config = req.config, show_secrets = req.show_secrets == true })
+    if not ok then
+      out = { ok = false, error = tostring(value), code = 1 }
+    elseif value == nil then
+      out = { ok = false, error = tostring(err or "failed"), code = code or 1 }
+    else
+      out = { ok = true, data = value }
+    end
+  end
+  io.stdout:write(smg.json.encode(out), "\n")
+end
 function commands.install(args) require("smg.cli.install").run(args) end
 
 function commands.audit(args)
@@ -191,7 +233,9 @@ function M.main(argv)
   local fn = commands[cmd]
   if not fn then
     local cli = require "smg.cli"
-    if cli.is_noun(cmd) then return cli.run(cmd, args) end
+    if cli.is_noun(cmd) then
+      return cli.run(cmd, args, { start_admin = function(...) return require("smg.admin").start(...) end })
+    end
     return die("unknown command '" .. cmd .. "'\n" .. USAGE)
   end
   fn(args)

@@ -13,6 +13,7 @@ local function layer_of(mod)
   if sub == "mcp" or sub == "router" or sub == "upstream" or sub == "gateway" then return sub end
   if sub == "cache" then return "cache" end
   if sub == "cli" or mod == "smg.cli" then return "cli" end
+  if sub == "admin" or mod == "smg.admin" then return "admin" end
   if mod == "smg.main" then return "main" end
   if mod == "smg.gateway" then return "gateway" end
   return "base" -- smg, smg.core, smg.async, smg.metrics, smg.plugins, smg.config, smg.cache ...
@@ -27,7 +28,9 @@ local MAY = {
   cache = { base = true, mcp = true },
   gateway = { base = true, mcp = true, router = true, upstream = true, cache = true },
   cli = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true },
-  main = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true, cli = true },
+  admin = { base = true, cli = true },
+  main = { base = true, mcp = true, router = true, upstream = true, cache = true, gateway = true, cli = true,
+    admin = true },
 }
 
 local function requires(src)

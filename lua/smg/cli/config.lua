@@ -239,7 +239,7 @@ C["remove-server"] = { flags = flags(CONFIG, SERVER), one_of = { WHICH }, help =
   end) }
 
 local SERVER_FIELDS = {
-  { "--args", help = "arguments, comma-separated (the seed's form)" },
+  { "--args", help = "arguments, comma-separated (the seed's form), or a JSON array" },
   { "--env", help = "environment, a JSON object" },
   { "--tools", help = "predefined tools, a JSON object" },
   { "--description", help = "what the server is for" },
@@ -249,8 +249,17 @@ local SERVER_FIELDS = {
 local function apply_fields(s, opts)
   if opts.args then
     local list = json.array({})
-    for a in (opts.args .. ","):gmatch("([^,]*),") do
-      if a ~= "" then list[#list + 1] = a end
+    if opts.args:match("^%s*%[") then -- a JSON array (the REST API's form): commas allowed inside
+      local arr, err = json.decode(opts.args)
+      if type(arr) ~= "table" then return nil, "--args: not a JSON array: " .. tostring(err) end
+      for i, a in ipairs(arr) do
+        if type(a) ~= "string" then return nil, "--args: every argument must be a string" end
+        list[i] = a
+      end
+    else
+      for a in (opts.args .. ","):gmatch("([^,]*),") do
+        if a ~= "" then list[#list + 1] = a end
+      end
     end
     s.config.args = list
   end
@@ -339,20 +348,25 @@ C["update-server-guardrails"] = { flags = flags(CONFIG, SERVER, {
 
 ---------------------------------------------------------------------------- export, import, search
 C.export = { flags = flags(CONFIG, { { "--output-file", required = true, help = "where to write it (0600)" } }),
-  one_of = { WHICH }, help = "Write an mcp_config to a JSON file", text = function(v) return "exported to " .. v.output_file end,
+  one_of = { WHICH }, help = "Write an mcp_config to a JSON file (`-`: print it)",
+  text = function(v) return v.output_file and ("exported to " .. v.output_file) or core.json_pretty(json.canonical(v)) end,
   run = reading(function(_, id, c, opts)
-    local ok, err = core.write_durable(opts.output_file, store.encode({ mcp_config_id = id,
-      mcp_config_name = c.mcp_config_name, mcp_config = c.mcp_config or json.array({}) }))
+    local export = { mcp_config_id = id, mcp_config_name = c.mcp_config_name, mcp_config = c.mcp_config or json.array({}) }
+    if opts.output_file == "-" then return export end
+    local ok, err = core.write_durable(opts.output_file, store.encode(export))
     if not ok then return nil, err end
     return { mcp_config_id = id, output_file = opts.output_file }
   end) }
 
-C.import = { flags = { { "--input-file", required = true, help = "a file `config export` wrote" },
-  { "--config-name", required = true, help = "the name to import it as" } }, help = "Add an mcp_config from a file",
-  text = function(v) return "mcp_config_id: " .. v.mcp_config_id end, run = function(opts, ctx)
-  local text, rerr = smg.read_file(opts.input_file)
+C.import = { flags = { { "--input-file", help = "a file `config export` wrote" },
+  { "--input", help = "the export itself, JSON" },
+  { "--config-name", required = true, help = "the name to import it as" } }, one_of = { { "--input-file", "--input" } },
+  help = "Add an mcp_config from an export", text = function(v) return "mcp_config_id: " .. v.mcp_config_id end,
+  run = function(opts, ctx)
+  local text, rerr = opts.input, nil
+  if not text then text, rerr = smg.read_file(opts.input_file) end
   if not text then return nil, ("--input-file: %s"):format(tostring(rerr)) end
-  local v, jerr = json_flag("--input-file", text, "object")
+  local v, jerr = json_flag("--input", text, "object")
   if not v then return nil, jerr end
   local servers = v.mcp_config
   if type(servers) ~= "table" then return nil, "--input-file: no mcp_config list in it" end

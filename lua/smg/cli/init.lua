@@ -91,6 +91,32 @@ local function help_of_noun(noun, mod)
   return table.concat(lines, "\n")
 end
 
+-- The config file a command works on: a real file (the embedded default is never
+-- written). Returns path | nil, err.
+local function config_path(common)
+  local path, is_default = config.locate(common.config)
+  if is_default then
+    return nil, "no config file: pass --config PATH, set SMG_CONFIG, or run `smg generate-config`"
+  end
+  return path
+end
+
+-- Checks opts (already named: opts.email, opts.user_id) against the command's required
+-- flags and one_of groups. Returns true | nil, message.
+local function check_required(opts, cmd)
+  for _, f in ipairs(cmd.flags) do
+    if f.required and opts[f[1]:sub(3):gsub("%-", "_")] == nil then return nil, f[1] .. " is required" end
+  end
+  for _, group in ipairs(cmd.one_of or {}) do
+    local n = 0
+    for _, flag in ipairs(group) do
+      if opts[flag:sub(3):gsub("%-", "_")] ~= nil then n = n + 1 end
+    end
+    if n == 0 then return nil, ("one of %s is required"):format(table.concat(group, " or ")) end
+  end
+  return true
+end
+
 -- Parses args against the command's flags. Returns opts, common | nil, message.
 local function parse(args, cmd)
   local known = {}
@@ -128,27 +154,80 @@ local function parse(args, cmd)
     end
     i = i + 1
   end
-  for _, f in ipairs(cmd.flags) do
-    if f.required and opts[f[1]:sub(3):gsub("%-", "_")] == nil then return nil, f[1] .. " is required" end
-  end
-  for _, group in ipairs(cmd.one_of or {}) do
-    local n = 0
-    for _, flag in ipairs(group) do
-      if opts[flag:sub(3):gsub("%-", "_")] ~= nil then n = n + 1 end
-    end
-    if n == 0 then return nil, ("one of %s is required"):format(table.concat(group, " or ")) end
-  end
+  local ok, err = check_required(opts, cmd)
+  if not ok then return nil, err end
   return opts, common
 end
 
--- The config file a command works on: a real file (the embedded default is never
--- written). Returns path | nil, err.
-local function config_path(common)
-  local path, is_default = config.locate(common.config)
-  if is_default then
-    return nil, "no config file: pass --config PATH, set SMG_CONFIG, or run `smg generate-config`"
+-- The command `noun verb`, or nil.
+function M.command(noun, verb)
+  if not M.is_noun(noun) then return nil end
+  local mod = require("smg.cli." .. noun)
+  return mod.commands[verb], mod
+end
+
+-- Runs a command with named options (what the admin API sends a `smg cli-exec` child):
+-- opts = { email = ..., user_id = ... } (flag names, '-' as '_'); only string values and
+-- `true` for boolean flags are taken. Returns value | nil, message, exit code.
+-- A REST path names a config, project or user by name or id (a user by id or email): the
+-- *_ref options, resolved here into the flag the command takes.
+local REFS = {
+  config_ref = { "mcp_config", "config_name", "config_id" },
+  project_ref = { "project", "project_name", "project_id" },
+  user_ref = { "user", "email", "user_id" },
+}
+
+local function resolve_refs(opts, path)
+  local doc
+  for ref, how in pairs(REFS) do
+    local v = opts[ref]
+    if v ~= nil then
+      if type(v) ~= "string" then return nil, ref .. " must be a string" end
+      doc = doc or require("smg.store").read(path)
+      if not doc then return nil, "cannot read " .. path end
+      local model = require "smg.cli.model"
+      local id = model[how[1]](doc, { [how[3]] = v })
+      if id then
+        opts[how[3]] = id
+      elseif model[how[1]](doc, { [how[2]] = v }) then
+        opts[how[2]] = v
+      else
+        return nil, ("no %s named or with id %s"):format(how[1]:gsub("mcp_", ""), v)
+      end
+      opts[ref] = nil
+    end
   end
-  return path
+  return true
+end
+
+function M.execute(noun, verb, opts, common)
+  local cmd = M.command(noun, verb)
+  if not cmd then return nil, ("unknown command '%s %s'"):format(tostring(noun), tostring(verb)), 2 end
+  if opts.config_ref or opts.project_ref or opts.user_ref then
+    local path = config_path(common)
+    local ok, err = resolve_refs(opts, path or "")
+    if not ok then return nil, err, 1 end
+  end
+  local clean = {}
+  for _, f in ipairs(cmd.flags) do
+    local key = f[1]:sub(3):gsub("%-", "_")
+    local v = opts[key]
+    if v ~= nil then
+      if f.boolean then
+        if type(v) ~= "boolean" then return nil, f[1] .. " must be true or false", 2 end
+        clean[key] = v or nil
+      else
+        if type(v) == "number" then v = tostring(v) end
+        if type(v) ~= "string" then return nil, f[1] .. " must be a string", 2 end
+        clean[key] = v
+      end
+    end
+  end
+  local ok, err = check_required(clean, cmd)
+  if not ok then return nil, err, 2 end
+  local path, perr = config_path(common)
+  if not path then return nil, perr, 1 end
+  return cmd.run(clean, { path = path, json = true, show_secrets = common.show_secrets })
 end
 
 local function print_value(v, cmd, common)
@@ -160,8 +239,9 @@ local function print_value(v, cmd, common)
   end
 end
 
--- Runs `smg <noun> args...`. Returns nothing; sets the exit code.
-function M.run(noun, args)
+-- Runs `smg <noun> args...`. Returns nothing; sets the exit code. `extra`: what the
+-- caller lends the commands (start_admin: the admin API's starter, from a higher layer).
+function M.run(noun, args, extra)
   local ok, mod = pcall(require, "smg.cli." .. noun)
   if not ok then error(mod, 0) end
   local verb = args[1]
@@ -190,6 +270,7 @@ function M.run(noun, args)
     if not path then return M.fail(perr) end
   end
   local ctx = { path = path, json = common.json, show_secrets = common.show_secrets }
+  for k, v in pairs(extra or {}) do ctx[k] = v end
   local value, err, code = cmd.run(opts, ctx)
   if value == nil then
     if code == 2 then return usage(err) end

@@ -169,12 +169,13 @@ C["remove-all-users"] = { flags = PROJECT, one_of = { WHICH }, help = "Remove ev
   end) }
 
 C.export = { flags = flags(PROJECT, { { "--output-file", required = true, help = "where to write the export" } }),
-  one_of = { WHICH }, help = "Write a project, its config and its users to a JSON file (0600; no API keys)",
-  text = function(v) return "exported to " .. v.output_file end,
+  one_of = { WHICH }, help = "Write a project, its config and its users to a JSON file (0600; no API keys; `-`: print it)",
+  text = function(v) return v.output_file and ("exported to " .. v.output_file) or core.json_pretty(json.canonical(v)) end,
   run = reading(function(doc, id, p, opts)
     local v = project_view(doc, id, p)
     local c = p.mcp_config_id and (doc.mcp_configs or {})[p.mcp_config_id]
     v.mcp_config = c
+    if opts.output_file == "-" then return v end
     local ok, err = core.write_durable(opts.output_file, store.encode(v))
     if not ok then return nil, err end
     return { project_id = id, output_file = opts.output_file }

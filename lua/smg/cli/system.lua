@@ -1,5 +1,5 @@
--- `smg system ...`: the seed's health check, backup, restore and reset of the config file.
--- (The seed's start-api and stop-api arrive with the admin REST API.)
+-- `smg system ...`: the seed's health check, backup, restore and reset of the config file,
+-- and start-api / stop-api for the admin REST API on its own.
 local smg = require "smg"
 local core = require "smg.core"
 local config = require "smg.config"
@@ -53,20 +53,28 @@ C["health-check"] = { flags = {}, help = "Check the config file, its plugins and
     return v
   end }
 
-C.backup = { flags = { { "--output-file", required = true, help = "where to write the copy (0600)" } },
-  help = "Copy the whole config file", text = function(v) return "backed up to " .. v.output_file end,
+C.backup = { flags = { { "--output-file", required = true, help = "where to write the copy (0600; `-`: print it)" } },
+  help = "Copy the whole config file", text = function(v)
+    return v.output_file and ("backed up to " .. v.output_file) or core.json_pretty(json.canonical(v.config)) end,
   run = function(opts, ctx)
     local text, err = smg.read_file(ctx.path)
     if not text then return nil, err end
+    if opts.output_file == "-" then
+      local doc, derr = json.decode(text)
+      if type(doc) ~= "table" then return nil, ctx.path .. ": " .. tostring(derr) end
+      return { config_path = ctx.path, config = doc }
+    end
     local ok, werr = core.write_durable(opts.output_file, text)
     if not ok then return nil, werr end
     return { config_path = ctx.path, output_file = opts.output_file, bytes = #text }
   end }
 
-C.restore = { flags = { { "--input-file", required = true, help = "a backup to restore" } },
+C.restore = { flags = { { "--input-file", help = "a backup to restore" }, { "--input", help = "the backup itself, JSON" } },
+  one_of = { { "--input-file", "--input" } },
   help = "Replace the config with a backup (validated first; the current one is kept as <config>.bak.1)",
-  text = function(v) return "restored " .. v.config_path .. " from " .. v.input_file end, run = function(opts, ctx)
-    local text, err = smg.read_file(opts.input_file)
+  text = function(v) return "restored " .. v.config_path end, run = function(opts, ctx)
+    local text, err = opts.input, nil
+    if not text then text, err = smg.read_file(opts.input_file) end
     if not text then return nil, "--input-file: " .. tostring(err) end
     local doc, jerr = json.decode(text)
     if type(doc) ~= "table" then return nil, "--input-file: not a config: " .. tostring(jerr) end
@@ -86,4 +94,58 @@ C.reset = { flags = { { "--confirm", boolean = true, help = "really replace the 
     return { config_path = ctx.path, gateway_key = ids.gateway_key }
   end }
 
-return { summary = "Health check, backup, restore and reset of the config file.", commands = C }
+---------------------------------------------------------------------------- the admin API
+local function pid_file(path, port) return ("%s.admin-%s.pid"):format(path, tostring(port)) end
+
+C["start-api"] = { flags = { { "--host", help = "address to listen on (default gateway.admin.host: 127.0.0.1)" },
+  { "--port", help = "port (default gateway.admin.port: 8001)" },
+  { "--reload", boolean = true, help = "accepted for the seed's scripts: the config is always reread when it changes" } },
+  help = "Run the admin REST API alone (no gateway), until SIGINT or SIGTERM", run = function(opts, ctx)
+    local cfg, errs = config.load({ path = ctx.path })
+    if not cfg then return nil, ctx.path .. " is invalid: " .. table.concat(errs, "; ") end
+    local port = tonumber(opts.port or cfg.gateway.admin.port)
+    if not port then return nil, "--port: not a number", 2 end
+    if not ctx.start_admin then return nil, "the admin API is not available here" end
+    local state = { key = cfg.admin_apikey }
+    -- (The admin layer sits above this one: smg's main hands its starter in.)
+    local server, err = ctx.start_admin(cfg, { host = opts.host, port = port, admin_key = function() return state.key end })
+    if not server then return nil, err end
+    -- The key follows the file: a rotated admin_apikey applies without a restart.
+    local dir, base = ctx.path:match("^(.*)/([^/]+)$")
+    state.watch = core.fs_watch(dir or ".", function(name)
+      if name == (base or ctx.path) then
+        local fresh = config.load({ path = ctx.path })
+        if fresh then state.key = fresh.admin_apikey end
+      end
+    end)
+    local pidf = pid_file(ctx.path, server:port())
+    core.write_durable(pidf, tostring(core.getpid()) .. "\n")
+    local function stop()
+      os.remove(pidf)
+      server:close()
+      if state.watch then state.watch:close() end
+      core.stop(0)
+    end
+    state.signals = { core.signal("SIGINT", stop), core.signal("SIGTERM", stop) }
+    io.stderr:write(("smg admin API on http://%s:%d (config %s)\n"):format(opts.host or cfg.gateway.admin.host,
+      server:port(), ctx.path))
+    return true
+  end }
+
+C["stop-api"] = { flags = { { "--port", help = "the port it listens on (default 8001)" },
+  { "--force", boolean = true, help = "SIGKILL instead of SIGTERM" } },
+  help = "Stop an admin API `smg system start-api` started", text = function(v) return "stopped pid " .. v.pid end,
+  run = function(opts, ctx)
+    local pidf = pid_file(ctx.path, opts.port or 8001)
+    local text = smg.read_file(pidf)
+    local pid = text and tonumber(text:match("%d+"))
+    if not pid then return nil, ("no admin API of %s runs on port %s"):format(ctx.path, tostring(opts.port or 8001)) end
+    if os.execute(("kill -%s %d 2>/dev/null"):format(opts.force and "KILL" or "TERM", pid)) ~= 0 then
+      os.remove(pidf)
+      return nil, ("pid %d is not running"):format(pid)
+    end
+    if opts.force then os.remove(pidf) end
+    return { pid = pid }
+  end }
+
+return { summary = "Health check, backup, restore and reset of the config file; the admin API.", commands = C }

@@ -49,6 +49,7 @@ function M.shutdown(gw, reason)
   gw.draining = true
   log.info("shutting down (" .. tostring(reason) .. "); draining " .. count_inflight(gw) .. " call(s)")
   if gw.http_server then gw.http_server:close() end
+  if gw.admin_server then gw.admin_server:close() end
   if gw.sweeper then gw.sweeper:close() end
   async.spawn(function()
     local deadline = smg.monotime() + gw.cfg.gateway.shutdown_grace
@@ -157,7 +158,7 @@ function M.run(Gateway, args)
   for _, spec in ipairs(gw.pipeline:servers(nil)) do
     if spec.sharing ~= "per_session" then gw.pipeline:upstream(nil, spec):start() end
   end
-  return true
+  return true, gw
 end
 
 return M

@@ -1,0 +1,213 @@
+-- The admin REST API: the seed's routes (admin/routes.lua) on their own listener (default
+-- 127.0.0.1:8001), on the same C HTTP server and loop as `smg serve`, or alone
+-- (`smg system start-api`). Every route but /health and /openapi.json needs
+-- `Authorization: Bearer <admin_apikey>`, compared in constant time; without an
+-- admin_apikey in the config the API refuses everything (503) rather than run open.
+--
+-- Each request runs its CLI command in a `smg cli-exec` child: the config store's lock and
+-- fsync never block this loop, and the API and the CLI are one implementation. Answers
+-- have the seed's shape {message, data, timestamp}; errors {detail, error = {code,
+-- message}, timestamp} with a stable code. API keys never reach a log, not even when they
+-- travel in a URL path. CORS is off: no browser origin is answered.
+local smg = require "smg"
+local core = require "smg.core"
+local async = require "smg.async"
+local routes = require "smg.admin.routes"
+local openapi = require "smg.admin.openapi"
+
+local json = smg.json
+local log = smg.log
+
+local M = {}
+
+local WORKER_TIMEOUT = 30 -- seconds a command may take before its worker is killed
+
+local function now_iso() return os.date("!%Y-%m-%dT%H:%M:%SZ") end
+
+local function reply(req, status, body)
+  if not req:alive() then return end
+  req:respond(status, { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-store" }, json.encode(body))
+end
+
+local function fail(req, status, code, message)
+  reply(req, status, { detail = message, error = { code = code, message = message }, timestamp = now_iso() })
+end
+
+-- The path as it may be logged: an API key in it is masked.
+function M.loggable(path)
+  return (path:gsub("(/api%-keys/)([^/]+)", function(pre, key)
+    if key == "rotate" then return pre .. key end
+    return pre .. smg.mask(key)
+  end))
+end
+
+local function url_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A file name from a request, inside the admin files directory. Returns path | nil, err.
+local function confined(dir, name)
+  if type(name) ~= "string" or name == "" or name:find("/", 1, true) or name == "." or name == ".." or name:find("%z") then
+    return nil, "a file is named by a plain file name inside the admin files directory (" .. dir .. ")"
+  end
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  return dir .. "/" .. name
+end
+
+-- The command options for a request. Returns opts | nil, message.
+local function options_of(self, route, params, body, query)
+  local opts = {}
+  for name, v in pairs(params) do opts[routes.PARAMS[name]] = url_decode(v) end
+  for qname, opt in pairs(route.query or {}) do
+    if query[qname] and query[qname] ~= "" then opts[opt] = query[qname] end
+  end
+  local allowed = {}
+  for k, v in pairs(route.body or {}) do
+    if type(k) == "number" then allowed[v] = v else allowed[k] = v end
+  end
+  for _, f in ipairs(route.ignore or {}) do allowed[f] = false end
+  for field, v in pairs(body) do
+    local flag = allowed[field]
+    if flag == nil then return nil, ("unknown field %q"):format(tostring(field)) end
+    if flag then
+      local file = routes.FILE_FIELDS[field]
+      if file then
+        local path, err = confined(self.files_dir, v)
+        if not path then return nil, err end
+        v = path
+        if type(file) == "string" then flag = file end
+      elseif type(v) == "table" then
+        v = json.encode(v) -- objects and lists go to the command as the JSON its flags take
+      elseif type(v) == "boolean" and (field == "enabled" or field == "insecure") then
+        v = tostring(v)
+      elseif type(v) == "number" then
+        v = tostring(v)
+      end
+      opts[flag] = v
+    end
+  end
+  -- An export without a file comes back in `data`.
+  if allowed.output_file and opts.output_file == nil then opts.output_file = "-" end
+  return opts
+end
+
+-- Runs one command in a `smg cli-exec` child. Yields. Returns value | nil, err, exit code.
+local function execute(self, noun, verb, opts)
+  local exe = core.paths()
+  local f = async.future()
+  local out = {}
+  local request = json.encode({ noun = noun, verb = verb, opts = opts, config = self.config_path })
+  local proc, err = core.spawn({ file = exe, args = { "cli-exec" }, max_line = 64 * 1024 * 1024 },
+    function(stream, line)
+      if stream == 1 then out[#out + 1] = line end
+    end,
+    function(status) f:set(status) end)
+  if not proc then return nil, "cannot start a worker: " .. tostring(err), 1 end
+  proc:write(request .. "\n")
+  proc:shutdown(WORKER_TIMEOUT * 1000) -- stdin closed now; killed if it outlives this
+  local status = f:wait(WORKER_TIMEOUT + 5)
+  proc:release()
+  if status == nil then return nil, "the command timed out", 1 end
+  local res = json.decode(table.concat(out, "\n"))
+  if type(res) ~= "table" then return nil, "the command failed (status " .. tostring(status) .. ")", 1 end
+  if res.ok then return res.data end
+  return nil, res.error, res.code
+end
+
+-- A command's failure as an HTTP status and a stable code.
+local function classify(err, code)
+  err = tostring(err)
+  if code == 2 then return 400, "invalid_request" end
+  if err:find("^no ") or err:find("no such") or err:find("^unknown") then return 404, "not_found" end
+  if err:find("exists") or err:find("already") or err:find("used by") or err:find("is not in") then
+    return 409, "conflict"
+  end
+  if err:find("refused") or err:find("invalid") then return 422, "invalid_config" end
+  return 400, "failed"
+end
+
+local function authorized(self, req)
+  local key = self:admin_key()
+  if not key or key == "" then return false, 503, "admin_disabled", "the admin API needs admin_apikey in the config" end
+  local h = req:header("authorization") or ""
+  local token = h:match("^[Bb]earer%s+(%S+)%s*$")
+  if not token then return false, 401, "unauthorized", "Authorization: Bearer <admin_apikey> is required" end
+  if not smg.secure_equal(token, key) then return false, 401, "unauthorized", "invalid admin API key" end
+  return true
+end
+
+local function query_of(req)
+  local q = {}
+  for k, v in (req:query() or ""):gmatch("([^&=]+)=([^&]*)") do q[url_decode(k)] = url_decode((v:gsub("%+", " "))) end
+  return q
+end
+
+function M.handle(self, req)
+  local method, path = req:method(), req:path()
+  if method == "OPTIONS" or req:header("origin") then
+    -- CORS is off: a browser page must not drive the admin API with a stolen token.
+    return fail(req, 403, "forbidden", "cross-origin requests are not served")
+  end
+  if path == "/health" and method == "GET" then
+    return reply(req, 200, { status = "ok", version = core.version, config_path = self.config_path })
+  end
+  if path == "/openapi.json" and method == "GET" then return reply(req, 200, openapi.document()) end
+  local ok, status, code, message = authorized(self, req)
+  if not ok then
+    log.warn(("admin API: refused %s %s from %s: %s"):format(method, M.loggable(path), req:peer(), code))
+    return fail(req, status, code, message)
+  end
+  req:trust()
+  local route, params = routes.match(method, path)
+  if not route then
+    if params == "method" then return fail(req, 405, "method_not_allowed", method .. " is not served on " .. M.loggable(path)) end
+    return fail(req, 404, "not_found", "no route " .. M.loggable(path))
+  end
+  local body = {}
+  local text = req:body() or ""
+  if text:find("%S") then
+    local decoded = json.decode(text)
+    if type(decoded) ~= "table" or json.is_array(decoded) then return fail(req, 400, "invalid_json", "the body must be a JSON object") end
+    body = decoded
+  end
+  local opts, oerr = options_of(self, route, params, body, query_of(req))
+  if not opts then return fail(req, 400, "invalid_request", oerr) end
+  smg.spawn(function()
+    local value, err, ecode = execute(self, route.noun, route.verb, opts)
+    log.info(("admin API: %s %s -> %s"):format(method, M.loggable(path), value ~= nil and "ok" or tostring(ecode)))
+    if value == nil then
+      local st, c = classify(err, ecode)
+      return fail(req, st, c, tostring(err))
+    end
+    if self.on_change and method ~= "GET" then self.on_change() end
+    reply(req, route.status or 200, { message = route.summary, data = value, timestamp = now_iso() })
+  end)
+end
+
+-- Starts the listener. opts: { host, port, config_path, files_dir, admin_key = fn,
+-- limits }. Returns server | nil, err.
+function M.listen(opts)
+  local self = setmetatable({ config_path = opts.config_path, files_dir = opts.files_dir, admin_key = opts.admin_key,
+    on_change = opts.on_change }, { __index = M })
+  local lim = opts.limits or {}
+  local server, err = core.http_listen(opts.host, opts.port, {
+    max_header_bytes = lim.max_header_bytes or 16384,
+    max_body_bytes = 4 * 1024 * 1024,
+    max_connections = 256,
+    max_untrusted_per_peer = 64,
+    reserved_connections = 16,
+    header_timeout_ms = 10000,
+    idle_timeout_ms = 75000,
+    request_timeout_ms = (WORKER_TIMEOUT + 10) * 1000,
+  }, function(req)
+    local ok, e = xpcall(M.handle, debug.traceback, self, req)
+    if not ok then
+      log.error("admin API handler: " .. tostring(e))
+      pcall(fail, req, 500, "internal", "internal error")
+    end
+  end, function() end)
+  if not server then return nil, err end
+  return server
+end
+
+return M

@@ -1,0 +1,172 @@
+// The admin REST API beside a running gateway: the seed's routes with its {message, data,
+// timestamp} answers, Bearer admin_apikey auth (constant-time compare, /health open, no
+// CORS), stable error codes, the seed's broken routes working, exports confined to the
+// admin files directory, API keys in URL paths never logged, an OpenAPI document that
+// matches what is served, concurrent writes that lose nothing, and changes that reach the
+// gateway at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, existsSync } from 'node:fs';
+import { SMG, ECHO, luaServer, writeConfig, withGateway } from './helpers.mjs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const ADMIN = 'admin-key-0123456789abcdef0123456789abcdef';
+
+function config() {
+  return writeConfig({
+    mcp_configs: { main: { mcp_config_name: 'main_config', mcp_config: [luaServer('echo', ECHO)] } },
+    projects: {}, users: {}, apikeys: {},
+    plugins: { auth: { provider: 'local_apikey' } },
+    admin_apikey: ADMIN,
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'main', admin: { port: 0 } },
+  });
+}
+
+async function withAdmin(fn) {
+  const cfg = config();
+  await withGateway(cfg, async (gw) => {
+    let base;
+    for (let i = 0; i < 50 && !base; i++) {
+      const m = gw.logs().match(/admin API on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) base = m[1];
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(base, 'the admin API started');
+    const api = async (method, path, body, key = ADMIN, headers = {}) => {
+      const res = await fetch(base + path, { method, headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}),
+        ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers }, body: body ? JSON.stringify(body) : undefined });
+      const text = await res.text();
+      let json;
+      try { json = JSON.parse(text); } catch { json = text; }
+      return { status: res.status, body: json };
+    };
+    await fn({ gw, cfg, base, api });
+  });
+}
+
+test('auth, health, no CORS, answers in the seed shape, stable errors', async () => {
+  await withAdmin(async ({ api }) => {
+    let r = await api('GET', '/health', null, null);
+    assert.equal(r.status, 200);
+    assert.ok(r.body.version && r.body.config_path);
+    r = await api('GET', '/api/v1/users', null, null);
+    assert.equal(r.status, 401);
+    assert.equal(r.body.error.code, 'unauthorized');
+    r = await api('GET', '/api/v1/users', null, 'wrong');
+    assert.equal(r.status, 401);
+    r = await api('GET', '/api/v1/users', null, ADMIN, { Origin: 'http://evil.example' });
+    assert.equal(r.status, 403, 'no browser origin is served');
+    r = await api('GET', '/api/v1/users');
+    assert.equal(r.status, 200);
+    assert.deepEqual(Object.keys(r.body).sort(), ['data', 'message', 'timestamp']);
+    r = await api('POST', '/api/v1/users', { email: 'not an email' });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'invalid_request');
+    r = await api('GET', '/api/v1/users/nobody@example.com');
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error.code, 'not_found');
+    r = await api('POST', '/api/v1/users', { email: 'a@example.com', colour: 'red' });
+    assert.equal(r.status, 400);
+    assert.match(r.body.detail, /unknown field "colour"/);
+    r = await api('PATCH', '/api/v1/users');
+    assert.equal(r.status, 405);
+    r = await api('GET', '/api/v1/nothing-here');
+    assert.equal(r.status, 404);
+  });
+});
+
+test('20 parallel POST /users leave 20 users', async () => {
+  await withAdmin(async ({ api, cfg }) => {
+    const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => api('POST', '/api/v1/users', { email: `p${i}@example.com` })));
+    for (const r of rs) assert.equal(r.status, 201, JSON.stringify(r.body));
+    const users = JSON.parse(readFileSync(cfg, 'utf8')).users;
+    assert.equal(Object.keys(users).length, 20);
+  });
+});
+
+test('the seed routes that answered 500 work; exports stay in the files directory; keys in paths are not logged', async () => {
+  await withAdmin(async ({ gw, cfg, api }) => {
+    assert.equal((await api('POST', '/api/v1/users', { email: 'ada@example.com' })).status, 201);
+    assert.equal((await api('POST', '/api/v1/projects', { project_name: 'alpha', mcp_config_name: 'ignored' })).status, 201);
+    let r = await api('POST', '/api/v1/projects/alpha/assign-config', { config_name: 'main_config' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The seed's POST /projects/{p}/users always answered 500.
+    r = await api('POST', '/api/v1/projects/alpha/users', { email: 'ada@example.com' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    r = await api('POST', '/api/v1/users/ada%40example.com/api-keys', { project_name: 'alpha' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const key = r.body.data.api_key;
+    // The key works against the gateway at once.
+    const client = new Client({ name: 'admin-test', version: '1.0.0' });
+    let listed;
+    for (let i = 0; i < 40 && !listed; i++) {
+      try {
+        await client.connect(new StreamableHTTPClientTransport(new URL(gw.url), { requestInit: { headers: { apikey: key } } }));
+        listed = await client.listTools();
+      } catch { await new Promise((res) => setTimeout(res, 50)); }
+    }
+    assert.ok(listed && listed.tools.length > 0, 'the new key is accepted by the gateway');
+    await client.close();
+    // A key in the path: served, and only its mask is logged.
+    r = await api('GET', `/api/v1/api-keys/${key}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(!gw.logs().includes(key), 'the key never reaches the log');
+    assert.match(gw.logs(), new RegExp(`/api/v1/api-keys/\\*\\*\\*\\*${key.slice(-4)}`));
+    // The seed's rotate (empty model) and delete-with-force (read a missing field).
+    r = await api('POST', '/api/v1/api-keys/rotate', { api_key: key });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(r.body.data.new_api_key);
+    r = await api('DELETE', '/api/v1/users/ada%40example.com', { force: true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // add-server with an args list (the seed split a string and answered 500 for a list).
+    r = await api('POST', '/api/v1/configs/main_config/servers', { server_name: 'files', server_command: 'npx',
+      args: ['-y', '@scope/pkg,with,commas'], env: { A: 'b' } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const server = JSON.parse(readFileSync(cfg, 'utf8')).mcp_configs.main.mcp_config.find((s) => s.server_name === 'files');
+    assert.deepEqual(server.config.args, ['-y', '@scope/pkg,with,commas']);
+    // Exports: in `data`, or a plain file name inside the files directory; never a server path.
+    r = await api('POST', '/api/v1/configs/main_config/export', {});
+    assert.equal(r.status, 200);
+    assert.equal(r.body.data.mcp_config_name, 'main_config');
+    r = await api('POST', '/api/v1/configs/main_config/export', { output_file: '/etc/evil.json' });
+    assert.equal(r.status, 400);
+    r = await api('POST', '/api/v1/configs/main_config/export', { output_file: '../evil.json' });
+    assert.equal(r.status, 400);
+    r = await api('POST', '/api/v1/configs/main_config/export', { output_file: 'main.json' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(existsSync(cfg.replace(/[^/]+$/, 'admin-files/main.json')));
+    // Backup into `data`, then restore it from the body (the seed read a missing field).
+    r = await api('POST', '/api/v1/system/backup', {});
+    const backup = r.body.data.config;
+    assert.equal((await api('POST', '/api/v1/users', { email: 'later@example.com' })).status, 201);
+    r = await api('POST', '/api/v1/system/restore', { content: backup });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(!Object.values(JSON.parse(readFileSync(cfg, 'utf8')).users).some((u) => u.email === 'later@example.com'));
+    // A change that would break the config is refused with 422 and writes nothing.
+    r = await api('POST', '/api/v1/configs/main_config/servers', { server_name: 'bad name!', server_command: 'x' });
+    assert.equal(r.status, 422);
+    assert.equal(r.body.error.code, 'invalid_config');
+  });
+});
+
+test('/openapi.json documents every route it serves, and serves every route it documents', async () => {
+  await withAdmin(async ({ api }) => {
+    const doc = (await api('GET', '/openapi.json', null, null)).body;
+    assert.equal(doc.openapi, '3.1.0');
+    let operations = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(ops)) {
+        operations++;
+        if (path === '/health' || path === '/openapi.json') continue;
+        const concrete = path.replace('{c}', 'main_config').replace('{p}', 'nope').replace('{u}', 'nobody@example.com')
+          .replace('{s}', 'nope').replace('{key}', 'nokey');
+        const r = await api(method.toUpperCase(), concrete, method === 'get' || method === 'delete' ? null : {});
+        assert.notEqual(r.status, 405, `${method} ${path}`);
+        assert.ok(!(r.status === 404 && /^no route/.test(r.body.detail || '')), `${method} ${path} is served`);
+      }
+    }
+    assert.equal(operations, 58, "the seed's 57 routes (with /health) plus /openapi.json");
+  });
+});
