@@ -95,7 +95,13 @@ end
 local function start_admin(gw)
   local cfg = gw.cfg
   if cfg.is_default or not cfg.admin_apikey or not cfg.gateway.admin.enabled then return end
-  local server, err = require("smg.admin").start(cfg, { admin_key = function() return gw.cfg.admin_apikey end })
+  local server, err = require("smg.admin").start(cfg, { admin_key = function() return gw.cfg.admin_apikey end,
+    inproc = {
+      cache_status = function() return gw.pipeline:cache_stats() end,
+      cache_clear = function(o)
+        return { cleared = gw.pipeline:clear_cache(o.server_name), server_name = o.server_name }
+      end,
+    } })
   if not server then
     require("smg").log.error(tostring(err) .. "; the gateway runs without it")
     return
@@ -160,69 +166,6 @@ function commands.audit(args)
   end
 end
 
-function commands.pins(args)
-  local verb = args[1]
-  if verb ~= "list" and verb ~= "approve" and verb ~= "reject" then
-    return die("pins: expected list, approve or reject\n" .. USAGE)
-  end
-  local config, pins, smg = require "smg.config", require "smg.pins", require "smg"
-  local path, as_json, all, names = nil, false, false, {}
-  local i = 2
-  while args[i] do
-    local a = args[i]
-    if a == "--config" then
-      path = args[i + 1]
-      i = i + 1
-    elseif a == "--json" then
-      as_json = true
-    elseif a == "--all" then
-      all = true
-    else
-      names[#names + 1] = a
-    end
-    i = i + 1
-  end
-  local cfg, errs, source = config.load({ path = path })
-  if not cfg then return die((source or "config") .. " is invalid: " .. table.concat(errs, "; "), 1) end
-  local file = config.pins_path(cfg)
-  if not file then return die("pins: no place to keep pins (set gateway.pins_path)", 1) end
-  local recs, err = pins.read(file)
-  if not recs then return die(err, 1) end
-  if verb == "list" then
-    local list = {}
-    for _, r in pairs(recs) do list[#list + 1] = r end
-    table.sort(list, function(a, b) return pins.id(a) < pins.id(b) end)
-    if as_json then return io.stdout:write(smg.json.encode(smg.json.array(list)), "\n") end
-    for _, r in ipairs(list) do
-      io.stdout:write(("%-9s %s%s%s\n"):format(r.status, pins.id(r), r.reason and r.status == "pending"
-        and ("  (" .. r.reason .. ")") or "", r.poisoned and ("  poisoned: " .. r.poisoned) or ""))
-    end
-    return
-  end
-  if not all and #names == 0 then return die("pins " .. verb .. ": name SERVER/TOOL or SERVER/KIND:NAME, or --all", 2) end
-  local want = {}
-  for _, n in ipairs(names) do want[n] = true end
-  local changed = 0
-  for _, r in pairs(recs) do
-    local id = pins.id(r)
-    if want[id] or (all and r.status == "pending") then
-      want[id] = nil
-      if verb == "approve" then
-        r.fingerprint = r.pending or r.fingerprint
-        r.status, r.pending, r.reason = "approved", nil, nil
-      else
-        r.status = "rejected"
-      end
-      r.decided = smg.now() -- a decision: newer than anything the gateway holds of this pin
-      changed = changed + 1
-    end
-  end
-  local missing = next(want)
-  if missing then return die("pins: no pin named " .. missing .. " in " .. file, 1) end
-  local ok, werr = pins.write_sync(file, pins.encode(recs))
-  if not ok then return die(tostring(werr), 1) end
-  io.stdout:write(("%sd %d pin(s) in %s\n"):format(verb == "approve" and "approve" or "reject", changed, file))
-end
 
 function M.main(argv)
   local cmd = argv[2]
@@ -234,7 +177,8 @@ function M.main(argv)
   if not fn then
     local cli = require "smg.cli"
     if cli.is_noun(cmd) then
-      return cli.run(cmd, args, { start_admin = function(...) return require("smg.admin").start(...) end })
+      -- In a coroutine: some commands wait on I/O (`cache` asks the running gateway).
+      return in_coroutine(cli.run, cmd, args, { start_admin = function(...) return require("smg.admin").start(...) end })
     end
     return die("unknown command '" .. cmd .. "'\n" .. USAGE)
   end

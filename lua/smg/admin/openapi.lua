@@ -33,10 +33,11 @@ function M.document()
   if cached then return cached end
   local paths = {}
   for _, r in ipairs(routes.list) do
-    local cmd = cli.command(r.noun, r.verb)
-    local op = { summary = r.summary, operationId = (r.noun .. "_" .. r.verb):gsub("%-", "_"),
-      tags = json.array({ r.noun }), security = json.array({ { bearer = json.array({}) } }),
-      ["x-smg-command"] = ("smg %s %s"):format(r.noun, r.verb) }
+    local cmd = r.noun and cli.command(r.noun, r.verb)
+    local id = r.noun and (r.noun .. "_" .. r.verb) or r.inproc
+    local op = { summary = r.summary, operationId = (id:gsub("%-", "_")),
+      tags = json.array({ r.noun or "cache" }), security = json.array({ { bearer = json.array({}) } }),
+      ["x-smg-command"] = r.noun and ("smg %s %s"):format(r.noun, r.verb) or ("smg " .. r.inproc:gsub("_", " ")) }
     local params = json.array({})
     for _, name in ipairs(r.params) do
       params[#params + 1] = { name = name, ["in"] = "path", required = true, description = PARAM_DOC[name],

@@ -104,6 +104,13 @@ M.list = {
     body = { "input_file", "backup_file", content = "input" } },
   { "POST", "/api/v1/system/reset", "system", "reset", "Replace the config with a fresh default one",
     body = { "confirm" } },
+  -- smg's own: pins, and the discovery cache of the gateway this API runs in
+  { "GET", "/api/v1/pins", "pins", "list", "The pins of what upstreams offer" },
+  { "POST", "/api/v1/pins/approve", "pins", "approve", "Approve pending pins (applied at once)", body = { "ids", "all" } },
+  { "POST", "/api/v1/pins/reject", "pins", "reject", "Reject pending pins (applied at once)", body = { "ids", "all" } },
+  { "GET", "/api/v1/cache/status", nil, nil, "The discovery cache of the running gateway", inproc = "cache_status" },
+  { "POST", "/api/v1/cache/clear", nil, nil, "Clear the discovery cache (of one server)", inproc = "cache_clear",
+    body = { "server_name" } },
 }
 
 -- Compiles each route's path into a Lua pattern and its parameter names.

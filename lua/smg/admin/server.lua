@@ -76,6 +76,10 @@ local function options_of(self, route, params, body, query)
         if not path then return nil, err end
         v = path
         if type(file) == "string" then flag = file end
+      elseif field == "ids" and type(v) == "table" then
+        local parts = {}
+        for i, id in ipairs(v) do parts[i] = tostring(id) end
+        v = table.concat(parts, ",")
       elseif type(v) == "table" then
         v = json.encode(v) -- objects and lists go to the command as the JSON its flags take
       elseif type(v) == "boolean" and (field == "enabled" or field == "insecure") then
@@ -172,6 +176,12 @@ function M.handle(self, req)
   end
   local opts, oerr = options_of(self, route, params, body, query_of(req))
   if not opts then return fail(req, 400, "invalid_request", oerr) end
+  if route.inproc then -- the gateway's own state (its cache): answered here, not by a worker
+    local fn = self.inproc and self.inproc[route.inproc]
+    if not fn then return fail(req, 503, "no_gateway", "no gateway runs in this process (smg system start-api)") end
+    log.info(("admin API: %s %s"):format(method, M.loggable(path)))
+    return reply(req, 200, { message = route.summary, data = fn(opts), timestamp = now_iso() })
+  end
   smg.spawn(function()
     local value, err, ecode = execute(self, route.noun, route.verb, opts)
     log.info(("admin API: %s %s -> %s"):format(method, M.loggable(path), value ~= nil and "ok" or tostring(ecode)))
@@ -185,10 +195,11 @@ function M.handle(self, req)
 end
 
 -- Starts the listener. opts: { host, port, config_path, files_dir, admin_key = fn,
--- limits }. Returns server | nil, err.
+-- limits, inproc = { cache_status = fn(opts), cache_clear = fn(opts) } (a gateway's) }.
+-- Returns server | nil, err.
 function M.listen(opts)
   local self = setmetatable({ config_path = opts.config_path, files_dir = opts.files_dir, admin_key = opts.admin_key,
-    on_change = opts.on_change }, { __index = M })
+    on_change = opts.on_change, inproc = opts.inproc }, { __index = M })
   local lim = opts.limits or {}
   local server, err = core.http_listen(opts.host, opts.port, {
     max_header_bytes = lim.max_header_bytes or 16384,

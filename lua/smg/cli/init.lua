@@ -16,7 +16,7 @@ local config = require "smg.config"
 
 local M = {}
 
-M.NOUNS = { "user", "project", "config", "system" }
+M.NOUNS = { "user", "project", "config", "system", "pins", "cache" }
 
 local function write(fh, ...) fh:write(...) end
 
@@ -136,8 +136,8 @@ local function parse(args, cmd)
       if not v then return nil, "--config needs a value" end
       common.config = v
       if not inline then i = i + 1 end
-    elseif cmd.positional and a:sub(1, 1) ~= "-" and opts[1] == nil then
-      opts[1] = a -- the one positional argument a command may take (`config validate PATH`)
+    elseif cmd.positional and a:sub(1, 1) ~= "-" and (opts[1] == nil or cmd.many) then
+      opts[#opts + 1] = a -- positional arguments (`config validate PATH`, `pins approve ID...`)
     elseif known[name] then
       local f = known[name]
       local key = name:sub(3):gsub("%-", "_")

@@ -1,0 +1,45 @@
+-- `smg cache status|clear [--server-name S]`: the discovery cache of the gateway running
+-- on this config, asked through its admin API (the address it wrote beside the config,
+-- the config's admin_apikey). The cache lives in that process (or in Redis, shared): a
+-- separate command cannot read it any other way.
+local smg = require "smg"
+local config = require "smg.config"
+
+local json = smg.json
+
+local function ask(ctx, method, path, body)
+  local cfg, errs = config.load({ path = ctx.path })
+  if not cfg then return nil, ctx.path .. " is invalid: " .. table.concat(errs, "; ") end
+  if not cfg.admin_apikey then return nil, "the config has no admin_apikey: the gateway serves no admin API to ask" end
+  local text = smg.read_file(ctx.path .. ".admin-endpoint")
+  local base = text and text:match("^(%S+)")
+  if not base then return nil, "no gateway with an admin API runs on " .. ctx.path .. " (smg serve starts one)" end
+  local res, err = smg.http.request({ method = method, url = base .. path, timeout = 10,
+    headers = { Authorization = "Bearer " .. cfg.admin_apikey, ["Content-Type"] = "application/json" },
+    body = body and json.encode(body) or nil })
+  if not res then return nil, ("the gateway's admin API (%s) did not answer: %s"):format(base, tostring(err)) end
+  local doc = json.decode(res.body or "")
+  if res.status ~= 200 or type(doc) ~= "table" then
+    return nil, ("the admin API answered %d: %s"):format(res.status, type(doc) == "table" and tostring(doc.detail) or "")
+  end
+  return doc.data
+end
+
+local C = {}
+
+C.status = { flags = {}, help = "What the running gateway's discovery cache holds", run = function(_, ctx)
+  return ask(ctx, "GET", "/api/v1/cache/status")
+end, text = function(v)
+  local lines = { ("backend %s, %d hits, %d misses"):format(tostring(v.backend), v.hits or 0, v.misses or 0) }
+  for _, e in ipairs(v.entries or {}) do
+    lines[#lines + 1] = ("  %s %s: %d item(s), expires in %ds"):format(e.server_name, e.kind, e.items, e.expires_in_seconds)
+  end
+  return table.concat(lines, "\n")
+end }
+
+C.clear = { flags = { { "--server-name", help = "only this server's lists" } },
+  help = "Drop the running gateway's cached lists (they are rediscovered on next use)", run = function(opts, ctx)
+  return ask(ctx, "POST", "/api/v1/cache/clear", { server_name = opts.server_name })
+end, text = function(v) return ("cleared %d cached list(s)"):format(v.cleared or 0) end }
+
+return { summary = "The running gateway's discovery cache (through its admin API).", commands = C }
