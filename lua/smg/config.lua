@@ -97,6 +97,7 @@ local server_schema = obj({
   sharing = str("shared", { enum = { "shared", "per_session" } }),
   -- Confinement of a stdio server (runtime/sandbox.c); absent: none.
   sandbox = { type = "object", unknown = "error", fields = {
+    enabled = bool(true), -- the seed's Docker sandbox has it; false means no sandbox
     no_new_privileges = bool(true),
     network = bool(true),
     memory_mb = int(nil, 16),
@@ -107,6 +108,9 @@ local server_schema = obj({
   } },
   allow_tools = str_array(),
   deny_tools = str_array(),
+  -- The seed's newer name for a list of tools that must not be called: merged into
+  -- deny_tools (a denied tool is neither listed nor callable).
+  denied_tools = str_array(),
   max_restarts = int(100, 0),
   restart_backoff_max = num(30, 0.1),
 })
@@ -258,12 +262,19 @@ local function expand(s)
   end))
 end
 
+-- Seed shapes smg reads its own way, before validation: a disabled sandbox object (the
+-- seed's Docker sandbox, whatever its keys) is no sandbox at all.
+local function seed_shapes(s)
+  if type(s.sandbox) == "table" and s.sandbox.enabled == false then s.sandbox = nil end
+end
+
 -- Runs before validation so that URL and path checks see the expanded values.
 local function expand_servers(doc)
   if type(doc.mcp_configs) ~= "table" then return end
   for _, mc in pairs(doc.mcp_configs) do
     if type(mc) == "table" and type(mc.mcp_config) == "table" then
       for _, s in ipairs(mc.mcp_config) do
+        if type(s) == "table" then seed_shapes(s) end
         local c = type(s) == "table" and s.config
         if type(c) == "table" then
           for _, k in ipairs({ "command", "url", "cwd" }) do c[k] = expand(c[k]) end
@@ -325,6 +336,11 @@ function M.parse(text, source)
       :format(lim.reserved_connections, lim.max_connections)
   end
   if #xerrs > 0 then return nil, xerrs end
+  for _, mc in pairs(cfg.mcp_configs) do
+    for _, spec in ipairs(mc.mcp_config) do
+      for _, name in ipairs(spec.denied_tools or {}) do spec.deny_tools[#spec.deny_tools + 1] = name end
+    end
+  end
   cfg.raw = raw
   return cfg, warns
 end

@@ -146,7 +146,29 @@ end
 
 -- Loads plugin `name` of `kind` with `config`. Returns plugin (with .config filled) |
 -- nil, err. Each load gets a fresh module (a reload never shares state with the old one).
+-- The seed's provider names, loaded as smg's equivalents with their config translated, so
+-- a seed config keeps its telemetry and guardrails instead of failing to load them.
+local function otlp_of(c)
+  local url = type(c.url) == "string" and c.url or "http://127.0.0.1:4318"
+  if url:find(":4317", 1, true) then
+    -- The seed exports OTLP over gRPC (4317); smg exports OTLP over HTTP, on 4318.
+    log.warn(("telemetry: the seed's opentelemetry provider (%s, gRPC) runs as otlp over HTTP on port 4318"):format(url))
+    url = url:gsub(":4317", ":4318", 1)
+  end
+  if not url:match("^https?://") then url = "http://" .. url end
+  return { endpoint = url }
+end
+M.ALIASES = {
+  telemetry = { opentelemetry = { "otlp", otlp_of } },
+  guardrail = { custom_keyword = { "keyword" }, openai = { "openai_moderation" } },
+}
+
 function M.load(kind, name, config)
+  local alias = M.ALIASES[kind] and M.ALIASES[kind][name]
+  if alias then
+    name = alias[1]
+    if alias[2] then config = alias[2](config or {}) end
+  end
   local path, err = find(kind, name)
   if not path then return nil, err end
   local chunk, lerr = loadfile(path)

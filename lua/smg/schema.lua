@@ -4,6 +4,8 @@
 -- Used for the config file and for plugin config schemas.
 local M = {}
 
+local nearest -- (below)
+
 local function typeof(v)
   local t = type(v)
   if t == "table" then
@@ -80,8 +82,12 @@ local function check(node, v, path, errs, warns)
         if node.values then
           v[k] = check(node.values, sub, join(path, tostring(k)), errs, warns)
         elseif node.fields and node.unknown ~= "allow" then
-          local list = node.unknown == "error" and errs or warns
-          list[#list + 1] = join(path, tostring(k)) .. ": unknown key"
+          -- A key one or two typing slips from a known one (deny_tool for deny_tools) is an
+          -- error even where unknown keys only warn: a misspelt security setting must not
+          -- silently do nothing.
+          local near = type(k) == "string" and nearest(k, node.fields)
+          local list = (node.unknown == "error" or near) and errs or warns
+          list[#list + 1] = join(path, tostring(k)) .. ": unknown key" .. (near and (" (did you mean " .. near .. "?)") or "")
         end
       end
     end
@@ -93,6 +99,36 @@ local function check(node, v, path, errs, warns)
     if msg then errs[#errs + 1] = path .. ": " .. msg end
   end
   return v
+end
+
+-- Edit distance of a and b, or 3 once it is over 2 (only small distances matter).
+local function distance(a, b)
+  if math.abs(#a - #b) > 2 then return 3 end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur, best = { [0] = i }, i
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if cur[j] < best then best = cur[j] end
+    end
+    if best > 2 then return 3 end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- The known field `k` is most likely a misspelling of (distance 1 or 2, and the key is
+-- long enough for that to mean something), or nil.
+nearest = function(k, fields)
+  if #k < 5 then return nil end
+  local best, bd = nil, 3
+  for name in pairs(fields) do
+    local d = distance(k:lower(), name)
+    if d < bd then best, bd = name, d end
+  end
+  return best
 end
 
 -- Returns the document with defaults applied, plus the error and warning lists.

@@ -26,3 +26,32 @@ test('config validate names bad keys and plugins that do not load', () => {
   assert.match(r.stderr, /plugins\.guardrails\.config\.action: must be one of redact, block, got explode/);
   assert.match(r.stderr, /no guardrail plugin "no_such_guardrail"/);
 });
+
+test('a seed config loads whole: its telemetry provider, a disabled Docker sandbox, denied_tools; a misspelt key fails', async () => {
+  const { withGateway, httpClient } = await import('./helpers.mjs');
+  const seed = gatewayConfig([luaServer('echo', ECHO, {
+    sandbox: { enabled: false, image: 'python:3.11-slim', memory_limit: '512m', network: 'none' },
+    denied_tools: ['add'],
+    tool_guardrails_policy: { enabled: false, policy_name: 'Allow only safe tools', block: ['injection_attack'] },
+    enable_server_info_validation: false,
+  })], { mode: 'aggregate' });
+  seed.plugins = { telemetry: { provider: 'opentelemetry', config: { url: 'http://localhost:4317', insecure: true } } };
+  seed.admin_apikey = 'x'.repeat(64);
+  const path = writeConfig(seed);
+  const r = smg('config', 'validate', path);
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /unknown key/, 'every key of the seed config is understood');
+  await withGateway(path, async (gw) => {
+    const c = await httpClient(gw.url);
+    const names = (await c.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('echo__echo'));
+    assert.ok(!names.includes('echo__add'), 'denied_tools: not listed');
+    await assert.rejects(c.callTool({ name: 'echo__add', arguments: { a: 1, b: 2 } }), /not allowed|Unknown tool|unknown tool/);
+    await c.close();
+    assert.match(gw.logs(), /opentelemetry provider .* runs as otlp over HTTP on port 4318/);
+  });
+  const typo = gatewayConfig([luaServer('echo', ECHO, { deny_tool: ['add'] })]);
+  const t = smg('config', 'validate', writeConfig(typo));
+  assert.equal(t.status, 1);
+  assert.match(t.stderr, /deny_tool: unknown key \(did you mean deny_tools\?\)/);
+});
