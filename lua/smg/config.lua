@@ -168,7 +168,7 @@ M.schema = obj({
       local seen = {}
       for i, s in ipairs(list) do
         if s and s.server_name then
-          if seen[s.server_name] then return ("server_name %q appears twice (entries %d and %d)"):format(s.server_name, seen[s.server_name], i) end
+          if seen[s.server_name] then return ("server_name %q appears twice (entries %d and %d)"):format(s.server_name, seen[s.server_name] - 1, i - 1) end
           seen[s.server_name] = i
         end
       end
@@ -302,7 +302,8 @@ function M.locate(path)
   return root .. "/config/default.json", true
 end
 
--- Parses and validates text. Returns cfg, warnings | nil, errors.
+-- Parses and validates text. Returns cfg, warnings | nil, errors, partial (the document as
+-- far as it validated: what `config validate` checks the plugins of, to report all at once).
 function M.parse(text, source)
   local doc, err = json.decode(text)
   if doc == nil then return nil, { (source or "config") .. ": " .. err } end
@@ -310,32 +311,35 @@ function M.parse(text, source)
   local raw = json.decode(text) -- an untouched copy for `config show`
   expand_servers(doc)
   local cfg, errs, warns = schema.validate(M.schema, doc, "")
-  if #errs > 0 then return nil, errs end
-  -- Cross-references.
-  local xerrs = {}
-  for pid, p in pairs(cfg.projects) do
-    if p.mcp_config_id and not cfg.mcp_configs[p.mcp_config_id] then
+  -- Cross-references, checked even when the schema found problems, so that one run of
+  -- `config validate` reports everything (as far as the shapes allow).
+  local function tbl(v) return type(v) == "table" and v or {} end
+  local xerrs = errs
+  local configs, projects = tbl(cfg.mcp_configs), tbl(cfg.projects)
+  for pid, p in pairs(projects) do
+    if type(p) == "table" and type(p.mcp_config_id) == "string" and not configs[p.mcp_config_id] then
       xerrs[#xerrs + 1] = ("projects.%s.mcp_config_id: no mcp_config %q"):format(pid, p.mcp_config_id)
     end
   end
-  for key, k in pairs(cfg.apikeys) do
-    local masked = smg.mask(key)
-    if k.project_id and not cfg.projects[k.project_id] then
-      xerrs[#xerrs + 1] = ("apikeys.%s.project_id: no project %q"):format(masked, k.project_id)
+  for key, k in pairs(tbl(cfg.apikeys)) do
+    if type(k) == "table" and type(k.project_id) == "string" and not projects[k.project_id] then
+      xerrs[#xerrs + 1] = ("apikeys.%s.project_id: no project %q"):format(smg.mask(tostring(key)), k.project_id)
     end
   end
-  local g = cfg.gateway
-  if g.mcp_config_id and not cfg.mcp_configs[g.mcp_config_id] then
+  local g = tbl(cfg.gateway)
+  if type(g.mcp_config_id) == "string" and not configs[g.mcp_config_id] then
     xerrs[#xerrs + 1] = ("gateway.mcp_config_id: no mcp_config %q"):format(g.mcp_config_id)
   end
-  local lim = g.limits
-  if lim.reserved_connections == nil then
-    lim.reserved_connections = math.floor(lim.max_connections / 10)
-  elseif lim.reserved_connections >= lim.max_connections then
-    xerrs[#xerrs + 1] = ("gateway.limits.reserved_connections: %d leaves no room for new connections (max_connections %d)")
-      :format(lim.reserved_connections, lim.max_connections)
+  local lim = tbl(g.limits)
+  if type(lim.max_connections) == "number" then
+    if lim.reserved_connections == nil then
+      lim.reserved_connections = math.floor(lim.max_connections / 10)
+    elseif type(lim.reserved_connections) == "number" and lim.reserved_connections >= lim.max_connections then
+      xerrs[#xerrs + 1] = ("gateway.limits.reserved_connections: %d leaves no room for new connections (max_connections %d)")
+        :format(lim.reserved_connections, lim.max_connections)
+    end
   end
-  if #xerrs > 0 then return nil, xerrs end
+  if #xerrs > 0 then return nil, xerrs, cfg end
   for _, mc in pairs(cfg.mcp_configs) do
     for _, spec in ipairs(mc.mcp_config) do
       for _, name in ipairs(spec.denied_tools or {}) do spec.deny_tools[#spec.deny_tools + 1] = name end
@@ -360,18 +364,18 @@ function M.pins_path(cfg)
   return (cfg.source:gsub("%.json$", "")) .. ".pins.json"
 end
 
--- opts.path: explicit path. Returns cfg, warnings, source | nil, errors, source.
+-- opts.path: explicit path. Returns cfg, warnings, source | nil, errors, source, partial.
 function M.load(opts)
   opts = opts or {}
   local path, is_default = M.locate(opts.path)
   local text, err = smg.read_file(path)
   if not text then return nil, { path .. ": " .. tostring(err) }, path end
-  local cfg, list = M.parse(text, path)
+  local cfg, list, partial = M.parse(text, path)
   if cfg then
     cfg.source = path
     cfg.is_default = is_default
   end
-  return cfg, list, path
+  return cfg, list, path, partial
 end
 
 -- The mcp_config a request without an auth identity is served from.

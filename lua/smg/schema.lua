@@ -16,8 +16,9 @@ local function typeof(v)
 end
 M.typeof = typeof
 
+-- Paths name array entries from 0, as the JSON's own readers (and the seed's) count.
 local function join(path, key)
-  if type(key) == "number" then return path .. "[" .. key .. "]" end
+  if type(key) == "number" then return path .. "[" .. (key - 1) .. "]" end
   if path == "" then return key end
   return path .. "." .. key
 end

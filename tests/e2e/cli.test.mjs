@@ -55,3 +55,15 @@ test('a seed config loads whole: its telemetry provider, a disabled Docker sandb
   assert.equal(t.status, 1);
   assert.match(t.stderr, /deny_tool: unknown key \(did you mean deny_tools\?\)/);
 });
+
+test('config validate reports schema, references and plugins in one run, with 0-based indexes', () => {
+  const bad = gatewayConfig([luaServer('a', ECHO), luaServer('b', ECHO, { config: { command: 7 } })], { port: 'eighty' });
+  bad.projects = { p: { project_name: 'p', mcp_config_id: 'missing' } };
+  bad.plugins = { guardrails: { provider: 'no_such_guardrail' } };
+  const r = smg('config', 'validate', writeConfig(bad));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /gateway\.port: expected integer/);
+  assert.match(r.stderr, /mcp_configs\.test\.mcp_config\[1\]\.config\.command: expected string/);
+  assert.match(r.stderr, /projects\.p\.mcp_config_id: no mcp_config "missing"/);
+  assert.match(r.stderr, /plugin: .*no guardrail plugin "no_such_guardrail"/);
+});

@@ -29,7 +29,7 @@ describe("config", function()
   it("names the path of a bad value", function()
     local cfg, errs = config.parse(doc({ server(), server({ server_name = "b", config = { command = 5 } }) }))
     assert.is_nil(cfg)
-    assert.are.same({ "mcp_configs.c1.mcp_config[2].config.command: expected string, got number" }, errs)
+    assert.are.same({ "mcp_configs.c1.mcp_config[1].config.command: expected string, got number" }, errs)
   end)
 
   it("rejects duplicate server names, bad modes and missing transports", function()

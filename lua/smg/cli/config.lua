@@ -135,11 +135,19 @@ C.validate = { flags = CONFIG, positional = "PATH", any_config = true,
       if #mine > 0 then return nil, ("config %s is invalid:\n  %s"):format(id, table.concat(mine, "\n  ")) end
       return { mcp_config_id = id, valid = true, servers = #(c.mcp_config or {}) }
     end
-    local cfg, errs, source = config.load({ path = opts[1] or ctx.path })
-    if not cfg then return nil, ("%s is invalid:\n  %s"):format(source or "config", table.concat(errs, "\n  ")) end
-    -- The plugins the config names must load too (what a reload would refuse).
-    local _, perrs = require("smg.gateway.plugin_set").build(cfg)
-    if #perrs > 0 then return nil, ("%s: plugins that do not load:\n  %s"):format(source, table.concat(perrs, "\n  ")) end
+    local cfg, errs, source, partial = config.load({ path = opts[1] or ctx.path })
+    -- The plugins the config names must load too (what a reload would refuse): checked
+    -- even when the rest has problems, so one run reports everything it can.
+    local perrs = {}
+    local target = cfg or partial
+    if target and type(target.plugins) == "table" and type(target.mcp_configs) == "table" then
+      local ok, _, list = pcall(require("smg.gateway.plugin_set").build, target)
+      if ok and list then perrs = list end
+    end
+    local all = {}
+    if not cfg then for _, e in ipairs(errs) do all[#all + 1] = e end end
+    for _, e in ipairs(perrs) do all[#all + 1] = "plugin: " .. e end
+    if #all > 0 then return nil, ("%s is invalid:\n  %s"):format(source or "config", table.concat(all, "\n  ")) end
     for _, w in ipairs(errs or {}) do io.stderr:write("warning: ", w, "\n") end
     return { path = source, valid = true }
   end,
