@@ -224,6 +224,8 @@ M.schema = obj({
     -- the config has an admin_apikey (and by `smg system start-api`). Files the API reads
     -- or writes (exports, backups, policy files) are confined to files_dir (default: an
     -- `admin-files` directory beside the config).
+    -- Previous versions of the config file the CLI and the admin API keep (<config>.bak.N).
+    config_backups = int(5, 0, 100),
     admin = obj({
       enabled = bool(true),
       host = str("127.0.0.1"),

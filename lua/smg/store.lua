@@ -19,8 +19,6 @@ local config = require "smg.config"
 
 local M = {}
 
-M.DEFAULT_BACKUPS = 5
-
 local function read(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -63,7 +61,7 @@ local function update_locked(path, change, backups)
   local out = M.encode(doc)
   local cfg, errs = config.parse(out, path)
   if not cfg then return nil, "refused: the change would make the config invalid: " .. table.concat(errs, "; ") end
-  local ok, berr = backup(path, text, backups)
+  local ok, berr = backup(path, text, backups or cfg.gateway.config_backups)
   if not ok then return nil, "cannot keep a backup: " .. tostring(berr) end
   local wok, werr = core.write_durable(path, out)
   if not wok then return nil, werr end
@@ -72,11 +70,12 @@ end
 
 -- Applies change(doc) to the config file at `path` (see above). change returns a result
 -- (anything but nil) to write, or nil, err to leave the file alone. `backups`: how many
--- previous versions to keep (default 5). Returns result | nil, err.
+-- previous versions to keep (default: the config's gateway.config_backups, 5).
+-- Returns result | nil, err.
 function M.update(path, change, backups)
   local lock, lerr = core.lock_file(path .. ".lock")
   if not lock then return nil, lerr end
-  local ok, result, err = pcall(update_locked, path, change, backups or M.DEFAULT_BACKUPS)
+  local ok, result, err = pcall(update_locked, path, change, backups)
   core.close_fd(lock)
   if not ok then return nil, tostring(result) end
   return result, err
@@ -92,7 +91,7 @@ function M.create(path, doc, backups)
   local ok, err = cfg ~= nil, errs and table.concat(errs, "; ")
   if ok then
     local old = read(path)
-    if old then ok, err = backup(path, old, backups or M.DEFAULT_BACKUPS) end
+    if old then ok, err = backup(path, old, backups or cfg.gateway.config_backups) end
     if ok then ok, err = core.write_durable(path, out) end
   end
   core.close_fd(lock)
