@@ -93,7 +93,7 @@ test('config validate names a bad rate-limit key', () => {
       { stdio: 'pipe' });
   } catch (e) { out = String(e.stdout) + String(e.stderr); }
   assert.match(out, /gateway\.rate_limits\.per_key\.rate/);
-  assert.match(out, /gateway\.rate_limits\.tools\[1\]\.scope: must be one of identity, global/);
+  assert.match(out, /gateway\.rate_limits\.tools\[0\]\.scope: must be one of identity, global/);
 });
 
 test('with Redis, two gateways share one bucket per key', async () => {

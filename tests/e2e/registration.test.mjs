@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ROOT, ECHO, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf } from './helpers.mjs';
+import { ROOT, SMG, ECHO, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf } from './helpers.mjs';
 
 const BAD = (n) => join(ROOT, 'examples/bad_mcps', `${n}.lua`);
 const seedServer = (name, path, extra = {}) => {
@@ -73,7 +73,7 @@ test('a policy with kinds guards only those message kinds', async () => {
   const bad = gatewayConfig([luaServer('x', ECHO, { enable_tool_guardrails: true,
     input_guardrails_policy: pol(['tools', 'emails']) })]);
   const { spawnSync } = await import('node:child_process');
-  const v = spawnSync(join(ROOT, 'build/smg'), ['config', 'validate', writeConfig(bad)], { encoding: 'utf8' });
+  const v = spawnSync(SMG, ['config', 'validate', writeConfig(bad)], { encoding: 'utf8' });
   assert.notEqual(v.status, 0);
-  assert.match(v.stdout + v.stderr, /kinds\[2\]: must be one of tools, resources/);
+  assert.match(v.stdout + v.stderr, /kinds\[1\]: must be one of tools, resources/);
 });
