@@ -31,7 +31,8 @@ struct smg_proc_s {
   int pid;
   int stage; /* shutdown escalation: 0 none, 1 stdin closed, 2 SIGTERM sent, 3 SIGKILL sent */
   uint64_t grace_ms;
-  unsigned exited : 1, out_eof : 1, err_eof : 1, reported : 1, released : 1, in_closed : 1;
+  unsigned exited : 1, out_eof : 1, err_eof : 1, reported : 1, released : 1, in_closed : 1,
+      last_look : 1;
 };
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -67,7 +68,15 @@ static void report_exit(smg_proc_t *p) {
 
 static void on_timer(uv_timer_t *t) {
   smg_proc_t *p = t->data;
-  if (p->exited) { /* drain window over */
+  if (p->exited) {
+    /* The drain window is over, but a loop that was busy for longer than the window runs
+     * this timer before it has polled the pipe even once: look one more time, after a
+     * poll (a timer started here cannot run in this same timers phase). */
+    if (!p->last_look) {
+      p->last_look = 1;
+      uv_timer_start(&p->timer, on_timer, 1, 0);
+      return;
+    }
     report_exit(p);
     return;
   }
