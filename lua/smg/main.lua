@@ -8,9 +8,10 @@ local M = {}
 local USAGE = [[
 usage: smg <command> [options]
 
-  serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough] [--insecure]
+  serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough]
+        [--log-level L] [--insecure]
                            run the gateway (HTTP on 127.0.0.1:8000/mcp by default; --insecure
-                           allows a non-loopback bind without auth)
+                           allows a non-loopback bind without auth; `smg serve --help`)
   run FILE.lua [args...]   run a Lua script with the smg binding (example MCP servers)
   test [DIR|FILE...]       run busted specs inside the smg runtime (default tests/lua)
   config validate [PATH]   check a config file (and the plugins it names); report every problem with its path
@@ -23,11 +24,15 @@ usage: smg <command> [options]
   pins approve|reject SERVER/TOOL | SERVER/KIND:NAME... | --all [--config PATH]
                            decide on pending items (KIND: prompt, resource, template,
                            instructions); a running gateway applies it at once
-  generate-config [--overwrite] [--config PATH]
-                           write a first config: auth, a default project, user and key, the echo server
+  generate-config [--overwrite] [--config PATH] [--json] [--show-secrets]
+                           write a first config: auth, a default project, user and key, the echo
+                           server, an admin API key (printed whole with --show-secrets)
   install --client claude-desktop|claude|cursor|claude-code [--config PATH]
                            make an MCP client run smg (merged into its config; a backup kept)
-  system <command> [flags] health-check, backup, restore, reset of the config file
+  system <command> [flags] health-check, backup, restore, reset of the config file; start-api,
+                           stop-api (the admin REST API alone)
+  cache status|clear [flags]
+                           a running gateway's discovery cache
   user <command> [flags]   the seed's user commands: users, memberships, API keys (`smg user --help`)
   project <command> [flags]
                            the seed's project commands: projects, their config and users
@@ -110,13 +115,28 @@ local function start_admin(gw)
   require("smg").log.info(("admin API on http://%s:%d"):format(cfg.gateway.admin.host, server:port()))
 end
 
+local SERVE_USAGE = [[
+usage: smg serve [--config PATH] [--stdio] [--host H] [--port N] [--mode meta|aggregate|passthrough]
+                 [--log-level debug|info|warn|error] [--insecure]
+
+Runs the gateway: Streamable HTTP (and the legacy SSE transport) on 127.0.0.1:8000/mcp by
+default, or one client on stdin/stdout with --stdio. With an admin_apikey in the config the
+admin REST API listens beside it (gateway.admin, default 127.0.0.1:8001). The config file
+is reread when it changes. --insecure allows a non-loopback bind without client auth.
+SIGINT/SIGTERM drain calls in flight, then stop.
+]]
+
 function commands.serve(args)
+  for _, a in ipairs(args) do
+    if a == "--help" or a == "-h" then return io.stdout:write(SERVE_USAGE) end
+  end
   local gateway = require "smg.gateway"
   in_coroutine(function()
-    local ok, gw = gateway.serve(args)
+    local ok, gw, code = gateway.serve(args)
     if not ok then
       io.stderr:write("smg: ", tostring(gw), "\n")
-      core.stop(1)
+      if code == 2 then io.stderr:write("`smg serve --help` for its options\n") end
+      core.stop(code or 1)
     elseif type(gw) == "table" and gw.http_server then
       start_admin(gw)
     end
@@ -130,13 +150,29 @@ commands["generate-config"] = function(args) require("smg.cli.generate").run(arg
 -- its outcome as one JSON line on stdout ({ok, data} or {ok = false, error, code}). The
 -- API runs each change in one of these so the store's locking and fsync never block the
 -- loop that serves requests.
+-- `regular_files`: files the command will read, which must be regular files (a symlink
+-- in the admin files directory could lead anywhere).
+local function not_regular(paths)
+  for _, path in ipairs(type(paths) == "table" and paths or {}) do
+    local dir, name = tostring(path):match("^(.*)/([^/]+)$")
+    for _, e in ipairs(dir and core.fs_list(dir) or {}) do
+      if e.name == name and e.type ~= "file" then
+        return name .. " is not a regular file in the admin files directory (symlinks are not followed)"
+      end
+    end
+  end
+end
+
 commands["cli-exec"] = function()
   local smg = require "smg"
   local cli = require "smg.cli"
   local req = smg.json.decode(io.stdin:read("*a") or "")
   local out
+  local irregular = type(req) == "table" and not_regular(req.regular_files)
   if type(req) ~= "table" or type(req.noun) ~= "string" or type(req.verb) ~= "string" then
     out = { ok = false, error = "expected {noun, verb, opts}", code = 2 }
+  elseif irregular then
+    out = { ok = false, error = irregular, code = 2 }
   else
     local ok, value, err, code = pcall(cli.execute, req.noun, req.verb, type(req.opts) == "table" and req.opts or {},
       { config = req.config, show_secrets = req.show_secrets == true })
@@ -153,6 +189,10 @@ end
 function commands.install(args) require("smg.cli.install").run(args) end
 
 function commands.audit(args)
+  if args[1] == "--help" or args[1] == "-h" or (args[1] == "verify" and (args[2] == "--help" or args[2] == "-h")) then
+    return io.stdout:write("usage: smg audit verify FILE...\n\nChecks an audit log's hash chain; rotated files go ",
+      "oldest first (log.2 log.1 log).\nExit codes: 0 intact, 1 broken, 2 usage.\n")
+  end
   if args[1] ~= "verify" or not args[2] then return die("audit: expected verify FILE...\n" .. USAGE) end
   local Audit = require "smg.gateway.audit"
   local files = {}
@@ -171,7 +211,11 @@ function M.main(argv)
   local cmd = argv[2]
   local args = {}
   for i = 3, #argv do args[#args + 1] = argv[i] end
-  if cmd == nil or cmd == "--help" or cmd == "-h" then return commands.help() end
+  if cmd == nil then -- a usage error, as for `smg user` without a command
+    io.stderr:write(USAGE)
+    return core.set_exit_code(2)
+  end
+  if cmd == "--help" or cmd == "-h" or cmd == "help" then return commands.help() end
   if cmd == "--version" then return commands.version() end
   local fn = commands[cmd]
   if not fn then

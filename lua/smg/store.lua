@@ -56,8 +56,8 @@ local function update_locked(path, change, backups)
   if type(doc) ~= "table" or json.is_array(doc) then
     return nil, path .. ": not a JSON object (" .. tostring(derr or "an array") .. "); fix it by hand first"
   end
-  local result, err = change(doc)
-  if result == nil then return nil, err end
+  local result, err, code = change(doc)
+  if result == nil then return nil, err, code end
   local out = M.encode(doc)
   local cfg, errs = config.parse(out, path)
   if not cfg then return nil, "refused: the change would make the config invalid: " .. table.concat(errs, "; ") end
@@ -71,14 +71,14 @@ end
 -- Applies change(doc) to the config file at `path` (see above). change returns a result
 -- (anything but nil) to write, or nil, err to leave the file alone. `backups`: how many
 -- previous versions to keep (default: the config's gateway.config_backups, 5).
--- Returns result | nil, err.
+-- Returns result | nil, err[, exit code the change gave].
 function M.update(path, change, backups)
   local lock, lerr = core.lock_file(path .. ".lock")
   if not lock then return nil, lerr end
-  local ok, result, err = pcall(update_locked, path, change, backups)
+  local ok, result, err, code = pcall(update_locked, path, change, backups)
   core.close_fd(lock)
   if not ok then return nil, tostring(result) end
-  return result, err
+  return result, err, code
 end
 
 -- Writes `doc` as a new config at `path` (validated first; the previous file, if any, is

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync, symlinkSync, unlinkSync } from 'node:fs';
 import { SMG, ECHO, luaServer, writeConfig, withGateway } from './helpers.mjs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -73,6 +73,12 @@ test('auth, health, no CORS, answers in the seed shape, stable errors', async ()
     assert.match(r.body.detail, /unknown field "colour"/);
     r = await api('PATCH', '/api/v1/users');
     assert.equal(r.status, 405);
+    r = await api('DELETE', '/health', null, null);
+    assert.equal(r.status, 405);
+    // Errors name the request's fields, not the CLI's flags.
+    r = await api('POST', '/api/v1/users', {});
+    assert.equal(r.status, 400);
+    assert.match(r.body.detail, /^email is required/);
     r = await api('GET', '/api/v1/nothing-here');
     assert.equal(r.status, 404);
   });
@@ -145,6 +151,29 @@ test('the seed routes that answered 500 work; exports stay in the files director
     r = await api('POST', '/api/v1/system/restore', { content: backup });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.ok(!Object.values(JSON.parse(readFileSync(cfg, 'utf8')).users).some((u) => u.email === 'later@example.com'));
+    // `{}` validates (every section has a default) but is no backup: refused, and the API
+    // keeps working. A backup without admin_apikey keeps the current key.
+    const before = readFileSync(cfg, 'utf8');
+    r = await api('POST', '/api/v1/system/restore', { content: {} });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.detail, /not a config backup/);
+    assert.equal(readFileSync(cfg, 'utf8'), before);
+    const keyless = { ...backup };
+    delete keyless.admin_apikey;
+    r = await api('POST', '/api/v1/system/restore', { content: keyless });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.data.admin_apikey_kept, true);
+    assert.equal((await api('GET', '/api/v1/users')).status, 200, 'the admin key still works');
+    // A file that is read must be a regular file in the files directory, not a symlink out.
+    const files = cfg.replace(/[^/]+$/, 'admin-files');
+    writeFileSync(`/tmp/smg-e2e-outside-${process.pid}.json`, JSON.stringify(backup));
+    try { unlinkSync(`${files}/link.json`); } catch { /* absent */ }
+    symlinkSync(`/tmp/smg-e2e-outside-${process.pid}.json`, `${files}/link.json`);
+    r = await api('POST', '/api/v1/system/restore', { input_file: 'link.json' });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.detail, /not a regular file/);
+    unlinkSync(`/tmp/smg-e2e-outside-${process.pid}.json`);
+    assert.match(gw.logs(), /admin API: POST \/api\/v1\/system\/restore -> 400/, 'the log names the HTTP status');
     // A change that would break the config is refused with 422 and writes nothing.
     r = await api('POST', '/api/v1/configs/main_config/servers', { server_name: 'bad name!', server_command: 'x' });
     assert.equal(r.status, 422);

@@ -175,14 +175,25 @@ test('config commands: configs, servers, policies, export and import, settings',
   assert.equal(r.status, 1);
   assert.match(r.stderr, /refused: the change would make the config invalid: .*server_name/);
   assert.equal(readFileSync(cfg, 'utf8'), before);
+  // Malformed flag values are usage errors (2), and nothing is written.
+  for (const bad of [['--env', 'notjson'], ['--args', '["a"'], ['--tools', 'x'], ['--env', '[1]']]) {
+    r = run(cfg, 'config', 'add-server', '--config-name', 'work', '--server-name', 'two', '--server-command', 'x', ...bad);
+    assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
+    assert.equal(readFileSync(cfg, 'utf8'), before);
+  }
+  r = run(cfg, 'config', 'update-server', '--config-name', 'work', '--server-name', 'files', '--args', 'a, b ,,c');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(doc(cfg).mcp_configs[id].mcp_config[0].config.args, ['a', 'b', 'c'], 'spaces around commas dropped');
   r = run(cfg, 'config', 'get-server', '--config-name', 'work', '--server-name', 'files');
   assert.ok(!r.stdout.includes('sekrit-token-value-123'), 'env secrets masked');
+  r = run(cfg, 'config', 'get-server', '--config-name', 'work', '--server-name', 'files', '--show-secrets');
+  assert.ok(r.stdout.includes('sekrit-token-value-123'), '--show-secrets shows them');
   r = run(cfg, 'config', 'update-server-guardrails', '--config-name', 'work', '--server-name', 'files',
     '--input-policy', '{"enabled":true,"policy_name":"strict","guardrails":["pii"],"block":["pii"]}');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(doc(cfg).mcp_configs[id].mcp_config[0].input_guardrails_policy.policy_name, 'strict');
   r = run(cfg, 'config', 'update-server-input-guardrails', '--config-name', 'work', '--server-name', 'files', '--policy', 'not json');
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2);
   assert.match(r.stderr, /--policy: not JSON/);
   // Export and import under a new name.
   const out = `${dir}export-${process.pid}.json`;
@@ -297,12 +308,29 @@ test('generate-config, install into a client, system health-check, backup, resto
   r = sh('system', 'restore', '--input-file', bak);
   assert.equal(r.status, 0, r.stderr);
   assert.ok(!Object.values(doc(cfg).users).some((u) => u.email === 'later@example.com'), 'restored');
-  writeFileSync(`${home}/broken.json`, '{"gateway": {"port": "eighty"}}');
+  writeFileSync(`${home}/broken.json`, '{"mcp_configs": {}, "gateway": {"port": "eighty"}}');
   r = sh('system', 'restore', '--input-file', `${home}/broken.json`);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /refused/);
-  assert.equal(sh('system', 'reset').status, 1);
+  // Every section has a default, so `{}` validates: it must still not wipe the config.
+  const before = readFileSync(cfg, 'utf8');
+  for (const text of ['{}', '{"gateway": {}}', '[]']) {
+    r = sh('system', 'restore', '--input', text);
+    assert.equal(r.status, 2, `${text}: ${r.stderr}`);
+    assert.match(r.stderr, /not a config backup|not a JSON object/);
+    assert.equal(readFileSync(cfg, 'utf8'), before, 'nothing changed');
+  }
+  // A backup without admin_apikey keeps the current one (an API restoring it stays usable).
+  const admin = doc(cfg).admin_apikey;
+  const stripped = doc(cfg);
+  delete stripped.admin_apikey;
+  r = sh('system', 'restore', '--input', JSON.stringify(stripped));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /admin_apikey kept/);
+  assert.equal(doc(cfg).admin_apikey, admin);
+  assert.equal(sh('system', 'reset').status, 2, 'reset without --confirm is a usage error');
   r = sh('system', 'reset', '--confirm');
   assert.equal(r.status, 0, r.stderr);
   assert.notEqual(r.stdout.match(/^gateway_key: (\S+)$/m)[1], key, 'a fresh key');
+  assert.equal(doc(cfg).admin_apikey, admin, 'reset keeps the admin key');
 });

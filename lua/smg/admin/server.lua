@@ -45,18 +45,18 @@ local function url_decode(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- A file name from a request, inside the admin files directory. Returns path | nil, err.
+-- A file name from a request, inside the admin files directory (made 0700 at start).
+-- Returns path | nil, err.
 local function confined(dir, name)
   if type(name) ~= "string" or name == "" or name:find("/", 1, true) or name == "." or name == ".." or name:find("%z") then
     return nil, "a file is named by a plain file name inside the admin files directory (" .. dir .. ")"
   end
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
   return dir .. "/" .. name
 end
 
 -- The command options for a request. Returns opts | nil, message.
 local function options_of(self, route, params, body, query)
-  local opts = {}
+  local opts, reads = {}, {}
   for name, v in pairs(params) do opts[routes.PARAMS[name]] = url_decode(v) end
   for qname, opt in pairs(route.query or {}) do
     if query[qname] and query[qname] ~= "" then opts[opt] = query[qname] end
@@ -74,6 +74,9 @@ local function options_of(self, route, params, body, query)
       if file then
         local path, err = confined(self.files_dir, v)
         if not path then return nil, err end
+        -- A file that is read must not be a symlink out of the directory: the worker checks
+        -- (a file that is written replaces the name, it is never written through).
+        if field ~= "output_file" then reads[#reads + 1] = path end
         v = path
         if type(file) == "string" then flag = file end
       elseif field == "ids" and type(v) == "table" then
@@ -92,15 +95,17 @@ local function options_of(self, route, params, body, query)
   end
   -- An export without a file comes back in `data`.
   if allowed.output_file and opts.output_file == nil then opts.output_file = "-" end
-  return opts
+  return opts, reads
 end
 
 -- Runs one command in a `smg cli-exec` child. Yields. Returns value | nil, err, exit code.
-local function execute(self, noun, verb, opts)
+-- `reads`: files the command reads, which must be regular files (checked in the child).
+local function execute(self, noun, verb, opts, reads)
   local exe = core.paths()
   local f = async.future()
   local out = {}
-  local request = json.encode({ noun = noun, verb = verb, opts = opts, config = self.config_path })
+  local request = json.encode({ noun = noun, verb = verb, opts = opts, config = self.config_path,
+    regular_files = reads })
   local proc, err = core.spawn({ file = exe, args = { "cli-exec" }, max_line = 64 * 1024 * 1024 },
     function(stream, line)
       if stream == 1 then out[#out + 1] = line end
@@ -113,9 +118,15 @@ local function execute(self, noun, verb, opts)
   proc:release()
   if status == nil then return nil, "the command timed out", 1 end
   local res = json.decode(table.concat(out, "\n"))
-  if type(res) ~= "table" then return nil, "the command failed (status " .. tostring(status) .. ")", 1 end
+  if type(res) ~= "table" then return nil, "the worker exited (status " .. tostring(status) .. ") without an answer", 1, true end
   if res.ok then return res.data end
   return nil, res.error, res.code
+end
+
+-- A command's message as a REST client reads it: the CLI's flags named as the body's
+-- fields ("--email is required" -> "email is required").
+function M.as_fields(message)
+  return (message:gsub("%-%-(%a[%w%-]*)", function(flag) return (flag:gsub("%-", "_")) end))
 end
 
 -- A command's failure as an HTTP status and a stable code.
@@ -152,10 +163,13 @@ function M.handle(self, req)
     -- CORS is off: a browser page must not drive the admin API with a stolen token.
     return fail(req, 403, "forbidden", "cross-origin requests are not served")
   end
-  if path == "/health" and method == "GET" then
-    return reply(req, 200, { status = "ok", version = core.version, config_path = self.config_path })
+  if path == "/health" or path == "/openapi.json" then
+    if method ~= "GET" then return fail(req, 405, "method_not_allowed", method .. " is not served on " .. path) end
+    if path == "/health" then
+      return reply(req, 200, { status = "ok", version = core.version, config_path = self.config_path })
+    end
+    return reply(req, 200, openapi.document())
   end
-  if path == "/openapi.json" and method == "GET" then return reply(req, 200, openapi.document()) end
   local ok, status, code, message = authorized(self, req)
   if not ok then
     log.warn(("admin API: refused %s %s from %s: %s"):format(method, M.loggable(path), req:peer(), code))
@@ -174,8 +188,8 @@ function M.handle(self, req)
     if type(decoded) ~= "table" or json.is_array(decoded) then return fail(req, 400, "invalid_json", "the body must be a JSON object") end
     body = decoded
   end
-  local opts, oerr = options_of(self, route, params, body, query_of(req))
-  if not opts then return fail(req, 400, "invalid_request", oerr) end
+  local opts, reads = options_of(self, route, params, body, query_of(req))
+  if not opts then return fail(req, 400, "invalid_request", reads) end
   if route.inproc then -- the gateway's own state (its cache): answered here, not by a worker
     local fn = self.inproc and self.inproc[route.inproc]
     if not fn then return fail(req, 503, "no_gateway", "no gateway runs in this process (smg system start-api)") end
@@ -183,14 +197,21 @@ function M.handle(self, req)
     return reply(req, 200, { message = route.summary, data = fn(opts), timestamp = now_iso() })
   end
   smg.spawn(function()
-    local value, err, ecode = execute(self, route.noun, route.verb, opts)
-    log.info(("admin API: %s %s -> %s"):format(method, M.loggable(path), value ~= nil and "ok" or tostring(ecode)))
+    local value, err, ecode, internal = execute(self, route.noun, route.verb, opts, reads)
+    local st, c
     if value == nil then
-      local st, c = classify(err, ecode)
-      return fail(req, st, c, tostring(err))
+      if internal then
+        st, c = 500, "internal"
+      else
+        st, c = classify(err, ecode)
+      end
+    else
+      st = route.status or 200
     end
+    log.info(("admin API: %s %s -> %d"):format(method, M.loggable(path), st))
+    if value == nil then return fail(req, st, c, M.as_fields(tostring(err))) end
     if self.on_change and method ~= "GET" then self.on_change() end
-    reply(req, route.status or 200, { message = route.summary, data = value, timestamp = now_iso() })
+    reply(req, st, { message = route.summary, data = value, timestamp = now_iso() })
   end)
 end
 
@@ -198,6 +219,8 @@ end
 -- limits, inproc = { cache_status = fn(opts), cache_clear = fn(opts) } (a gateway's) }.
 -- Returns server | nil, err.
 function M.listen(opts)
+  -- At start, not per request: no process is spawned on the loop for a request.
+  os.execute("mkdir -p -m 0700 '" .. opts.files_dir:gsub("'", "'\\''") .. "'")
   local self = setmetatable({ config_path = opts.config_path, files_dir = opts.files_dir, admin_key = opts.admin_key,
     on_change = opts.on_change, inproc = opts.inproc }, { __index = M })
   local lim = opts.limits or {}

@@ -21,19 +21,28 @@ local function flags(...)
   return out
 end
 
--- A JSON flag: the decoded value (of the wanted type) | nil, message.
+-- What a command prints of config data: secrets masked unless --show-secrets.
+local function shown(ctx, v)
+  if ctx.show_secrets then return v end
+  return config.masked(v)
+end
+
+-- A JSON flag: the decoded value (of the wanted type) | nil, message, 2 (a malformed
+-- value is a usage error).
 local function json_flag(name, text, want)
   local v, err = json.decode(text)
-  if v == nil then return nil, ("%s: not JSON: %s"):format(name, tostring(err)) end
+  if v == nil then return nil, ("%s: not JSON: %s"):format(name, tostring(err)), 2 end
   local is_array = json.is_array(v)
-  if want == "object" and (type(v) ~= "table" or (is_array and #v > 0)) then return nil, name .. ": expected a JSON object" end
+  if want == "object" and (type(v) ~= "table" or (is_array and #v > 0)) then
+    return nil, name .. ": expected a JSON object", 2
+  end
   if want == "object" and is_array then v = setmetatable({}, nil) end -- `[]` decodes as an empty array
   return v
 end
 
 -- A policy from --policy JSON or --policy-file F.
 local function policy_from(json_text, file, name)
-  if json_text and file then return nil, ("give %s or %s-file, not both"):format(name, name) end
+  if json_text and file then return nil, ("give %s or %s-file, not both"):format(name, name), 2 end
   if file then
     local text, err = smg.read_file(file)
     if not text then return nil, ("%s-file: %s"):format(name, tostring(err)) end
@@ -154,10 +163,10 @@ C.validate = { flags = CONFIG, positional = "PATH", any_config = true,
   text = function(v) return v.path and (v.path .. ": ok") or ("config %s: ok"):format(v.mcp_config_id) end }
 
 C.show = { flags = {}, positional = "PATH", any_config = true,
-  help = "Print the effective config (defaults applied, secrets masked)", run = function(opts, ctx)
+  help = "Print the effective config (defaults applied, secrets masked unless --show-secrets)", run = function(opts, ctx)
     local cfg, errs, source = config.load({ path = opts[1] or ctx.path })
     if not cfg then return nil, ("%s is invalid:\n  %s"):format(source or "config", table.concat(errs, "\n  ")) end
-    return config.masked(cfg.raw)
+    return shown(ctx, cfg.raw)
   end }
 
 ---------------------------------------------------------------------------- mcp_configs
@@ -202,9 +211,9 @@ C.rename = { flags = flags(CONFIG, { { "--new-name", required = true, help = "th
     return { mcp_config_id = id, mcp_config_name = opts.new_name }
   end) }
 
-C.get = { flags = CONFIG, one_of = { WHICH }, help = "Show an mcp_config (secrets masked)",
-  run = reading(function(_, id, c)
-    return { mcp_config_id = id, mcp_config_name = c.mcp_config_name, mcp_config = config.masked(c.mcp_config or {}) }
+C.get = { flags = CONFIG, one_of = { WHICH }, help = "Show an mcp_config (secrets masked unless --show-secrets)",
+  run = reading(function(_, id, c, _, ctx)
+    return { mcp_config_id = id, mcp_config_name = c.mcp_config_name, mcp_config = shown(ctx, c.mcp_config or {}) }
   end) }
 
 C.remove = { flags = CONFIG, one_of = { WHICH }, help = "Delete an mcp_config no project uses",
@@ -219,7 +228,7 @@ C.remove = { flags = CONFIG, one_of = { WHICH }, help = "Delete an mcp_config no
   end) }
 
 C["list-servers"] = { flags = CONFIG, one_of = { WHICH }, help = "The servers of an mcp_config",
-  run = reading(function(_, _, c) return config.masked(c.mcp_config or json.array({})) end) }
+  run = reading(function(_, _, c, _, ctx) return shown(ctx, c.mcp_config or json.array({})) end) }
 
 C["list-projects"] = { flags = CONFIG, one_of = { WHICH }, help = "The projects that use an mcp_config",
   run = reading(function(doc, id, c) return config_view(doc, id, c).used_by_projects end) }
@@ -231,11 +240,11 @@ C["remove-all-servers"] = { flags = CONFIG, one_of = { WHICH }, help = "Remove e
     return { mcp_config_id = id, removed = n }
   end) }
 
-C["get-server"] = { flags = flags(CONFIG, SERVER), one_of = { WHICH }, help = "Show one server (secrets masked)",
-  run = reading(function(_, _, c, opts)
+C["get-server"] = { flags = flags(CONFIG, SERVER), one_of = { WHICH }, help = "Show one server (secrets masked unless --show-secrets)",
+  run = reading(function(_, _, c, opts, ctx)
     local _, s = find_server(c, opts.server_name)
     if not s then return nil, ("no server %s in the config"):format(opts.server_name) end
-    return config.masked(s)
+    return shown(ctx, s)
   end) }
 
 C["remove-server"] = { flags = flags(CONFIG, SERVER), one_of = { WHICH }, help = "Remove one server",
@@ -259,26 +268,27 @@ local function apply_fields(s, opts)
     local list = json.array({})
     if opts.args:match("^%s*%[") then -- a JSON array (the REST API's form): commas allowed inside
       local arr, err = json.decode(opts.args)
-      if type(arr) ~= "table" then return nil, "--args: not a JSON array: " .. tostring(err) end
+      if type(arr) ~= "table" then return nil, "--args: not a JSON array: " .. tostring(err), 2 end
       for i, a in ipairs(arr) do
-        if type(a) ~= "string" then return nil, "--args: every argument must be a string" end
+        if type(a) ~= "string" then return nil, "--args: every argument must be a string", 2 end
         list[i] = a
       end
-    else
+    else -- the seed's form: "a, b,c" is three arguments (spaces around commas dropped)
       for a in (opts.args .. ","):gmatch("([^,]*),") do
+        a = a:match("^%s*(.-)%s*$")
         if a ~= "" then list[#list + 1] = a end
       end
     end
     s.config.args = list
   end
   if opts.env then
-    local env, err = json_flag("--env", opts.env, "object")
-    if not env then return nil, err end
+    local env, err, code = json_flag("--env", opts.env, "object")
+    if not env then return nil, err, code end
     s.config.env = env
   end
   if opts.tools then
-    local tools, err = json_flag("--tools", opts.tools, "object")
-    if not tools then return nil, err end
+    local tools, err, code = json_flag("--tools", opts.tools, "object")
+    if not tools then return nil, err, code end
     s.tools = tools
   end
   if opts.description then s.description = opts.description end
@@ -294,13 +304,13 @@ C["add-server"] = { flags = flags(CONFIG, SERVER, { { "--server-command", requir
       args = json.array({}) }, tools = {}, enable_server_info_validation = false,
       tool_guardrails_policy = { enabled = false, policy_name = "", block = json.array({ unpack(DETECTORS) }) },
       input_guardrails_policy = off_policy(), output_guardrails_policy = off_policy() }
-    local ok, err = apply_fields(s, opts)
-    if not ok then return nil, err end
+    local ok, err, code = apply_fields(s, opts)
+    if not ok then return nil, err, code end
     for _, dir in ipairs({ "input", "output" }) do
       local text = opts[dir .. "_guardrails_policy"]
       if text then
-        local pol, perr = json_flag("--" .. dir .. "-guardrails-policy", text, "object")
-        if not pol then return nil, perr end
+        local pol, perr, pcode = json_flag("--" .. dir .. "-guardrails-policy", text, "object")
+        if not pol then return nil, perr, pcode end
         s[dir .. "_guardrails_policy"] = pol
       end
     end
@@ -315,8 +325,8 @@ C["update-server"] = { flags = flags(CONFIG, SERVER, { { "--server-command", hel
     if not s then return nil, ("no server %s in the config"):format(opts.server_name) end
     s.config = s.config or {}
     if opts.server_command then s.config.command = opts.server_command end
-    local ok, err = apply_fields(s, opts)
-    if not ok then return nil, err end
+    local ok, err, code = apply_fields(s, opts)
+    if not ok then return nil, err, code end
     return { mcp_config_id = id, server_name = opts.server_name }
   end) }
 
@@ -328,8 +338,8 @@ local function set_policies(which)
     for _, dir in ipairs(which) do
       local flag = which.single and "--policy" or ("--" .. dir .. "-policy")
       local key = which.single and "policy" or (dir .. "_policy")
-      local pol, err = policy_from(opts[key], opts[key .. "_file"], flag)
-      if err then return nil, err end
+      local pol, err, code = policy_from(opts[key], opts[key .. "_file"], flag)
+      if err then return nil, err, code end
       if pol then
         s[dir .. "_guardrails_policy"] = pol
         changed = changed + 1
@@ -374,10 +384,11 @@ C.import = { flags = { { "--input-file", help = "a file `config export` wrote" }
   local text, rerr = opts.input, nil
   if not text then text, rerr = smg.read_file(opts.input_file) end
   if not text then return nil, ("--input-file: %s"):format(tostring(rerr)) end
-  local v, jerr = json_flag("--input", text, "object")
-  if not v then return nil, jerr end
+  local source = opts.input and "--input" or ("--input-file " .. opts.input_file)
+  local v, jerr, code = json_flag(source, text, "object")
+  if not v then return nil, jerr, code end
   local servers = v.mcp_config
-  if type(servers) ~= "table" then return nil, "--input-file: no mcp_config list in it" end
+  if type(servers) ~= "table" then return nil, source .. ": no mcp_config list in it", 2 end
   return store.update(ctx.path, function(doc)
     if name_taken(doc, opts.config_name) then return nil, ("a config named %s exists"):format(opts.config_name) end
     doc.mcp_configs = doc.mcp_configs or {}

@@ -69,29 +69,76 @@ C.backup = { flags = { { "--output-file", required = true, help = "where to writ
     return { config_path = ctx.path, output_file = opts.output_file, bytes = #text }
   end }
 
+-- How many entries each section of a config document holds (what a restore reports).
+local function sections(doc)
+  local n = {}
+  for _, k in ipairs({ "mcp_configs", "projects", "users", "apikeys" }) do
+    local c = 0
+    for _ in pairs(type(doc[k]) == "table" and doc[k] or {}) do c = c + 1 end
+    n[k] = c
+  end
+  return n
+end
+
+-- The current file's admin_apikey, if any: kept by restore and reset when the new document
+-- has none, so that an admin API that runs either does not lock itself out.
+local function current_admin_key(path)
+  local doc = store.read(path)
+  return type(doc) == "table" and type(doc.admin_apikey) == "string" and doc.admin_apikey ~= "" and doc.admin_apikey or nil
+end
+
 C.restore = { flags = { { "--input-file", help = "a backup to restore" }, { "--input", help = "the backup itself, JSON" } },
   one_of = { { "--input-file", "--input" } },
-  help = "Replace the config with a backup (validated first; the current one is kept as <config>.bak.1)",
-  text = function(v) return "restored " .. v.config_path end, run = function(opts, ctx)
+  help = "Replace the config with a backup (validated first; the current one is kept as <config>.bak.1;\n"
+    .. "a backup without admin_apikey keeps the current one)",
+  text = function(v)
+    return ("restored %s: %d config(s), %d project(s), %d user(s), %d API key(s)%s"):format(v.config_path,
+      v.sections.mcp_configs, v.sections.projects, v.sections.users, v.sections.apikeys,
+      v.admin_apikey_kept and "; admin_apikey kept" or "")
+  end,
+  run = function(opts, ctx)
+    local source = opts.input and "--input" or ("--input-file " .. tostring(opts.input_file))
     local text, err = opts.input, nil
     if not text then text, err = smg.read_file(opts.input_file) end
-    if not text then return nil, "--input-file: " .. tostring(err) end
+    if not text then return nil, source .. ": " .. tostring(err) end
     local doc, jerr = json.decode(text)
-    if type(doc) ~= "table" then return nil, "--input-file: not a config: " .. tostring(jerr) end
+    if type(doc) ~= "table" or json.is_array(doc) then
+      return nil, source .. ": not a JSON object: " .. tostring(jerr or "an array"), 2
+    end
+    -- Every section has a default, so `{}` would validate and wipe every server, user and
+    -- key: a backup must at least hold the servers.
+    if type(doc.mcp_configs) ~= "table" or json.is_array(doc.mcp_configs) then
+      return nil, source .. ": not a config backup (it has no mcp_configs object); nothing was changed", 2
+    end
+    local kept = false
+    if doc.admin_apikey == nil then
+      doc.admin_apikey = current_admin_key(ctx.path)
+      kept = doc.admin_apikey ~= nil
+    end
     local ok, serr = store.create(ctx.path, doc)
     if not ok then return nil, "refused: " .. tostring(serr) end
-    return { config_path = ctx.path, input_file = opts.input_file }
+    return { config_path = ctx.path, input_file = opts.input_file, sections = sections(doc),
+      admin_apikey_kept = kept }
   end }
 
 C.reset = { flags = { { "--confirm", boolean = true, help = "really replace the config" } },
-  help = "Replace the config with a fresh default one (the current one is kept as <config>.bak.1)",
-  text = function(v) return ("reset %s\ngateway_key: %s"):format(v.config_path, v.gateway_key) end,
+  help = "Replace the config with a fresh default one (the current one is kept as <config>.bak.1;\n"
+    .. "the current admin_apikey is kept)",
+  text = function(v)
+    return ("reset %s\ngateway_key: %s%s"):format(v.config_path, v.gateway_key,
+      v.admin_apikey and ("\nadmin_apikey: " .. v.admin_apikey) or "")
+  end,
   run = function(opts, ctx)
-    if not opts.confirm then return nil, "reset replaces the whole config: run it again with --confirm" end
+    if not opts.confirm then return nil, "reset replaces the whole config: run it again with --confirm", 2 end
     local doc, ids = require("smg.cli.generate").document()
+    local old_admin = current_admin_key(ctx.path)
+    doc.admin_apikey = old_admin or doc.admin_apikey
     local ok, err = store.create(ctx.path, doc)
     if not ok then return nil, err end
-    return { config_path = ctx.path, gateway_key = ids.gateway_key }
+    local cli = require "smg.cli"
+    -- As generate-config: the new gateway key whole, a new admin key masked unless --show-secrets.
+    return { config_path = ctx.path, gateway_key = ids.gateway_key,
+      admin_apikey = not old_admin and cli.key_out(ctx, doc.admin_apikey) or nil }
   end }
 
 ---------------------------------------------------------------------------- the admin API

@@ -87,7 +87,7 @@ end
 
 function M.run(Gateway, args)
   local okp, o = pcall(parse_args, args)
-  if not okp then return nil, o end
+  if not okp then return nil, o, 2 end -- a usage error
   local cfg, list, source = config.load({ path = o.config })
   if not cfg then
     return nil, source .. " is invalid:\n  " .. table.concat(list, "\n  ")
