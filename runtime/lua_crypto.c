@@ -1,5 +1,6 @@
-/* smg.core crypto: base64/base64url and public-key signature verification of JWS
- * (RS256/384/512, PS256, ES256/384) against a JWK, for the JWT auth provider. Keys are
+/* smg.core crypto: base64/base64url, public-key signature verification of JWS
+ * (RS256/384/512, PS256, ES256/384) against a JWK for the JWT auth provider, HMAC-SHA256
+ * and AES-256-GCM sealed boxes. Keys are
  * built from the JWK's components with OpenSSL 3's EVP_PKEY_fromdata; nothing here is
  * hand-rolled crypto. */
 #include <openssl/bn.h>
@@ -7,6 +8,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,11 +224,89 @@ static int l_hmac_sha256(lua_State *L) {
   return 1;
 }
 
+/* ---- AES-256-GCM -----------------------------------------------------------------------
+ * A sealed box is nonce (12 random bytes) || ciphertext || tag (16 bytes); `aad` is
+ * authenticated, not encrypted. For state the gateway hands out or parks elsewhere and
+ * must get back unread and unchanged (replicated config in Redis, request state). */
+#define GCM_NONCE 12
+#define GCM_TAG 16
+
+/* One GCM pass over in[0..n) into out. Returns 1 | 0 (for open: a bad tag). */
+static int gcm(int enc, const unsigned char *key, const unsigned char *nonce, const char *aad,
+               size_t aadl, const unsigned char *in, size_t n, unsigned char *out,
+               unsigned char *tag) {
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  int len = 0, ok = c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) > 0 &&
+                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, GCM_NONCE, NULL) > 0 &&
+                    EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) > 0 &&
+                    (aadl == 0 ||
+                     EVP_CipherUpdate(c, NULL, &len, (const unsigned char *)aad, (int)aadl) > 0) &&
+                    (n == 0 || EVP_CipherUpdate(c, out, &len, in, (int)n) > 0);
+  if (ok && !enc) ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) > 0;
+  if (ok) ok = EVP_CipherFinal_ex(c, out + len, &len) > 0;
+  if (ok && enc) ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, GCM_TAG, tag) > 0;
+  EVP_CIPHER_CTX_free(c);
+  return ok;
+}
+
+static const unsigned char *aead_key(lua_State *L) {
+  size_t kl;
+  const char *k = luaL_checklstring(L, 1, &kl);
+  luaL_argcheck(L, kl == 32, 1, "a 32-byte key");
+  return (const unsigned char *)k;
+}
+
+/* aead_seal(key32, plaintext[, aad]) -> sealed box (raw bytes) */
+static int l_aead_seal(lua_State *L) {
+  const unsigned char *key = aead_key(L);
+  size_t n, aadl = 0;
+  const char *in = luaL_checklstring(L, 2, &n);
+  const char *aad = luaL_optlstring(L, 3, "", &aadl);
+  luaL_argcheck(L, n < (size_t)1 << 30, 2, "under 1 GiB");
+  unsigned char *box = malloc(GCM_NONCE + n + GCM_TAG);
+  if (!box) return luaL_error(L, "out of memory");
+  int ok = RAND_bytes(box, GCM_NONCE) == 1 && gcm(1, key, box, aad, aadl, (const unsigned char *)in,
+                                                  n, box + GCM_NONCE, box + GCM_NONCE + n);
+  if (ok) lua_pushlstring(L, (const char *)box, GCM_NONCE + n + GCM_TAG);
+  free(box);
+  if (!ok) return luaL_error(L, "aead seal failed");
+  return 1;
+}
+
+/* aead_open(key32, box[, aad]) -> plaintext | nil, "forged or corrupted" */
+static int l_aead_open(lua_State *L) {
+  const unsigned char *key = aead_key(L);
+  size_t bl, aadl = 0;
+  const unsigned char *box = (const unsigned char *)luaL_checklstring(L, 2, &bl);
+  const char *aad = luaL_optlstring(L, 3, "", &aadl);
+  if (bl < GCM_NONCE + GCM_TAG || bl - GCM_NONCE - GCM_TAG >= (size_t)1 << 30) {
+    lua_pushnil(L);
+    lua_pushstring(L, "forged or corrupted");
+    return 2;
+  }
+  size_t n = bl - GCM_NONCE - GCM_TAG;
+  unsigned char *out = malloc(n + 1);
+  if (!out) return luaL_error(L, "out of memory");
+  unsigned char tag[GCM_TAG];
+  memcpy(tag, box + GCM_NONCE + n, GCM_TAG);
+  int ok = gcm(0, key, box, aad, aadl, box + GCM_NONCE, n, out, tag);
+  if (ok)
+    lua_pushlstring(L, (const char *)out, n);
+  else
+    lua_pushnil(L);
+  free(out);
+  if (ok) return 1;
+  lua_pushstring(L, "forged or corrupted");
+  return 2;
+}
+
 void smg_lua_crypto_register(lua_State *L) {
   static const luaL_Reg fns[] = {{"b64encode", l_b64encode},
                                  {"b64decode", l_b64decode},
                                  {"verify", l_verify},
                                  {"hmac_sha256", l_hmac_sha256},
+                                 {"aead_seal", l_aead_seal},
+                                 {"aead_open", l_aead_open},
                                  {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

@@ -121,21 +121,27 @@ static int push_reply(lua_State *L, redisReply *r, int depth) {
 typedef struct {
   smg_loop_t *loop;
   int cb_ref;
+  int persistent; /* SUBSCRIBE: called for every message, until the connection ends */
 } lcmd_t;
 
+/* A command's record is freed after its one reply; a subscription's only when hiredis
+ * hands it NULL, which it does for every subscription as it frees the context. */
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   lcmd_t *c = privdata;
   (void)ac;
+  int last = !c->persistent || reply == NULL;
   lua_State *L = smg_lua_enter(c->loop);
   if (!L) {
-    free(c);
+    if (last) free(c);
     return;
   }
   smg_lua_push_ref(L, c->cb_ref);
   int n = push_reply(L, reply, 0);
   smg_lua_pcall(L, n, 0, "redis reply callback");
-  smg_lua_unref(L, &c->cb_ref);
-  free(c);
+  if (last) {
+    smg_lua_unref(L, &c->cb_ref);
+    free(c);
+  }
 }
 
 /* Drops the Lua anchors; the handle stays usable (as "not connected"). */
@@ -226,7 +232,9 @@ static int l_redis_connect(lua_State *L) {
   return 1;
 }
 
-/* handle:command({argv...}, fn(value | nil, err)) -> true | nil, err */
+/* handle:command({argv...}, fn(value | nil, err)[, persistent]) -> true | nil, err
+ * persistent (for SUBSCRIBE of one channel): fn is called with every message, and with
+ * nil, "connection lost" once when the connection ends. */
 static int redis_command(lua_State *L) {
   lredis_t *u = luaL_checkudata(L, 1, "smg.redis");
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -251,6 +259,7 @@ static int redis_command(lua_State *L) {
   lcmd_t *c = malloc(sizeof(*c));
   if (!c) return luaL_error(L, "out of memory");
   c->loop = u->loop;
+  c->persistent = lua_toboolean(L, 4);
   c->cb_ref = smg_lua_ref(L, 3);
   int rc = redisAsyncCommandArgv(u->ac, on_reply, c, argc, argv, lens);
   lua_pop(L, argc);

@@ -241,6 +241,16 @@ M.schema = obj({
       max_bytes = int(64 * 1024 * 1024, 4096), -- rotate past this size
       keep = int(10, 1),                      -- rotated files kept: path.1 ... path.<keep>
     }, { unknown = "error" }),
+    -- Config replication between instances (lua/smg/gateway/cluster.lua): with the external
+    -- cache on and a secret set, a change to the shared sections on one instance (CLI,
+    -- admin API, an edit of its file) reaches every instance that shares the Redis and
+    -- the secret. Messages are authenticated with HMAC-SHA256 under the secret.
+    cluster = obj({
+      secret = str(nil, { check = function(v)
+        if type(v) == "string" and #v < 32 then return "at least 32 characters (a shared secret, e.g. `openssl rand -hex 32`)" end
+      end }),
+      channel = str("smg:config", { pattern = "^[%w:_%-%.]+$" }),
+    }, { unknown = "error" }),
     -- Token buckets, in Redis when the external cache is on (shared by every instance).
     rate_limits = obj({
       per_key = bucket(),  -- every client request of one identity (API key's project/user, or peer)

@@ -226,6 +226,10 @@ smg.metrics = { counter = metrics.counter, gauge = metrics.gauge, histogram = me
 smg.crypto = {
   sha256 = core.sha256,           -- raw digest
   hmac_sha256 = core.hmac_sha256, -- raw digest
+  -- aead_seal(key32, plaintext[, aad]) -> box; aead_open(key32, box[, aad]) -> plaintext |
+  -- nil, err. AES-256-GCM; box = nonce(12) .. ciphertext .. tag(16); aad authenticated only.
+  aead_seal = core.aead_seal,
+  aead_open = core.aead_open,
   b64encode = function(s) return core.b64encode(s, false) end,
   b64url_encode = function(s) return core.b64encode(s, true) end,
   b64decode = core.b64decode,     -- either alphabet, padding optional; nil when malformed

@@ -96,6 +96,33 @@ function Redis:call(...)
   return v, e
 end
 
+-- Subscribes to `channel` on this client's connection (which then carries nothing else:
+-- give a subscription a client of its own). on_message(payload) runs for every message,
+-- on_subscribed() after every (re)subscription, so that the caller can catch up on what
+-- it missed while the connection was down. Reconnects with backoff until close(). Each
+-- callback runs in a coroutine of its own.
+function Redis:subscribe(channel, on_message, on_subscribed)
+  async.spawn(function()
+    while not self.closed do
+      if self:ready() then
+        local lost = async.future()
+        local sent = self.conn:command({ "SUBSCRIBE", channel }, function(v, err)
+          if v == nil then return lost:set(err or "connection lost") end
+          if type(v) ~= "table" then return end
+          if v[1] == "subscribe" and on_subscribed then
+            async.spawn(on_subscribed)
+          elseif v[1] == "message" and v[2] == channel and type(v[3]) == "string" then
+            async.spawn(on_message, v[3])
+          end
+        end, true)
+        if sent then lost:wait() end
+      end
+      if self.closed then break end
+      async.sleep(math.max(self.retry_at - core.hrtime(), BACKOFF_MIN))
+    end
+  end)
+end
+
 function Redis:close()
   self.closed = true
   if self.conn then

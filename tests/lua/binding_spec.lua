@@ -56,6 +56,20 @@ describe("smg binding v1", function()
     assert.are.equal("hi??>>", smg.crypto.b64decode("aGk/Pz4+"))
     assert.is_nil(smg.crypto.b64decode("a$b"))
     assert.are.equal(32, #smg.crypto.hmac_sha256("k", "d"))
+    -- AES-256-GCM: a round trip; a flipped bit, other aad or another key is refused.
+    local key, key2 = smg.crypto.sha256("k1"), smg.crypto.sha256("k2")
+    local box = smg.crypto.aead_seal(key, "secret text", "aad")
+    assert.are.equal(12 + #"secret text" + 16, #box)
+    assert.is_nil(box:find("secret text", 1, true))
+    assert.are.equal("secret text", smg.crypto.aead_open(key, box, "aad"))
+    assert.are_not.equal(box, smg.crypto.aead_seal(key, "secret text", "aad"), "a fresh nonce each time")
+    local flipped = box:sub(1, 14) .. string.char((box:byte(15) + 1) % 256) .. box:sub(16)
+    assert.are.same({ nil, "forged or corrupted" }, { smg.crypto.aead_open(key, flipped, "aad") })
+    assert.is_nil(smg.crypto.aead_open(key, box, "other aad"))
+    assert.is_nil(smg.crypto.aead_open(key2, box, "aad"))
+    assert.is_nil(smg.crypto.aead_open(key, "short"))
+    assert.are.equal("", smg.crypto.aead_open(key, smg.crypto.aead_seal(key, "")))
+    assert.has_error(function() smg.crypto.aead_seal("short key", "x") end)
     -- RFC 7515 appendix A.3 (ES256) example.
     local jwk = { kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
       y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }

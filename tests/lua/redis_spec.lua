@@ -62,6 +62,32 @@ describe("redis", function()
     other:close()
   end)
 
+  it("subscribes: every message, a catch-up hook on each (re)subscription, and reconnection", function()
+    local sub = Redis.new({ port = port, password = "s3cret-pass", timeout = 1 })
+    local got, subscribed = {}, 0
+    sub:subscribe("chan", function(msg) got[#got + 1] = msg end, function() subscribed = subscribed + 1 end)
+    local pub = Redis.new({ port = port, password = "s3cret-pass", timeout = 1 })
+    local function wait_for(cond)
+      local deadline = smg.monotime() + 10
+      while not cond() and smg.monotime() < deadline do smg.sleep(0.02) end
+      return cond()
+    end
+    assert.is_true(wait_for(function() return subscribed == 1 end))
+    for i = 1, 3 do assert.are.equal(1, pub:call("PUBLISH", "chan", "m" .. i)) end
+    pub:call("PUBLISH", "other", "not for us")
+    assert.is_true(wait_for(function() return #got == 3 end))
+    assert.are.same({ "m1", "m2", "m3" }, got)
+    -- The server drops the connection: the subscription comes back by itself.
+    pub:call("CLIENT", "KILL", "TYPE", "pubsub")
+    assert.is_true(wait_for(function() return subscribed == 2 end), "resubscribed")
+    pub:call("PUBLISH", "chan", "m4")
+    assert.is_true(wait_for(function() return #got == 4 end))
+    sub:close()
+    smg.sleep(0.05)
+    assert.are.equal(0, pub:call("PUBLISH", "chan", "m5"), "closed: nobody listens")
+    pub:close()
+  end)
+
   it("fails fast when nobody listens", function()
     local r = Redis.new({ port = 1, timeout = 1 })
     local t0 = smg.monotime()

@@ -11,7 +11,7 @@
 -- travel in a URL path. CORS is off: no browser origin is answered.
 local smg = require "smg"
 local core = require "smg.core"
-local async = require "smg.async"
+local worker = require "smg.worker"
 local routes = require "smg.admin.routes"
 local openapi = require "smg.admin.openapi"
 
@@ -98,27 +98,13 @@ local function options_of(self, route, params, body, query)
   return opts, reads
 end
 
--- Runs one command in a `smg cli-exec` child. Yields. Returns value | nil, err, exit code.
--- `reads`: files the command reads, which must be regular files (checked in the child).
+-- Runs one command in a `smg cli-exec` worker. Yields. Returns value | nil, err, exit
+-- code, internal. `reads`: files the command reads, which must be regular files (checked
+-- in the worker).
 local function execute(self, noun, verb, opts, reads)
-  local exe = core.paths()
-  local f = async.future()
-  local out = {}
-  local request = json.encode({ noun = noun, verb = verb, opts = opts, config = self.config_path,
-    regular_files = reads })
-  local proc, err = core.spawn({ file = exe, args = { "cli-exec" }, max_line = 64 * 1024 * 1024 },
-    function(stream, line)
-      if stream == 1 then out[#out + 1] = line end
-    end,
-    function(status) f:set(status) end)
-  if not proc then return nil, "cannot start a worker: " .. tostring(err), 1 end
-  proc:write(request .. "\n")
-  proc:shutdown(WORKER_TIMEOUT * 1000) -- stdin closed now; killed if it outlives this
-  local status = f:wait(WORKER_TIMEOUT + 5)
-  proc:release()
-  if status == nil then return nil, "the command timed out", 1 end
-  local res = json.decode(table.concat(out, "\n"))
-  if type(res) ~= "table" then return nil, "the worker exited (status " .. tostring(status) .. ") without an answer", 1, true end
+  local res, err, internal = worker.run({ noun = noun, verb = verb, opts = opts, config = self.config_path,
+    regular_files = reads }, WORKER_TIMEOUT)
+  if not res then return nil, err, 1, internal end
   if res.ok then return res.data end
   return nil, res.error, res.code
 end
@@ -133,6 +119,7 @@ end
 local function classify(err, code)
   err = tostring(err)
   if code == 2 then return 400, "invalid_request" end
+  if err == "the worker timed out" then return 504, "timeout" end
   if err:find("^no ") or err:find("no such") or err:find("^unknown") then return 404, "not_found" end
   if err:find("exists") or err:find("already") or err:find("used by") or err:find("is not in") then
     return 409, "conflict"
