@@ -145,8 +145,8 @@ end
 
 commands["generate-config"] = function(args) require("smg.cli.generate").run(args) end
 
--- The admin API's worker: one command as JSON on stdin ({noun, verb, opts, config,
--- show_secrets}: secrets never travel in argv, where other local users can read them),
+-- The worker (smg.worker) of the admin API and of config replication: one command as JSON
+-- on stdin ({noun, verb, opts, config, show_secrets}, or {op = "cluster_apply", ...}: secrets never travel in argv, where other local users can read them),
 -- its outcome as one JSON line on stdout ({ok, data} or {ok = false, error, code}). The
 -- API runs each change in one of these so the store's locking and fsync never block the
 -- loop that serves requests.
@@ -169,7 +169,9 @@ commands["cli-exec"] = function()
   local req = smg.json.decode(io.stdin:read("*a") or "")
   local out
   local irregular = type(req) == "table" and not_regular(req.regular_files)
-  if type(req) ~= "table" or type(req.noun) ~= "string" or type(req.verb) ~= "string" then
+  if type(req) == "table" and req.op == "cluster_apply" then
+    out = require("smg.gateway.cluster").apply_in_worker(req)
+  elseif type(req) ~= "table" or type(req.noun) ~= "string" or type(req.verb) ~= "string" then
     out = { ok = false, error = "expected {noun, verb, opts}", code = 2 }
   elseif irregular then
     out = { ok = false, error = irregular, code = 2 }

@@ -155,6 +155,7 @@ function M.run(gw, why)
     if p.shutdown then async.spawn(plugins.run_hook, p, "shutdown", 5) end
   end
   reloads:inc(1, "ok")
+  if gw.cluster then require("smg.gateway.cluster").changed(gw.cluster, gw) end
   log.info(("reloaded (%s): config generation %d, %d guardrail(s), %d telemetry provider(s)"):format(why,
     gw.generation, #set.guardrail_list, #set.telemetry))
   telemetry.reloaded(gw, true)

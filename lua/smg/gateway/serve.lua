@@ -69,6 +69,7 @@ function M.shutdown(gw, reason)
     for _, s in pairs(gw.tenants.sessions) do gw:remove_session(s, "shutdown") end
     if gw.stdio_session then gw.stdio_session:close("shutdown") end
     gw.pool:close_all()
+    require("smg.gateway.cluster").stop(gw.cluster)
     smg.cache.close()
     local n = smg.http.cancel_all("smg is shutting down")
     if n > 0 then log.info(("cancelled %d plugin HTTP request(s) still in flight"):format(n)) end
@@ -137,6 +138,7 @@ function M.run(Gateway, args)
     core.signal("SIGHUP", function() reload.request(gw, "SIGHUP") end),
   }
   if cfg.gateway.watch then reload.watch(gw) end
+  gw.cluster = require("smg.gateway.cluster").start(gw)
   if o.stdio then return require("smg.gateway.stdio").serve(gw) end
   local server, err = require("smg.gateway.http").listen(gw)
   if not server then return nil, err end
