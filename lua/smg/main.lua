@@ -218,6 +218,13 @@ function M.main(argv)
     return core.set_exit_code(2)
   end
   if cmd == "--help" or cmd == "-h" or cmd == "help" then return commands.help() end
+  if cmd == "--docker" or cmd == "--docker-image" then
+    -- The seed's global flags re-run its Python CLI inside its image. smg is one binary
+    -- with nothing to containerize for the CLI; saying so beats running it silently on
+    -- the host when the script meant a container's config.
+    return die("--docker/--docker-image are the seed's: smg's CLI runs on the host against --config PATH "
+      .. "(or $SMG_CONFIG); drop the flag, or run the command inside your container (docker exec)")
+  end
   if cmd == "--version" then return commands.version() end
   local fn = commands[cmd]
   if not fn then

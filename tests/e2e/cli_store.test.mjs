@@ -108,6 +108,17 @@ test('users, projects and API keys: the seed flows, masking, and exit codes', ()
   r = spawnSync(SMG, ['project', 'add-user', '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
   assert.match(r.stdout, /--project-name VALUE/);
+  for (const args of [['serve', '--help'], ['audit', '--help'], ['--help']]) {
+    r = spawnSync(SMG, args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, args.join(' '));
+    assert.match(r.stdout, /^usage: smg/);
+  }
+  // Usage errors exit 2: no command, an unknown serve option, the seed's --docker.
+  for (const args of [[], ['serve', '--bogus'], ['--docker', 'user', 'list']]) {
+    r = spawnSync(SMG, args, { encoding: 'utf8' });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.match(r.stderr, /--docker.*drop the flag/);
 });
 
 test('a change that would make the config invalid is refused and writes nothing', () => {
