@@ -132,6 +132,41 @@ end, { ["$schema"] = "https://json-schema.org/draft/2020-12/schema", type = "obj
   properties = { name = { type = "string" }, address = { ["$ref"] = "#/$defs/address" } },
   additionalProperties = false })
 
+-- The 2026-07-28 scenarios' diagnostic tools (server-stateless). Through a gateway that
+-- translates, a 2025 server's requests and notifications are what a 2026 client sees.
+tool("test_missing_capability", "Needs the client's sampling capability (a -32021 probe)", function(_, ctx)
+  local res, err = ctx:request("sampling/createMessage", {
+    messages = arr({ { role = "user", content = { type = "text", text = "probe" } } }), maxTokens = 10 })
+  if not res then return text("sampling unavailable: " .. tostring(err and err.message)) end
+  return text("sampled")
+end)
+
+tool("test_streaming_elicitation", "Asks the user for input while the call is in flight", function(_, ctx)
+  return elicit(ctx, { mode = "form", message = "Please provide a value", requestedSchema = { type = "object",
+    properties = { value = { type = "string" } } } }, "Elicited: ")
+end)
+
+tool("test_logging_tool", "Logs while it runs", function(_, ctx)
+  ctx:log("info", "logging tool ran")
+  return text("logged")
+end)
+
+local added = 0
+tool("test_trigger_tool_change", "Adds a tool, so that the tool list changes", function()
+  added = added + 1
+  tool("dynamic_tool_" .. added, "Added by test_trigger_tool_change", function() return text("dynamic") end)
+  s:tools_changed()
+  return text("tool list changed")
+end)
+
+tool("test_trigger_prompt_change", "Adds a prompt, so that the prompt list changes", function()
+  added = added + 1
+  s:prompt({ name = "dynamic_prompt_" .. added, description = "Added by test_trigger_prompt_change",
+    get = function() return { messages = arr({ { role = "user", content = { type = "text", text = "dynamic" } } }) } end })
+  s:notify("notifications/prompts/list_changed", nil)
+  return text("prompt list changed")
+end)
+
 local function contents(uri, mime, field, value)
   return { contents = arr({ { uri = uri, mimeType = mime, [field] = value } }) }
 end

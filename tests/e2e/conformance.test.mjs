@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { ROOT, FIXTURES, startSmg } from './helpers.mjs';
 
 const NODE22 = join(ROOT, 'tests/node_modules/.bin/node');
-const CONFORMANCE = join(ROOT, 'tests/node_modules/.bin/conformance');
+// Both pinned versions install a `conformance` bin; name each package's entry point.
+const CONFORMANCE = join(ROOT, 'tests/node_modules/@modelcontextprotocol/conformance/dist/index.js');
 
 function runSuite(url, suite = 'active') {
   return new Promise((resolve) => {

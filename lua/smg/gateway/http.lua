@@ -10,6 +10,7 @@ local intake = require "smg.mcp.intake"
 local streams = require "smg.mcp.streams"
 local Session = require "smg.mcp.session"
 local Call = require "smg.mcp.call"
+local modern = require "smg.mcp.modern"
 local auth = require "smg.gateway.auth"
 local metrics = require "smg.metrics"
 local limits = require "smg.limits"
@@ -197,7 +198,7 @@ local function find_session(gw, req, identity)
     return nil
   end
   local s = gw:find_session(sid)
-  if not s or s.closed then
+  if not s or s.closed or s.stateless then
     respond(req, 404, error_body(rpc.SERVER_ERROR, "Session not found"))
     return nil
   end
@@ -255,6 +256,54 @@ local function handle_initialize(gw, req, msg, identity)
   end)
 end
 
+-- A 2026-07-28 request: validated against its headers before anything else, then served
+-- by a session of its own that lives as long as the request (subscriptions/listen: as
+-- long as its stream). Errors get the revision's HTTP statuses.
+local listening = setmetatable({}, { __mode = "k" }) -- request -> its listen session
+
+local function handle_modern(gw, req, msg, kind, identity)
+  if kind ~= "request" then
+    -- Modern notifications (notifications/cancelled is stdio-only): accepted, nothing to do.
+    return respond(req, 202, "")
+  end
+  local ctx, refused = modern.check(msg, function(name) return req:header(name) end)
+  if not ctx then
+    log.debug(("modern request refused: %s"):format(refused.message))
+    return respond(req, refused.status, rpc.error(msg.id, refused.code, refused.message, refused.data))
+  end
+  local peer = (req:peer() or ""):gsub(":%d+$", "")
+  local key = gw.identity_key(identity, peer)
+  local listen = msg.method == "subscriptions/listen"
+  if listen then
+    local limit, why = gw:session_refusal(key, peer)
+    if limit then
+      local e = limits.refused(limit, why)
+      return respond(req, limit == "sessions" and 503 or 429, rpc.error(msg.id, e.code, e.message, e.data),
+        { ["Retry-After"] = "30" })
+    end
+  end
+  local session = Session.new_stateless(gw, ctx, { identity = identity, config_id = gw:config_for(identity),
+    identity_key = key, peer = peer, id = listen and ("listen-" .. smg.random_hex(16)) or nil })
+  local stream = streams.post(req, cors_headers(req), nil)
+  stream.status_of = modern.status_of
+  stream.traceparent = req:header("traceparent")
+  if listen then
+    gw:add_session(session)
+    listening[req] = session
+    session.get_streams[1] = stream
+  end
+  session:handle(msg, kind, stream)
+end
+
+-- The listen stream's client went away: its session goes at once.
+function M.request_closed(gw, req)
+  local s = listening[req]
+  if s then
+    listening[req] = nil
+    gw:remove_session(s, "listen stream closed")
+  end
+end
+
 local function handle_post(gw, req, identity)
   if not accepts(req, "application/json") or not accepts(req, "text/event-stream") then
     return respond(req, 406, error_body(rpc.SERVER_ERROR,
@@ -265,6 +314,10 @@ local function handle_post(gw, req, identity)
   end
   local messages, kinds, is_batch, nreq = intake.parse(req:body())
   if not messages then return respond(req, kinds.status, error_body(kinds.code, kinds.message)) end
+  if not is_batch and not req:header("mcp-session-id")
+    and modern.is_modern(messages[1], req:header("mcp-protocol-version")) then
+    return handle_modern(gw, req, messages[1], kinds[1], identity)
+  end
   -- initialize starts a session and must come alone.
   if intake.is_initialize(messages, kinds, is_batch) then
     local msg = messages[1]
@@ -380,6 +433,12 @@ end
 function M.dispatch(gw, req, method, identity)
   req:trust()
   if method == "POST" then return handle_post(gw, req, identity) end
+  -- 2026-07-28 has neither a GET stream nor sessions to delete.
+  local v = req:header("mcp-protocol-version")
+  if v and version.modern(v) and not req:header("mcp-session-id") then
+    return respond(req, 405, error_body(rpc.SERVER_ERROR, "Method Not Allowed: " .. v .. " serves POST only"),
+      { Allow = "POST" })
+  end
   if method == "GET" then return handle_get(gw, req, identity) end
   return handle_delete(gw, req, identity)
 end
@@ -425,7 +484,9 @@ function M.listen(gw)
       if req:alive() then pcall(respond, req, 500, error_body(rpc.INTERNAL_ERROR, "Internal error")) end
     end
   end, function(req)
-    -- The client went away under an unfinished request; its streams notice on next write.
+    -- The client went away under an unfinished request; its streams notice on next write,
+    -- a listen stream's session is dropped now.
+    M.request_closed(gw, req)
   end)
   if not server then return nil, err end
   M.connection_metrics(server)

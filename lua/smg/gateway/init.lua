@@ -7,6 +7,7 @@ local smg = require "smg"
 local config = require "smg.config"
 local rpc = require "smg.mcp.jsonrpc"
 local version = require "smg.mcp.version"
+local Session = require "smg.mcp.session"
 local Pool = require "smg.upstream.pool"
 local Discovery = require "smg.cache.discovery"
 local Pipeline = require "smg.gateway.pipeline"
@@ -16,6 +17,7 @@ local Audit = require "smg.gateway.audit"
 local Budgets = require "smg.gateway.budgets"
 local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
+local modern_gw = require "smg.gateway.modern"
 local log = smg.log
 
 local Gateway = {}
@@ -155,6 +157,9 @@ function Gateway:dispatch(session, call, params)
   local t0 = smg.monotime()
   if self.audit then call.verdicts = smg.json.array({}) end
   local res, err = self:route(session, call.method, params, call)
+  if session.stateless and not session.listening then
+    res, err = modern_gw.finish(self, session, call, call.method, res, err)
+  end
   local elapsed = smg.monotime() - t0
   telemetry.request_done(self, session, call.method, call, elapsed, err)
   if self.audit and call.method ~= "ping" then self.audit:request(session, call, params, res, err, elapsed) end
@@ -181,6 +186,10 @@ function Gateway:route(session, method, params, call)
   if method == "initialize" then return self:initialize(session, params, call) end
   if not session.initialized then
     return rpc.fail(rpc.INVALID_REQUEST, "Invalid Request: the session is not initialized")
+  end
+  if session.stateless then
+    if method == "server/discover" then return modern_gw.discover(self, session, params) end
+    if method == "subscriptions/listen" then return modern_gw.listen(self, session, params, call) end
   end
   local res, err = self.router.request(self.pipeline, session, method, params, call)
   if not res then self.stats.errors = self.stats.errors + 1 end
@@ -215,9 +224,41 @@ function Gateway:session_refusal(identity_key, peer)
 end
 
 function Gateway:add_session(s) self.tenants:add(s) end
+
+-- The home of a 2026-07-28 request's identity: what owns the identity's per_session
+-- upstreams (one process per identity and server, as a 2025 session owns its own), so
+-- that a server's sampling or elicitation request can be tied to the identity's one call
+-- in flight. Replaced when the identity's mcp_config changes; closed when idle.
+function Gateway:home_of(session)
+  self.homes = self.homes or {}
+  local key = session.identity_key or "stdio"
+  local home = self.homes[key]
+  if home and home.config_id ~= session.config_id then
+    self.pool:close_session(home)
+    home = nil
+  end
+  if not home then
+    home = Session.new(self, "home", "home:" .. key, { identity = session.identity, config_id = session.config_id,
+      identity_key = key, peer = session.peer })
+    home.home, home.stateless, home.initialized = true, true, true
+    home.protocol_version = version.LATEST -- what its upstreams are spoken to in
+    self.homes[key] = home
+  end
+  home:touch()
+  return home
+end
 function Gateway:find_session(id) return self.tenants:get(id) end
 function Gateway:remove_session(s, reason) self.tenants:remove(s, reason) end
-function Gateway:sweep_sessions() self.tenants:sweep(self.limits) end
+function Gateway:sweep_sessions()
+  self.tenants:sweep(self.limits)
+  local now = smg.monotime()
+  for key, home in pairs(self.homes or {}) do
+    if now - home.last_seen > self.limits.session_idle_timeout then
+      self.homes[key] = nil
+      self.pool:close_session(home)
+    end
+  end
+end
 
 -- Every open session, the stdio one included.
 function Gateway:each_session(fn)

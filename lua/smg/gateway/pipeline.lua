@@ -69,6 +69,10 @@ end
 -- The upstream client serving `spec` for this session: the shared one, or its own.
 function Pipeline:upstream(session, spec)
   local gw = self.gw
+  -- A 2026-07-28 request has no session to own a process: its identity's home does.
+  if spec.sharing == "per_session" and session and session.stateless then
+    return gw.pool:session_client(gw:home_of(session), spec, { sampling = {}, elicitation = {}, roots = {} })
+  end
   if spec.sharing == "per_session" and session then
     local caps = {}
     for _, c in ipairs({ "sampling", "elicitation", "roots" }) do
@@ -322,10 +326,14 @@ end
 
 -- Every session `up` serves: its owner, or the sessions of its mcp_config.
 local function each_session_of(gw, up, fn, arg)
-  if up.session then return fn(up.session, arg) end
+  local owner = up.session
+  if owner and not owner.home then return fn(owner, arg) end
+  -- A shared upstream serves its mcp_config's sessions; an identity's home upstream (for
+  -- 2026-07-28 requests) that identity's listen streams.
   for _, s in pairs(gw.tenants.sessions) do
-    if s.config_id == up.config_id then fn(s, arg) end
+    if s.config_id == up.config_id and (not owner or s.identity_key == owner.identity_key) then fn(s, arg) end
   end
+  if owner then return end
   local s = gw.stdio_session
   if s and s.config_id == up.config_id then fn(s, arg) end
 end
@@ -335,7 +343,8 @@ local function tell_list_changed(s, method)
 end
 
 local function tell_updated(s, arg)
-  if arg.up.session or s.subscriptions[arg.params.uri] then
+  local owner = arg.up.session
+  if (owner and not owner.home) or s.subscriptions[arg.params.uri] then
     s:notify("notifications/resources/updated", arg.params, nil)
   end
 end
@@ -380,6 +389,13 @@ function Events:request(up, method, params, call)
     return rpc.fail(rpc.METHOD_NOT_FOUND, method .. " is not available: this upstream is shared by several clients")
   end
   local cap = Client.FORWARDED_REQUESTS[method]
+  if session.stateless then
+    -- 2026-07-28 has no server-to-client requests: without the capability the call fails
+    -- with -32021; with it, translation into input_required is not built yet.
+    if not session:client_supports(cap) and call then call.missing_capability = cap end
+    return rpc.fail(rpc.METHOD_NOT_FOUND, method .. " cannot reach a 2026-07-28 client (input_required translation "
+      .. "is not available)")
+  end
   if not session:client_supports(cap) then
     return rpc.fail(rpc.METHOD_NOT_FOUND, "the client did not declare the " .. cap .. " capability")
   end

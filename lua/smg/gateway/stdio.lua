@@ -5,6 +5,8 @@ local core = require "smg.core"
 local intake = require "smg.mcp.intake"
 local streams = require "smg.mcp.streams"
 local Session = require "smg.mcp.session"
+local modern = require "smg.mcp.modern"
+local rpc = require "smg.mcp.jsonrpc"
 local log = smg.log
 
 local M = {}
@@ -27,6 +29,37 @@ local function authenticate(gw, session)
   end
 end
 
+-- A 2026-07-28 message (no initialize; _meta on every request): served by a session of its
+-- own, as on HTTP; a listen stream lives until the client cancels it (on stdio,
+-- notifications/cancelled ends a listen stream).
+local listens = {} -- listen request id -> its session
+
+local function handle_modern(gw, home, msg, kind, out)
+  if kind == "notification" then
+    local l = msg.method == "notifications/cancelled" and type(msg.params) == "table"
+      and listens[tostring(msg.params.requestId)]
+    if l then
+      listens[tostring(msg.params.requestId)] = nil
+      gw:remove_session(l, "listen cancelled")
+    end
+    return
+  end
+  local ctx, refused = modern.check(msg, nil)
+  if not ctx then return out:send(rpc.error(msg.id, refused.code, refused.message, refused.data)) end
+  local listen = msg.method == "subscriptions/listen"
+  local session = Session.new_stateless(gw, ctx, { identity = home.identity, config_id = home.config_id,
+    identity_key = "stdio", id = listen and ("listen-" .. smg.random_hex(16)) or nil })
+  session.auth_error = home.auth_error
+  if listen then
+    local limit, why = gw:session_refusal("stdio", nil)
+    if limit then return out:send(rpc.error(msg.id, rpc.SERVER_ERROR, why)) end
+    gw:add_session(session)
+    listens[tostring(msg.id)] = session
+    session.get_streams[1] = out
+  end
+  session:handle(msg, kind, out)
+end
+
 function M.serve(gw)
   local session = Session.new(gw, "stdio", nil, { config_id = gw.default_config_id, identity_key = "stdio" })
   gw.stdio_session = session
@@ -35,13 +68,18 @@ function M.serve(gw)
   local ok, err = core.stdio_start(function(line)
     local list, kinds, is_batch, nreq = intake.parse(line)
     if not list then return out:send(intake.error_line(kinds)) end
+    local m = list[1]
+    if not is_batch and kinds[1] ~= "response" and not session.initialized and (modern.is_modern(m, nil)
+      or (m.method == "notifications/cancelled" and type(m.params) == "table" and listens[tostring(m.params.requestId)])) then
+      return handle_modern(gw, session, m, kinds[1], out)
+    end
     local stream = out
     if is_batch then
       local refused = intake.batch_refusal(session.protocol_version)
       if refused then return out:send(intake.error_line(refused)) end
       stream = streams.batch(out, nreq)
     end
-    for i, m in ipairs(list) do session:handle(m, kinds[i], stream) end
+    for i, msg in ipairs(list) do session:handle(msg, kinds[i], stream) end
   end, function()
     gw:shutdown("stdin closed")
   end, gw.max_message_bytes)

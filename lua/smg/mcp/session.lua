@@ -50,7 +50,62 @@ function Session.new(host, transport, id, attrs)
     ninflight = 0,
     noutbound = 0,
     closed = false,
+    stateless = false,         -- a 2026-07-28 request's (Session.new_stateless)
+    listening = false,         -- a listen stream's { id, filter } (Session:listen)
+    home = false,              -- an identity's home: owns per_session upstreams for 2026 requests
   }, Session)
+end
+
+-- A 2026-07-28 request's session (mcp/modern.lua): it lives for one request, or for a
+-- subscriptions/listen stream. Initialized by construction, with the version, capabilities
+-- and log level the request's _meta carries (no log level: no log messages at all).
+-- ctx: what modern.check returned. attrs as Session.new, plus id (a listen session's).
+function Session.new_stateless(host, ctx, attrs)
+  local s = Session.new(host, "http", attrs.id, attrs)
+  s.stateless = true
+  s.initialized, s.ready = true, true
+  s.protocol_version = ctx.version
+  s.client_caps, s.client_info = ctx.caps, ctx.info
+  s.log_level = LOG_LEVELS[ctx.log_level or ""] or math.huge
+  return s
+end
+
+-- Which notifications a listen stream asked for (its `notifications` filter).
+local LISTEN_FILTER = { ["notifications/tools/list_changed"] = "toolsListChanged",
+  ["notifications/prompts/list_changed"] = "promptsListChanged",
+  ["notifications/resources/list_changed"] = "resourcesListChanged" }
+
+-- Makes this session a listen stream's: `id` is the listen request's id (the
+-- subscriptionId every notification carries), `filter` its `notifications` object.
+function Session:listen(id, filter)
+  filter = type(filter) == "table" and filter or {}
+  local uris = {}
+  for _, u in ipairs(type(filter.resourceSubscriptions) == "table" and filter.resourceSubscriptions or {}) do
+    if type(u) == "string" then uris[u] = true end
+  end
+  self.listening = { id = id, filter = filter }
+  self.subscriptions = uris
+end
+
+-- A listen stream's notifications: only the kinds it asked for, each tagged with its
+-- subscriptionId. Returns the params to send, or nil to drop it.
+local function listen_params(self, method, params)
+  local l = self.listening
+  local want = LISTEN_FILTER[method]
+  if want then
+    if l.filter[want] ~= true then return nil end
+  elseif method == "notifications/resources/updated" then
+    if not (type(params) == "table" and self.subscriptions[params.uri]) then return nil end
+  elseif method ~= "notifications/subscriptions/acknowledged" then
+    return nil
+  end
+  local p = {}
+  for k, v in pairs(type(params) == "table" and params or {}) do p[k] = v end
+  local meta = {}
+  for k, v in pairs(type(p._meta) == "table" and p._meta or {}) do meta[k] = v end
+  meta["io.modelcontextprotocol/subscriptionId"] = l.id
+  p._meta = meta
+  return p
 end
 
 local MAX_RESUMABLE = 32
@@ -85,6 +140,10 @@ end
 
 -- Sends a notification, on the stream of `call` when it is still open, else on a GET stream.
 function Session:notify(method, params, call)
+  if self.listening then
+    params = listen_params(self, method, params)
+    if params == nil then return false end
+  end
   local line = rpc.notification(method, params)
   local stream = call and call.stream
   if stream and stream:open() then return stream:send(line) end
@@ -137,8 +196,8 @@ function Session:request_client(method, params, call, timeout)
   return res, err
 end
 
-local function reply(stream, line)
-  if stream then stream:reply(line) end
+local function reply(stream, line, err)
+  if stream then stream:reply(line, err and stream.status_of and stream.status_of(err)) end
 end
 
 -- Runs one client request in its own coroutine and sends the reply (a module-level
@@ -156,7 +215,8 @@ local function run_request(self, msg, call, stream, key)
     log.error("request handler failed: " .. tostring(res))
     res, err = nil, { code = rpc.INTERNAL_ERROR, message = "Internal error" }
   end
-  reply(stream, rpc.reply(msg.id, res, err))
+  if res == nil and err == nil then return end -- answered already (a listen stream)
+  reply(stream, rpc.reply(msg.id, res, err), res == nil and err)
 end
 
 -- Handles one decoded message from the client. `stream` receives the reply of a request.

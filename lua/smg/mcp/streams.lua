@@ -74,15 +74,16 @@ function Post:send(line)
   return emit(self, line)
 end
 
--- The final response; closes the stream.
-function Post:reply(line)
+-- The final response; closes the stream. `status`: the HTTP status when the response is
+-- still plain JSON (a 2026-07-28 error's), else 200.
+function Post:reply(line, status)
   if self.closed then return false end
   self.closed = true
   if self.mode == "pending" then
     if not self.req:alive() then return false end
     -- The common case (no extra headers) uses one preformatted header line.
     local h = self.headers and merged({ ["Content-Type"] = "application/json" }, self.headers) or JSON_HEADER
-    return self.req:respond(200, h, line) and true or false
+    return self.req:respond(status or 200, h, line) and true or false
   end
   emit(self, line)
   if self.req:alive() then return self.req:finish() and true or false end

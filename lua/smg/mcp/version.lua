@@ -17,6 +17,14 @@ local FEATURES = {
 
 function M.supported(v) return FEATURES[v] ~= nil end
 
+-- The stateless revisions (mcp/modern.lua): no initialize, per-request _meta.
+M.MODERN = { "2026-07-28" }
+local MODERN = { ["2026-07-28"] = true }
+function M.modern(v) return MODERN[v] == true end
+
+-- Every revision served, newest first (server/discover's supportedVersions).
+M.ALL = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26" }
+
 -- What a server answers to initialize: the client's revision when supported, else ours.
 function M.negotiate(requested)
   if FEATURES[requested] then return requested end

@@ -1,0 +1,60 @@
+-- The gateway's side of 2026-07-28 (mcp/modern.lua has the revision's rules): what
+-- server/discover answers for the configured mode, subscriptions/listen on the session
+-- machinery (a listen stream is a registered session that receives list_changed and
+-- resources/updated like any other, filtered and tagged), and the finishing of every
+-- result: resultType, serverInfo, caching hints, and -32021 for a call whose upstream
+-- needed a client capability the request did not declare.
+local smg = require "smg"
+local modern = require "smg.mcp.modern"
+local version = require "smg.mcp.version"
+local rpc = require "smg.mcp.jsonrpc"
+
+local M = {}
+
+-- server/discover: the mode's capabilities (the aggregate's, or the passthrough upstream's)
+-- and the revisions served.
+function M.discover(gw, session, params)
+  local init, err = gw.router.initialize(gw.pipeline, session, params)
+  if not init then return nil, err end
+  local caps = {}
+  for k, v in pairs(init.capabilities or {}) do
+    if k ~= "logging" then caps[k] = v end -- no logging/setLevel in this revision
+  end
+  if caps.resources then
+    -- resources/subscribe is gone: subscriptions/listen's resourceSubscriptions replace it.
+    local r = {}
+    for k, v in pairs(caps.resources) do r[k] = v end
+    caps.resources = r
+  end
+  return { supportedVersions = version.ALL, capabilities = caps, instructions = init.instructions,
+    serverInfo = init.serverInfo }
+end
+
+-- subscriptions/listen: the acknowledgement first, then the notifications the filter asks
+-- for until the client closes the stream (the transport then removes the session). Never
+-- returns a result: the stream is the answer.
+function M.listen(gw, session, params, call)
+  session:listen(call.id, params.notifications)
+  session:notify("notifications/subscriptions/acknowledged", { notifications = params.notifications or {} }, nil)
+  smg.log.debug(("listen stream %s open (%d session(s))"):format(tostring(session.id), gw.tenants.n))
+  return nil, nil
+end
+
+-- The caching hints the gateway can vouch for: nothing it relays from a 2025 upstream
+-- comes with a lifetime, so 0 (revalidate) unless the upstream gave one; private when
+-- what a client sees depends on who it is (auth on).
+local function hints(gw)
+  return { ttl_ms = 0, scope = gw.plugins.auth_enabled and "private" or "public" }
+end
+
+-- The result (or error) a modern request ends with.
+function M.finish(gw, session, call, method, res, err)
+  if call.missing_capability then return nil, modern.missing_capability(call.missing_capability) end
+  if res == nil then
+    if err and err.code == rpc.RESOURCE_NOT_FOUND then err.code = rpc.INVALID_PARAMS end -- moved in 2026
+    return nil, err
+  end
+  return modern.finish(method, res, gw.pipeline:gateway_info(), hints(gw))
+end
+
+return M

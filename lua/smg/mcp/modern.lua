@@ -1,0 +1,137 @@
+-- MCP 2026-07-28, the stateless revision: no initialize, no sessions; every request
+-- carries its protocol version and client capabilities in params._meta, and on HTTP the
+-- MCP-Protocol-Version, Mcp-Method and Mcp-Name headers, which must agree with the body.
+-- This module holds the revision's rules, transport-neutral: which requests are modern,
+-- how one is validated (in the order the spec's conformance probes expect), the error
+-- codes and their HTTP statuses, and what every result must carry (resultType, serverInfo,
+-- ttlMs and cacheScope on cacheable results).
+local smg = require "smg"
+local rpc = require "smg.mcp.jsonrpc"
+local version = require "smg.mcp.version"
+local json = smg.json
+
+local M = {}
+
+M.VERSION = "2026-07-28"
+M.HEADER_MISMATCH = -32020
+M.MISSING_CAPABILITY = -32021
+M.UNSUPPORTED_VERSION = -32022
+
+local META = "io.modelcontextprotocol/"
+M.META_VERSION = META .. "protocolVersion"
+M.META_CAPS = META .. "clientCapabilities"
+M.META_INFO = META .. "clientInfo"
+M.META_LOG_LEVEL = META .. "logLevel"
+M.META_SERVER_INFO = META .. "serverInfo"
+M.META_SUBSCRIPTION = META .. "subscriptionId"
+
+-- What a modern client may ask (schema.ts ClientRequest); everything else is -32601, 404.
+M.METHODS = {
+  ["server/discover"] = true, ["tools/list"] = true, ["tools/call"] = true, ["prompts/list"] = true,
+  ["prompts/get"] = true, ["resources/list"] = true, ["resources/templates/list"] = true,
+  ["resources/read"] = true, ["subscriptions/listen"] = true, ["completion/complete"] = true,
+  -- The Tasks extension: passed to the upstream that owns the task.
+  ["tasks/get"] = true, ["tasks/update"] = true, ["tasks/cancel"] = true,
+}
+
+-- Results that carry caching hints (SEP-2549).
+M.CACHEABLE = { ["server/discover"] = true, ["tools/list"] = true, ["prompts/list"] = true,
+  ["resources/list"] = true, ["resources/templates/list"] = true, ["resources/read"] = true }
+
+-- The request's Mcp-Name: what params names it by.
+local NAMED = { ["tools/call"] = "name", ["prompts/get"] = "name", ["resources/read"] = "uri" }
+
+-- Whether a request on a connection without a session is a modern one: its _meta names a
+-- protocol version, or the header names a modern one.
+function M.is_modern(msg, header_version)
+  local p = msg.params
+  local meta = type(p) == "table" and p._meta
+  if type(meta) == "table" and meta[M.META_VERSION] ~= nil then return true end
+  return header_version ~= nil and version.modern(header_version)
+end
+
+local function refusal(status, code, message, data)
+  return { status = status, code = code, message = message, data = data }
+end
+
+-- Validates a modern request. `headers`: a function(name) -> value for HTTP, nil for stdio.
+-- Returns the request's context { version, caps, info, log_level } | nil, refusal
+-- { status, code, message, data }.
+function M.check(msg, headers)
+  local meta = type(msg.params) == "table" and msg.params._meta
+  if type(meta) ~= "table" or json.is_array(meta) then
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta with " .. M.META_VERSION .. " and "
+      .. M.META_CAPS .. " is required")
+  end
+  local v, caps = meta[M.META_VERSION], meta[M.META_CAPS]
+  if type(v) ~= "string" then
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_VERSION .. " is required")
+  end
+  if type(caps) ~= "table" or (json.is_array(caps) and #caps > 0) then
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_CAPS .. " is required")
+  end
+  if headers then
+    local hv = headers("mcp-protocol-version")
+    if hv ~= v then
+      return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: MCP-Protocol-Version %s, _meta says %s"):format(
+        tostring(hv or "absent"), v))
+    end
+  end
+  if not version.modern(v) then
+    return nil, refusal(400, M.UNSUPPORTED_VERSION, "Unsupported protocol version: " .. v,
+      { supported = version.ALL, requested = v })
+  end
+  if headers then
+    local hm = headers("mcp-method")
+    if hm ~= msg.method then
+      return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Method %s, the body's method is %s"):format(
+        tostring(hm or "absent"), msg.method))
+    end
+    local field = NAMED[msg.method]
+    if field then
+      local want, hn = msg.params[field], headers("mcp-name")
+      if type(want) == "string" and hn ~= want then
+        return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Name %s, the body names %s"):format(
+          tostring(hn or "absent"), want))
+      end
+    end
+  end
+  if not M.METHODS[msg.method] then
+    return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method)
+  end
+  local level = meta[M.META_LOG_LEVEL]
+  return { version = v, caps = caps, info = type(meta[M.META_INFO]) == "table" and meta[M.META_INFO] or nil,
+    log_level = type(level) == "string" and level or nil }
+end
+
+-- The HTTP status of an error a modern request ended with.
+function M.status_of(err)
+  local c = err and err.code
+  if c == rpc.METHOD_NOT_FOUND then return 404 end
+  if c == M.HEADER_MISMATCH or c == M.MISSING_CAPABILITY or c == M.UNSUPPORTED_VERSION then return 400 end
+  return 200
+end
+
+-- The error of a request that needs a client capability the client did not declare.
+function M.missing_capability(cap)
+  return { code = M.MISSING_CAPABILITY, message = "Missing required client capability: " .. cap,
+    data = { requiredCapabilities = { [cap] = {} } } }
+end
+
+-- What every modern result carries: resultType ("complete" unless the upstream said
+-- otherwise: unknown values pass), the server's identity, and on cacheable results the
+-- caching hints (`hints`: { ttl_ms, scope }, the most restrictive the gateway knows).
+function M.finish(method, res, server_info, hints)
+  if type(res) ~= "table" then return res end
+  if res.resultType == nil then res.resultType = "complete" end
+  local meta = type(res._meta) == "table" and res._meta or {}
+  if meta[M.META_SERVER_INFO] == nil then meta[M.META_SERVER_INFO] = server_info end
+  res._meta = meta
+  if M.CACHEABLE[method] and res.resultType == "complete" then
+    if type(res.ttlMs) ~= "number" or res.ttlMs > hints.ttl_ms then res.ttlMs = hints.ttl_ms end
+    if res.cacheScope ~= "private" then res.cacheScope = hints.scope end
+  end
+  return res
+end
+
+return M

@@ -1,0 +1,175 @@
+// MCP 2026-07-28 downstream: the v2 SDK client (@modelcontextprotocol/client 2.4.0)
+// pinned to 2026-07-28 and in auto mode lists and calls tools, reads resources and gets
+// prompts through smg in aggregate mode, statelessly (no initialize, no session), in front
+// of 2025-11-25 upstreams; the v1 client on the same /mcp still gets the 2025 rules. Raw
+// requests check what the SDK hides: header validation, the revision's errors and statuses,
+// 405 for GET/DELETE, subscriptions/listen (ack first, subscriptionId, the filter).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { ECHO, ROOT, SMG, luaServer, writeConfig, withGateway } from './helpers.mjs';
+import { join } from 'node:path';
+
+const CONFORMANCE = join(ROOT, 'examples/servers/conformance.lua');
+const V = '2026-07-28';
+const META = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} };
+
+function config() {
+  return writeConfig({
+    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE)] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' },
+  });
+}
+
+async function post(url, body, headers = {}) {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(body) });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+const H = (method, name) => ({ 'MCP-Protocol-Version': V, 'Mcp-Method': method, ...(name ? { 'Mcp-Name': name } : {}) });
+
+for (const mode of [{ pin: V }, 'auto']) {
+  test(`v2 client (${JSON.stringify(mode)}) through smg, statelessly`, async () => {
+    await withGateway(config(), async (gw) => {
+      const client = new Client({ name: 'v2-e2e', version: '1.0.0' }, { versionNegotiation: { mode } });
+      await client.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+      assert.equal(client.getNegotiatedProtocolVersion(), V);
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((t) => t.name === 'echo__echo'));
+      const r = await client.callTool({ name: 'echo__echo', arguments: { message: 'modern hello' } });
+      assert.match(r.content[0].text, /modern hello/);
+      const read = await client.readResource({ uri: 'test://static-text' });
+      assert.match(read.contents[0].text, /static text resource/);
+      const p = await client.getPrompt({ name: 'conf__test_simple_prompt' });
+      assert.match(p.messages[0].content.text, /simple prompt/);
+      await client.close();
+      assert.ok(!/session .* initialized/.test(gw.logs()), 'no session was made');
+    });
+  });
+}
+
+test('v2 client pinned to 2026-07-28 over stdio', async () => {
+  const client = new Client({ name: 'v2-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+  await client.connect(new StdioClientTransport({ command: SMG, args: ['serve', '--stdio', '--config', config()],
+    stderr: 'pipe' }));
+  assert.equal(client.getNegotiatedProtocolVersion(), V);
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((t) => t.name === 'conf__test_simple_text'));
+  const r = await client.callTool({ name: 'echo__echo', arguments: { message: 'stdio modern' } });
+  assert.match(r.content[0].text, /stdio modern/);
+  const p = await client.getPrompt({ name: 'conf__test_prompt_with_arguments', arguments: { arg1: 'a', arg2: 'b' } });
+  assert.match(p.messages[0].content.text, /arg1='a'/);
+  await client.close();
+});
+
+test('the v1 client on the same endpoint keeps the 2025 rules', async () => {
+  await withGateway(config(), async (gw) => {
+    const client = new V1Client({ name: 'v1-e2e', version: '1.0.0' });
+    await client.connect(new V1Transport(new URL(gw.url)));
+    const r = await client.callTool({ name: 'echo__echo', arguments: { message: 'legacy' } });
+    assert.match(r.content[0].text, /legacy/);
+    assert.ok(!('resultType' in r), 'no 2026 fields on a 2025 session');
+    await client.close();
+  });
+});
+
+test('raw 2026-07-28: validation, errors and statuses, discover, 405, listen', async () => {
+  await withGateway(config(), async (gw) => {
+    const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo__echo', arguments: { message: 'x' },
+      _meta: META } };
+    let r = await post(gw.url, call, H('tools/call', 'echo__echo'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.result.resultType, 'complete');
+    assert.equal(r.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'smg');
+    assert.equal(r.headers.get('mcp-session-id'), null);
+    // Mcp-Name that disagrees with the body: -32020, 400, the request's id.
+    r = await post(gw.url, call, H('tools/call', 'echo__other'));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, -32020);
+    assert.equal(r.json.id, 7);
+    r = await post(gw.url, call, { 'MCP-Protocol-Version': V });
+    assert.equal(r.json.error.code, -32020, 'Mcp-Method is required');
+    r = await post(gw.url, { ...call, params: { ...call.params, _meta: { ...META, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } } },
+      { ...H('tools/call', 'echo__echo'), 'MCP-Protocol-Version': '2099-01-01' });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, -32022);
+    assert.equal(r.json.error.data.requested, '2099-01-01');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 8, method: 'tools/list', params: {} }, H('tools/list'));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, -32602, '_meta is required');
+    for (const m of ['ping', 'logging/setLevel', 'initialize', 'no/such']) {
+      r = await post(gw.url, { jsonrpc: '2.0', id: 9, method: m, params: { _meta: META } }, H(m));
+      assert.equal(r.status, 404, m);
+      assert.equal(r.json.error.code, -32601, m);
+    }
+    // Discover: the revisions and the aggregate's capabilities, with caching hints.
+    r = await post(gw.url, { jsonrpc: '2.0', id: 10, method: 'server/discover', params: { _meta: META } },
+      H('server/discover'));
+    assert.deepEqual(r.json.result.supportedVersions.slice(0, 2), [V, '2025-11-25']);
+    assert.ok(r.json.result.capabilities.tools);
+    assert.equal(typeof r.json.result.ttlMs, 'number');
+    assert.ok(['public', 'private'].includes(r.json.result.cacheScope));
+    for (const method of ['GET', 'DELETE']) {
+      const res = await fetch(gw.url, { method, headers: { 'MCP-Protocol-Version': V, Accept: 'text/event-stream' } });
+      assert.equal(res.status, 405, method);
+    }
+    // listen: the acknowledgement first; a tool-list change reaches it tagged; a stream
+    // filtered to prompts does not get it.
+    const open = async (filter) => {
+      const ac = new AbortController();
+      const res = await fetch(gw.url, { method: 'POST', signal: ac.signal, headers: { 'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream', ...H('subscriptions/listen') },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'L1', method: 'subscriptions/listen', params: { _meta: META, notifications: filter } }) });
+      const reader = res.body.getReader();
+      const frames = [];
+      let buf = '';
+      const pump = (async () => {
+        const dec = new TextDecoder();
+        for (;;) {
+          let chunk;
+          try { chunk = await reader.read(); } catch { return; }
+          if (chunk.done) return;
+          buf += dec.decode(chunk.value, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const ev = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const data = ev.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
+            if (data) frames.push(JSON.parse(data));
+          }
+        }
+      })();
+      return { frames, close: () => { ac.abort(); return pump; } };
+    };
+    const sessions = async () => (await (await fetch(new URL('/health', gw.url))).json()).sessions;
+    assert.equal(await sessions(), 0, 'stateless requests leave no session');
+    const tools = await open({ toolsListChanged: true });
+    const prompts = await open({ promptsListChanged: true });
+    const until = async (cond) => { for (let i = 0; i < 100 && !cond(); i++) await new Promise((res) => setTimeout(res, 30)); };
+    await until(() => tools.frames.length > 0 && prompts.frames.length > 0);
+    assert.equal(tools.frames[0].method, 'notifications/subscriptions/acknowledged');
+    r = await post(gw.url, { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'conf__test_trigger_tool_change',
+      arguments: {}, _meta: META } }, H('tools/call', 'conf__test_trigger_tool_change'));
+    assert.equal(r.status, 200, r.text);
+    await until(() => tools.frames.some((f) => f.method === 'notifications/tools/list_changed'));
+    const changed = tools.frames.find((f) => f.method === 'notifications/tools/list_changed');
+    assert.ok(changed, JSON.stringify(tools.frames));
+    assert.equal(changed.params._meta['io.modelcontextprotocol/subscriptionId'], 'L1');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.ok(!prompts.frames.some((f) => f.method === 'notifications/tools/list_changed'), 'the filter holds');
+    assert.equal(await sessions(), 2, 'a listen stream is a session while it is open');
+    await tools.close();
+    await prompts.close();
+    // Closed streams free their sessions at once.
+    for (let i = 0; i < 50 && await sessions() > 0; i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(await sessions(), 0);
+  });
+});
