@@ -11,6 +11,9 @@ local WAV = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 
 local s = Server.new({
   name = "mcp-conformance-test-server", version = "1.0.0",
+  -- SMG_FIXTURE_ERA=modern: a 2026-07-28-only server (the gateway then translates for
+  -- 2025 clients); otherwise dual-era.
+  modern_only = os.getenv("SMG_FIXTURE_ERA") == "modern",
   capabilities = { tools = { listChanged = true }, resources = { subscribe = true, listChanged = true },
     prompts = { listChanged = true }, logging = {}, completions = {} },
 })
@@ -135,15 +138,31 @@ end, { ["$schema"] = "https://json-schema.org/draft/2020-12/schema", type = "obj
 -- The 2026-07-28 scenarios' diagnostic tools (server-stateless). Through a gateway that
 -- translates, a 2025 server's requests and notifications are what a 2026 client sees.
 tool("test_missing_capability", "Needs the client's sampling capability (a -32021 probe)", function(_, ctx)
-  local res, err = ctx:request("sampling/createMessage", {
-    messages = arr({ { role = "user", content = { type = "text", text = "probe" } } }), maxTokens = 10 })
+  local probe = { method = "sampling/createMessage", params = {
+    messages = arr({ { role = "user", content = { type = "text", text = "probe" } } }), maxTokens = 10 } }
+  if ctx.modern then
+    if ctx:client_capabilities().sampling == nil then
+      return nil, { code = -32021, message = "Missing required client capability: sampling",
+        data = { requiredCapabilities = { sampling = {} } } }
+    end
+    if ctx.input_responses == nil then return ctx:input_required({ probe = probe }) end
+    return text("sampled")
+  end
+  local res, err = ctx:request(probe.method, probe.params)
   if not res then return text("sampling unavailable: " .. tostring(err and err.message)) end
   return text("sampled")
 end)
 
 tool("test_streaming_elicitation", "Asks the user for input while the call is in flight", function(_, ctx)
-  return elicit(ctx, { mode = "form", message = "Please provide a value", requestedSchema = { type = "object",
-    properties = { value = { type = "string" } } } }, "Elicited: ")
+  local params = { mode = "form", message = "Please provide a value", requestedSchema = { type = "object",
+    properties = { value = { type = "string" } } } }
+  if ctx.modern then
+    if ctx.input_responses == nil then
+      return ctx:input_required({ value = { method = "elicitation/create", params = params } })
+    end
+    return text("Elicited: " .. json.encode(ctx.input_responses))
+  end
+  return elicit(ctx, params, "Elicited: ")
 end)
 
 tool("test_logging_tool", "Logs while it runs", function(_, ctx)
@@ -163,9 +182,184 @@ tool("test_trigger_prompt_change", "Adds a prompt, so that the prompt list chang
   added = added + 1
   s:prompt({ name = "dynamic_prompt_" .. added, description = "Added by test_trigger_prompt_change",
     get = function() return { messages = arr({ { role = "user", content = { type = "text", text = "dynamic" } } }) } end })
-  s:notify("notifications/prompts/list_changed", nil)
+  s:changed("notifications/prompts/list_changed", nil)
   return text("prompt list changed")
 end)
+
+-- 2026-07-28 multi-round-trip (SEP-2322): tools that answer input_required and finish on
+-- the retry. requestState is integrity-protected (HMAC-SHA256 under a key of this
+-- process) and bound to the tool, the round and an expiry, as the spec asks.
+local smg = require "smg"
+local STATE_KEY = smg.random_hex(32)
+
+local function seal(tool_name, round)
+  local payload = smg.crypto.b64url_encode(json.encode({ t = tool_name, r = round, exp = smg.now() + 600 }))
+  return payload .. "." .. smg.hash(STATE_KEY .. payload)
+end
+
+-- The round a requestState proves, or nil, why.
+local function opened(state, tool_name)
+  if type(state) ~= "string" then return nil, "requestState is missing" end
+  local payload, mac = state:match("^([%w_%-]+)%.(%x+)$")
+  if not payload or not smg.secure_equal(mac, smg.hash(STATE_KEY .. payload)) then
+    return nil, "requestState failed its integrity check"
+  end
+  local st = json.decode(smg.crypto.b64decode(payload) or "")
+  if type(st) ~= "table" or st.t ~= tool_name or (st.exp or 0) < smg.now() then return nil, "requestState is not valid here" end
+  return st.r
+end
+
+local function bad_state(why) return nil, { code = -32602, message = "Invalid params: " .. why } end
+
+local ELICIT_NAME = { method = "elicitation/create", params = { message = "What is your name?",
+  requestedSchema = { type = "object", properties = { name = { type = "string" } }, required = arr({ "name" }) } } }
+local SAMPLE = { method = "sampling/createMessage", params = { messages = arr({ { role = "user",
+  content = { type = "text", text = "What is the capital of France?" } } }), maxTokens = 100 } }
+local ROOTS = { method = "roots/list", params = {} }
+local NEEDS = { ["elicitation/create"] = "elicitation", ["sampling/createMessage"] = "sampling", ["roots/list"] = "roots" }
+
+-- The answers to `keys` when the retry carries them all, else nil (ask again). Answers
+-- that are not objects are a client error.
+local function answers(ctx, keys)
+  local r = ctx.input_responses
+  if r == nil then return nil end
+  if type(r) ~= "table" then return nil, { code = -32602, message = "Invalid params: inputResponses must be an object" } end
+  for _, k in ipairs(keys) do
+    if type(r[k]) ~= "table" then return nil end
+  end
+  return r
+end
+
+-- Asks for `requests` (key -> request): refused with -32021 when the client has not
+-- declared what one of them needs.
+local function ask(ctx, requests, state)
+  local caps = ctx:client_capabilities()
+  for _, req in pairs(requests) do
+    local need = NEEDS[req.method]
+    if type(caps) ~= "table" or caps[need] == nil then
+      return nil, { code = -32021, message = "Missing required client capability: " .. need,
+        data = { requiredCapabilities = { [need] = {} } } }
+    end
+  end
+  return ctx:input_required(requests, state)
+end
+
+local function mrtr_tool(name, description, fn) tool(name, description, function(args, ctx)
+  if not ctx.modern then return text(name .. " needs a 2026-07-28 client") end
+  return fn(args, ctx)
+end) end
+
+mrtr_tool("test_input_required_result_elicitation", "Asks for a name (input_required), then greets", function(_, ctx)
+  local r, err = answers(ctx, { "user_name" })
+  if err then return nil, err end
+  if not r then return ask(ctx, { user_name = ELICIT_NAME }) end
+  local content = type(r.user_name.content) == "table" and r.user_name.content or {}
+  return text(("Hello, %s!"):format(tostring(content.name or "stranger")))
+end)
+
+mrtr_tool("test_input_required_result_sampling", "Asks the client's model, then reports its answer", function(_, ctx)
+  local r, err = answers(ctx, { "capital_question" })
+  if err then return nil, err end
+  if not r then return ask(ctx, { capital_question = SAMPLE }) end
+  local c = r.capital_question.content
+  return text("Sampling response: " .. tostring(type(c) == "table" and c.text or "none"))
+end)
+
+mrtr_tool("test_input_required_result_list_roots", "Asks for the client's roots, then lists them", function(_, ctx)
+  local r, err = answers(ctx, { "client_roots" })
+  if err then return nil, err end
+  if not r then return ask(ctx, { client_roots = ROOTS }) end
+  local uris = {}
+  for _, root in ipairs(type(r.client_roots.roots) == "table" and r.client_roots.roots or {}) do
+    uris[#uris + 1] = tostring(root.uri)
+  end
+  return text("Roots: " .. table.concat(uris, ", "))
+end)
+
+mrtr_tool("test_input_required_result_request_state", "Round-trips an integrity-protected requestState", function(_, ctx)
+  local r, err = answers(ctx, { "confirm" })
+  if err then return nil, err end
+  local name = "test_input_required_result_request_state"
+  if not r then
+    return ask(ctx, { confirm = { method = "elicitation/create", params = { message = "Please confirm",
+      requestedSchema = { type = "object", properties = { ok = { type = "boolean" } }, required = arr({ "ok" }) } } } },
+      seal(name, 1))
+  end
+  local round, why = opened(ctx.request_state, name)
+  if round ~= 1 then return bad_state(why or "requestState is from another round") end
+  return text("state-ok: the requestState came back intact")
+end)
+
+mrtr_tool("test_input_required_result_multiple_inputs", "Asks for a name, a sample and the roots at once", function(_, ctx)
+  local keys = { "user_name", "greeting", "client_roots" }
+  local r, err = answers(ctx, keys)
+  if err then return nil, err end
+  local name = "test_input_required_result_multiple_inputs"
+  if not r then
+    return ask(ctx, { user_name = ELICIT_NAME, greeting = { method = "sampling/createMessage", params = {
+      messages = arr({ { role = "user", content = { type = "text", text = "Generate a greeting" } } }), maxTokens = 50 } },
+      client_roots = ROOTS }, seal(name, 1))
+  end
+  local round, why = opened(ctx.request_state, name)
+  if round ~= 1 then return bad_state(why or "requestState is from another round") end
+  return text("Received all inputs: user_name, greeting, client_roots")
+end)
+
+mrtr_tool("test_input_required_result_multi_round", "Two rounds of questions, then the answer", function(_, ctx)
+  local name = "test_input_required_result_multi_round"
+  local r = type(ctx.input_responses) == "table" and ctx.input_responses or {}
+  if ctx.request_state == nil or type(r.step1) ~= "table" and type(r.step2) ~= "table" then
+    return ask(ctx, { step1 = { method = "elicitation/create", params = { message = "Step 1: What is your name?",
+      requestedSchema = { type = "object", properties = { name = { type = "string" } }, required = arr({ "name" }) } } } },
+      seal(name, 1))
+  end
+  local round, why = opened(ctx.request_state, name)
+  if not round then return bad_state(why) end
+  if round == 1 and type(r.step1) == "table" then
+    return ask(ctx, { step2 = { method = "elicitation/create", params = { message = "Step 2: What is your favorite color?",
+      requestedSchema = { type = "object", properties = { color = { type = "string" } }, required = arr({ "color" }) } } } },
+      seal(name, 2))
+  end
+  if round == 2 and type(r.step2) == "table" then return text("Both steps completed") end
+  return bad_state("inputResponses do not answer round " .. tostring(round))
+end)
+
+mrtr_tool("test_input_required_result_tampered_state", "Refuses a requestState that was altered", function(_, ctx)
+  local name = "test_input_required_result_tampered_state"
+  if ctx.input_responses == nil then
+    return ask(ctx, { confirm = { method = "elicitation/create", params = { message = "Please confirm",
+      requestedSchema = { type = "object", properties = { ok = { type = "boolean" } } } } } }, seal(name, 1))
+  end
+  local round, why = opened(ctx.request_state, name)
+  if round ~= 1 then return bad_state(why or "requestState is from another round") end
+  return text("state intact")
+end)
+
+mrtr_tool("test_input_required_result_capabilities", "Asks only for what the client declared", function(_, ctx)
+  local caps = ctx:client_capabilities()
+  local requests, any = {}, false
+  if caps.sampling ~= nil then requests.capital_question, any = SAMPLE, true end
+  if caps.elicitation ~= nil then requests.user_name, any = ELICIT_NAME, true end
+  if caps.roots ~= nil then requests.client_roots, any = ROOTS, true end
+  if ctx.input_responses ~= nil or not any then return text("capabilities respected") end
+  return ctx:input_required(requests)
+end)
+
+s:prompt({ name = "test_input_required_result_prompt", description = "A prompt that asks for context first",
+  get = function(_, ctx)
+    if not (ctx and ctx.modern) then
+      return { messages = arr({ { role = "user", content = { type = "text", text = "No context (2025 client)." } } }) }
+    end
+    local r, err = answers(ctx, { "user_context" })
+    if err then return nil, err end
+    if not r then
+      return ask(ctx, { user_context = { method = "elicitation/create", params = {
+        message = "What context should the prompt use?", requestedSchema = { type = "object",
+          properties = { context = { type = "string" } }, required = arr({ "context" }) } } } })
+    end
+    local c = type(r.user_context.content) == "table" and r.user_context.content.context or "none"
+    return { messages = arr({ { role = "user", content = { type = "text", text = "Context: " .. tostring(c) } } }) }
+  end })
 
 local function contents(uri, mime, field, value)
   return { contents = arr({ { uri = uri, mimeType = mime, [field] = value } }) }

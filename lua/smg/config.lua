@@ -95,6 +95,10 @@ local server_schema = obj({
   oauth_config = { type = "object", unknown = "allow" },
   -- smg's own keys
   sharing = str("shared", { enum = { "shared", "per_session" } }),
+  -- The MCP revision spoken to this server: "auto" (stdio: a server/discover probe, then
+  -- initialize if it is not a 2026-07-28 server; HTTP: 2025 until detection is built),
+  -- "legacy" (2025-11-25 and older: initialize), "modern" (2026-07-28 only).
+  era = str("auto", { enum = { "auto", "legacy", "modern" } }),
   -- Confinement of a stdio server (runtime/sandbox.c); absent: none.
   sandbox = { type = "object", unknown = "error", fields = {
     enabled = bool(true), -- the seed's Docker sandbox has it; false means no sandbox

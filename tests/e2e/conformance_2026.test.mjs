@@ -1,12 +1,13 @@
 // The official conformance suite at its 2026-07-28 pin (@modelcontextprotocol/conformance
 // 0.2.0-alpha.12, installed as `conformance-next`) against `smg serve` in passthrough in
-// front of the Lua conformance fixture (a 2025-11-25 server): the frozen requirement sets
-// of both revisions. 2026-07-28 requests are served statelessly by smg (server/discover,
-// per-request _meta and headers, the revision's errors and statuses, resultType, caching
-// hints, subscriptions/listen) and translated for the 2025 upstream. The MRTR scenarios
-// (input_required) need the upstream's sampling/elicitation/roots requests turned into
-// input_required results, which is not built yet: they are listed as expected failures,
-// so that any other regression fails the run and a fixed one is noticed.
+// front of the Lua conformance fixture (examples/servers/conformance.lua, a dual-era
+// server): the frozen requirement sets of both revisions.
+//  - 2026-07-28 with the fixture detected as a 2026 server (era "auto"): all 37 required
+//    scenarios, input_required and its requestState passed through unchanged;
+//  - 2025-11-25 with the fixture spoken to in 2025 (era "legacy"): 0 failures;
+//  - 2026-07-28 with the fixture spoken to in 2025 (translation): every scenario but the
+//    input_required ones, whose answers name keys only the server can choose (a gateway
+//    turning a 2025 server's elicitation into input_required cannot produce "user_name").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,8 +17,8 @@ import { ROOT, FIXTURES, startSmg } from './helpers.mjs';
 const NODE22 = join(ROOT, 'tests/node_modules/.bin/node');
 const CONFORMANCE = join(ROOT, 'tests/node_modules/conformance-next/dist/index.js');
 
-// Required 2026-07-28 scenarios smg cannot pass yet (input_required translation).
-const EXPECTED_2026 = [
+// Required 2026-07-28 scenarios a 2025 upstream cannot serve (see above).
+const EXPECTED_2026_TRANSLATED = [
   'input-required-result-basic-elicitation', 'input-required-result-basic-sampling',
   'input-required-result-basic-list-roots', 'input-required-result-request-state',
   'input-required-result-multiple-input-requests', 'input-required-result-multi-round',
@@ -49,20 +50,38 @@ function required(out) {
 
 const UNSCORED = /^(tasks-|json-schema-2020-12|http-header-validation|http-custom-header-server-validation|server-session-lifecycle|server-sse-polling)/;
 
-test('conformance 2026-07-28 and 2025-11-25 requirement sets: passthrough in front of a stdio upstream',
+async function requiredFailing(config, requirements) {
+  const gw = await startSmg(join(FIXTURES, config));
+  try {
+    const verdicts = required((await run(gw.url, requirements)).out);
+    const names = Object.keys(verdicts).filter((n) => !UNSCORED.test(n));
+    return { names, failing: names.filter((n) => !verdicts[n]).sort() };
+  } finally {
+    await gw.stop();
+  }
+}
+
+test('conformance 2026-07-28, a 2026 upstream: all 37 required scenarios', { timeout: 600000 }, async () => {
+  const { names, failing } = await requiredFailing('conformance-stdio-2026.json', '2026-07-28');
+  assert.equal(names.length, 37, `37 required scenarios ran: ${names.join(', ')}`);
+  assert.deepEqual(failing, []);
+});
+
+test('conformance 2026-07-28, a 2025 upstream (translation): all but the input_required scenarios',
   { timeout: 600000 }, async () => {
-    const gw = await startSmg(join(FIXTURES, 'conformance-stdio.json'));
-    try {
-      const modern = required((await run(gw.url, '2026-07-28')).out);
-      const names = Object.keys(modern).filter((n) => !UNSCORED.test(n));
-      assert.equal(names.length, 37, `37 required scenarios ran: ${names.join(', ')}`);
-      const failing = names.filter((n) => !modern[n]);
-      assert.deepEqual(failing.sort(), [...EXPECTED_2026].sort(), 'only the input_required scenarios fail');
-      const { out } = await run(gw.url, '2025-11-25');
-      const m = out.match(/Total: (\d+) passed, (\d+) failed/);
-      assert.ok(m, out.slice(-3000));
-      assert.equal(Number(m[2]), 0, `2025-11-25 requirement set:\n${out.slice(-3000)}`);
-    } finally {
-      await gw.stop();
-    }
+    const { names, failing } = await requiredFailing('conformance-stdio.json', '2026-07-28');
+    assert.equal(names.length, 37);
+    assert.deepEqual(failing, [...EXPECTED_2026_TRANSLATED].sort());
   });
+
+test('conformance 2025-11-25 requirement set: 0 failures', { timeout: 600000 }, async () => {
+  const gw = await startSmg(join(FIXTURES, 'conformance-stdio.json'));
+  try {
+    const { out } = await run(gw.url, '2025-11-25');
+    const m = out.match(/Total: (\d+) passed, (\d+) failed/);
+    assert.ok(m, out.slice(-3000));
+    assert.equal(Number(m[2]), 0, `2025-11-25 requirement set:\n${out.slice(-3000)}`);
+  } finally {
+    await gw.stop();
+  }
+});

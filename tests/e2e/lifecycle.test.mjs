@@ -26,7 +26,7 @@ test('SIGTERM drains an in-flight call, then stops every child', async () => {
 
 test('a child that ignores stdin EOF and SIGTERM is killed', async () => {
   // A shell that traps TERM and never reads stdin: only SIGKILL ends it.
-  const stubborn = { server_name: 'stubborn', config: { command: '/bin/sh',
+  const stubborn = { server_name: 'stubborn', era: 'legacy', config: { command: '/bin/sh',
     args: ['-c', 'trap "" TERM; echo "{\\"jsonrpc\\":\\"2.0\\",\\"id\\":1,\\"result\\":{\\"protocolVersion\\":\\"2025-06-18\\",\\"capabilities\\":{},\\"serverInfo\\":{\\"name\\":\\"s\\",\\"version\\":\\"1\\"}}}"; while true; do sleep 0.1; done'] } };
   const gw = await startSmg(writeConfig(gatewayConfig([stubborn], { mode: 'aggregate', shutdown_grace: 0 })));
   await sleep(300);

@@ -19,8 +19,10 @@ const V = '2026-07-28';
 const META = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} };
 
 function config() {
+  const conf26 = { server_name: 'conf26', config: { command: SMG, args: ['run', CONFORMANCE],
+    env: { SMG_FIXTURE_ERA: 'modern' } } };
   return writeConfig({
-    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE)] } },
+    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE), conf26] } },
     gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' },
   });
 }
@@ -77,6 +79,44 @@ test('the v1 client on the same endpoint keeps the 2025 rules', async () => {
     const r = await client.callTool({ name: 'echo__echo', arguments: { message: 'legacy' } });
     assert.match(r.content[0].text, /legacy/);
     assert.ok(!('resultType' in r), 'no 2026 fields on a 2025 session');
+    await client.close();
+  });
+});
+
+test('a 2025 client in front of a 2026 upstream: input_required becomes real requests to the client', async () => {
+  await withGateway(config(), async (gw) => {
+    for (let i = 0; i < 50 && !/upstream conf26 ready .*2026-07-28 only/.test(gw.logs()); i++) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const client = new V1Client({ name: 'v1-mrtr', version: '1.0.0' },
+      { capabilities: { sampling: {}, elicitation: {}, roots: {} } });
+    const asked = [];
+    const { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      asked.push('sampling');
+      return { role: 'assistant', content: { type: 'text', text: 'Paris' }, model: 'm', stopReason: 'endTurn' };
+    });
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params.message);
+      return { action: 'accept', content: { name: 'Ada', color: 'blue' } };
+    });
+    client.setRequestHandler(ListRootsRequestSchema, async () => {
+      asked.push('roots');
+      return { roots: [{ uri: 'file:///work', name: 'work' }] };
+    });
+    await client.connect(new V1Transport(new URL(gw.url)));
+    let r = await client.callTool({ name: 'conf26__test_input_required_result_sampling', arguments: {} });
+    assert.match(r.content[0].text, /Sampling response: Paris/);
+    r = await client.callTool({ name: 'conf26__test_input_required_result_multi_round', arguments: {} });
+    assert.match(r.content[0].text, /Both steps completed/);
+    r = await client.callTool({ name: 'conf26__test_input_required_result_multiple_inputs', arguments: {} });
+    assert.match(r.content[0].text, /Received all inputs/);
+    assert.ok(!('resultType' in r));
+    assert.deepEqual(asked.slice(0, 3), ['sampling', 'Step 1: What is your name?', 'Step 2: What is your favorite color?']);
+    assert.ok(asked.includes('roots'));
+    // A 2025-style handler (ctx:request) on the 2026-only server: re-executed per round.
+    r = await client.callTool({ name: 'conf26__test_sampling', arguments: { prompt: 'capital?' } });
+    assert.match(r.content[0].text, /LLM response: Paris/);
     await client.close();
   });
 });

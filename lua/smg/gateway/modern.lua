@@ -54,7 +54,11 @@ function M.finish(gw, session, call, method, res, err)
     if err and err.code == rpc.RESOURCE_NOT_FOUND then err.code = rpc.INVALID_PARAMS end -- moved in 2026
     return nil, err
   end
-  return modern.finish(method, res, gw.pipeline:gateway_info(), hints(gw))
+  -- In aggregate and meta modes the gateway is the server the client sees; in passthrough,
+  -- the upstream (whose own serverInfo, when it is a 2026 server, is kept).
+  local info = gw.pipeline:gateway_info()
+  if gw.mode ~= "passthrough" and type(res._meta) == "table" then res._meta[modern.META_SERVER_INFO] = info end
+  return modern.finish(method, res, info, hints(gw))
 end
 
 return M

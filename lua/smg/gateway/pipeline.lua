@@ -105,13 +105,59 @@ local function blocked_answer(self, spec, method, b, call)
     violations = json.array(b.violations) } }
 end
 
+-- A 2026 upstream's input_required, for a client that cannot take one (a 2025 session):
+-- each input request becomes a real request to the client (through the same guardrails
+-- and capability checks as a 2025 upstream's), and the call is retried with the answers
+-- and the upstream's requestState, for at most MAX_ROUNDS rounds.
+local MAX_ROUNDS = 8
+
+local function fulfil(self, up, res, call)
+  local responses = {}
+  for key, req in pairs(type(res.inputRequests) == "table" and res.inputRequests or {}) do
+    if type(req) ~= "table" or type(req.method) ~= "string" or not Client.FORWARDED_REQUESTS[req.method] then
+      return rpc.fail(rpc.INTERNAL_ERROR, ("upstream %s asked for input the gateway cannot relay (%s)"):format(up.name,
+        tostring(type(req) == "table" and req.method)))
+    end
+    local answer, err = self.events:request(up, req.method, type(req.params) == "table" and req.params or {}, call)
+    if answer == nil then return nil, err end
+    responses[key] = answer
+  end
+  return responses
+end
+
+local function call_translating(self, session, up, method, params, opts)
+  local res, err = up:call(method, params, opts)
+  local rounds = 0
+  while res ~= nil and type(res) == "table" and res.resultType == "input_required" and not session.stateless do
+    rounds = rounds + 1
+    if rounds > MAX_ROUNDS or opts.call.cancelled then
+      return rpc.fail(rpc.INTERNAL_ERROR, ("upstream %s kept asking for input (%d rounds)"):format(up.name, MAX_ROUNDS))
+    end
+    local responses, ferr = fulfil(self, up, res, opts.call)
+    if not responses then return nil, ferr end
+    local retry = {}
+    for k, v in pairs(params) do retry[k] = v end
+    retry.inputResponses, retry.requestState = responses, res.requestState
+    res, err = up:call(method, retry, opts)
+  end
+  if res ~= nil and not session.stateless and type(res) == "table" and res.resultType == "complete" then
+    res.resultType = nil -- a 2026 field a 2025 client does not know
+  end
+  return res, err
+end
+
 -- Sends one request with its budget, and runs what came back through s2c:result or
 -- s2c:error. Returns result | nil, err.
 function Pipeline:send(session, spec, up, method, params, call)
   local gw = self.gw
   local budget, category = Budgets.of(gw.timeouts, method)
   local t0 = smg.monotime()
-  local res, err = up:call(method, params, { timeout = budget, call = call })
+  local res, err
+  if call and session then
+    res, err = call_translating(self, session, up, method, params, { timeout = budget, call = call })
+  else
+    res, err = up:call(method, params, { timeout = budget, call = call })
+  end
   local timed_out = err and type(err.data) == "table" and err.data.reason == "timeout"
   gw.budgets:record(gw.timeouts, category, smg.monotime() - t0, budget, timed_out)
   local set = gw.plugins

@@ -53,6 +53,7 @@ function Session.new(host, transport, id, attrs)
     stateless = false,         -- a 2026-07-28 request's (Session.new_stateless)
     listening = false,         -- a listen stream's { id, filter } (Session:listen)
     home = false,              -- an identity's home: owns per_session upstreams for 2026 requests
+    log_level_name = nil,      -- a 2026 request's _meta logLevel (forwarded to 2026 upstreams)
   }, Session)
 end
 
@@ -67,6 +68,7 @@ function Session.new_stateless(host, ctx, attrs)
   s.protocol_version = ctx.version
   s.client_caps, s.client_info = ctx.caps, ctx.info
   s.log_level = LOG_LEVELS[ctx.log_level or ""] or math.huge
+  s.log_level_name = ctx.log_level
   return s
 end
 

@@ -19,6 +19,7 @@ local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
 local version = require "smg.mcp.version"
+local modern = require "smg.mcp.modern"
 local Legacy = require "smg.upstream.sse_legacy"
 local limits = require "smg.limits"
 local json = smg.json
@@ -153,6 +154,15 @@ function Client:notify(method, params)
   return self.transport:send(line, nil)
 end
 
+-- Whether a DiscoverResult also offers a 2025 revision: such a dual-era server is also
+-- initialized, and each request goes in its caller's era (no translation needed).
+local function offers_legacy(disc)
+  for _, v in ipairs(disc.supportedVersions) do
+    if version.supported(v) then return true end
+  end
+  return false
+end
+
 local function client_capabilities(self)
   local caps = {}
   for k, v in pairs(self.client_capabilities) do caps[k] = v end
@@ -171,6 +181,14 @@ function Client:start()
     for _ = 1, 2 do
       local res, e, status
       local ok, oerr = self.transport:open()
+      self.modern, self.dual = false, false
+      local disc = ok and self:_probe(attempt)
+      if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
+      if disc and not offers_legacy(disc) then return self:_ready_modern(attempt, disc) end
+      if disc then self.modern, self.dual = true, true end
+      if ok and not disc and self.spec.era == "modern" then
+        ok, oerr = false, "it does not speak 2026-07-28 (era \"modern\" is configured)"
+      end
       if ok then
         local t = self.timeouts and self.timeouts.discovery_timeout or 20
         res, e = raw_call(self, "initialize", {
@@ -186,9 +204,9 @@ function Client:start()
           self.state = "ready"
           self.backoff = 0.25
           self.last_error = nil
-          log.info(("upstream %s ready (%s %s, protocol %s)"):format(self.name,
+          log.info(("upstream %s ready (%s %s, protocol %s%s)"):format(self.name,
             tostring(res.serverInfo and res.serverInfo.name), tostring(res.serverInfo and res.serverInfo.version),
-            res.protocolVersion))
+            res.protocolVersion, self.dual and (" and " .. modern.VERSION) or ""))
           attempt:set(true)
           self.events:ready(self)
           return
@@ -212,6 +230,95 @@ function Client:start()
     self.transport:close()
     self:_down(tostring(err))
   end)
+end
+
+-- The era probe (2026-07-28 over stdio: server/discover before anything else). Returns
+-- the DiscoverResult of a server that speaks 2026-07-28, else nil (it refused the probe,
+-- or stayed silent for PROBE_TIMEOUT).
+local PROBE_TIMEOUT = 2
+
+function Client:_probe(attempt)
+  local era = self.spec.era or "auto"
+  if era == "legacy" or (era == "auto" and self.spec.config.url) then return nil end
+  local t = era == "modern" and (self.timeouts and self.timeouts.discovery_timeout or 20) or PROBE_TIMEOUT
+  local res = raw_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
+  if self.attempt ~= attempt or not (type(res) == "table" and type(res.supportedVersions) == "table") then return nil end
+  for _, v in ipairs(res.supportedVersions) do
+    if v == modern.VERSION then return res end
+  end
+  return nil
+end
+
+-- A 2026-only server: ready without initialize, spoken to statelessly.
+function Client:_ready_modern(attempt, disc)
+  self.modern, self.dual = true, false
+  local meta = type(disc._meta) == "table" and disc._meta or {}
+  self.init = { protocolVersion = modern.VERSION, capabilities = disc.capabilities or {},
+    serverInfo = meta[modern.META_SERVER_INFO] or disc.serverInfo, instructions = disc.instructions }
+  self.transport:initialized(self.init)
+  self.state, self.backoff, self.last_error = "ready", 0.25, nil
+  log.info(("upstream %s ready (%s %s, protocol %s only)"):format(self.name,
+    tostring(self.init.serverInfo and self.init.serverInfo.name), tostring(self.init.serverInfo and
+    self.init.serverInfo.version), modern.VERSION))
+  self:_listen()
+  attempt:set(true)
+  self.events:ready(self)
+end
+
+-- A 2026 upstream tells of list changes only on a listen stream: one for everything its
+-- capabilities can change, for as long as the process lives (not a pending call: it never
+-- ends, and must not count as one in flight).
+function Client:_listen()
+  local caps = self.init.capabilities
+  local filter = { toolsListChanged = caps.tools and caps.tools.listChanged or nil,
+    promptsListChanged = caps.prompts and caps.prompts.listChanged or nil,
+    resourcesListChanged = caps.resources and caps.resources.listChanged or nil }
+  if next(filter) == nil then return end
+  self.next_id = self.next_id + 1
+  self.transport:send(json.encode({ jsonrpc = "2.0", id = self.next_id, method = "subscriptions/listen",
+    params = { notifications = filter, _meta = self:_modern_meta(nil) } }), nil)
+end
+
+-- The per-request _meta of a 2026 request on behalf of `call`: its client's version-free
+-- capabilities (a 2026 client's are forwarded as declared) and log level.
+function Client:_modern_meta(call)
+  local session = call and call.session
+  local meta = { [modern.META_VERSION] = modern.VERSION, [modern.META_INFO] = CLIENT_INFO,
+    [modern.META_CAPS] = session and session.client_caps or self.client_capabilities or {} }
+  if session and session.stateless then
+    meta[modern.META_LOG_LEVEL] = session.log_level_name
+  elseif session then
+    -- A 2025 client gets every log message until it sets a level; the session filters.
+    meta[modern.META_LOG_LEVEL] = "debug"
+  end
+  return meta
+end
+
+-- Whether a request on behalf of `call` goes in 2026-07-28: always to a 2026-only server;
+-- to a dual-era one when its caller is a 2026 request.
+function Client:_modern_for(call)
+  if not self.modern then return false end
+  if not self.dual then return true end
+  return call ~= nil and call.session ~= nil and call.session.stateless == true
+end
+
+-- The params as the request's era wants them: a 2026 request gets the per-request _meta;
+-- a 2025 one never carries 2026 protocol keys (a dual-era server would take them for a
+-- 2026 request).
+function Client:_era_params(params, call)
+  local meta = type(params) == "table" and params._meta
+  local as_modern = self:_modern_for(call)
+  if not as_modern and type(meta) ~= "table" then return params end
+  local p, m = {}, {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  for k, v in pairs(type(meta) == "table" and meta or {}) do
+    if type(k) ~= "string" or k:sub(1, 24) ~= "io.modelcontextprotocol/" then m[k] = v end
+  end
+  if as_modern then
+    for k, v in pairs(self:_modern_meta(call)) do m[k] = v end
+  end
+  p._meta = next(m) and m or nil
+  return p
 end
 
 -- Waits until ready, starting the upstream if needed. A call that arrives during a
@@ -253,6 +360,7 @@ function Client:call(method, params, opts)
   end
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
+  params = self:_era_params(params, opts.call)
   local res, e = raw_call(self, method, params, opts, left, timeout)
   if not res then self.stats.errors = self.stats.errors + 1 end
   return res, e
