@@ -31,8 +31,10 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # Opens an MCP session with a real initialize; prints the session id (may be empty).
+# With MODERN=1 (2026-07-28, stateless) there is none to open.
 open_session() {
   local url=$1
+  [ "${MODERN:-}" = 1 ] && return 0
   local sid
   sid=$(curl -s -D - -o /dev/null -X POST "$url" -H 'Content-Type: application/json' \
     -H 'Accept: application/json, text/event-stream' ${apikey:+-H "apikey: $apikey"} \
@@ -46,6 +48,13 @@ open_session() {
 # Checks one call answers correctly, so the load measures real work.
 check_call() {
   local url=$1 sid=$2
+  if [ "${MODERN:-}" = 1 ]; then
+    curl -s -X POST "$url" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+      -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo' \
+      -d '{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+      | grep -q '"hello"'
+    return
+  fi
   curl -s -X POST "$url" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
     ${apikey:+-H "apikey: $apikey"} ${sid:+-H "Mcp-Session-Id: $sid"} -H 'MCP-Protocol-Version: 2025-06-18' \
     -d '{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}' | grep -q '"hello"'
@@ -55,7 +64,7 @@ check_call() {
 load() {
   local url=$1 c=$2 sid=$3
   local out
-  out=$(MCP_SESSION=$sid MCP_APIKEY=$apikey wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/mcp_call.lua "$url" 2>&1)
+  out=$(MCP_MODERN=${MODERN:-0} MCP_SESSION=$sid MCP_APIKEY=$apikey wrk -t1 -c"$c" -d"${secs}s" --latency -s bench/mcp_call.lua "$url" 2>&1)
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -138,6 +147,7 @@ CFG
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 bench_smg "smg (passthrough)" "" ""
+MODERN=1 bench_smg "smg (passthrough, 2026)" "" ""
 input='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection", "tool_scan"],
   "block": ["injection_attack", "tool_poisoning", "tool_changed"] }'
 output='{ "enabled": true, "policy_name": "default", "guardrails": ["pii", "injection"],

@@ -62,8 +62,17 @@ local tool_guardrails_policy = obj({
 }, { unknown = "allow" })
 
 local server_schema = obj({
-  server_name = str(nil, { required = true, pattern = "^[%w_%-%.]+$",
-    pattern_desc = "letters, digits, '_', '-' and '.'" }),
+  -- The server name prefixes its tools and prompts in aggregate mode ("github__create_issue"),
+  -- so it must keep them valid where clients send them on: the model APIs' function names
+  -- (letters, digits, '_' and '-', at most 64 or 128 characters) are stricter than MCP's
+  -- rule, and a dot is not among them.
+  server_name = str(nil, { required = true, pattern = "^[%w_%-]+$",
+    pattern_desc = "letters, digits, '_' and '-' (no '.': the prefixed tool names must stay valid model-API function names)",
+    check = function(v)
+      if type(v) == "string" and #v > 48 then
+        return "at most 48 characters (the prefixed tool names must stay within 64)"
+      end
+    end }),
   description = str(""),
   config = obj({
     command = str(nil),
@@ -191,6 +200,9 @@ M.schema = obj({
     path = str("/mcp", { pattern = "^/" }),
     mode = str("meta", { enum = { "meta", "aggregate", "passthrough" } }),
     tool_prefix = str("enkrypt_", { pattern = "^[%w_%-%.]*$" }),
+    -- Two servers listing one resource URI (aggregate mode): "first" in config order
+    -- serves it, or "refuse": nobody does (router/aggregate.lua).
+    resource_collisions = str("first", { enum = { "first", "refuse" } }),
     separator = str("__", { pattern = "^[%w_%-%.]+$" }),
     mcp_config_id = str(nil),
     passthrough_server = str(nil),

@@ -186,6 +186,11 @@ test('config commands: configs, servers, policies, export and import, settings',
   assert.equal(r.status, 1);
   assert.match(r.stderr, /refused: the change would make the config invalid: .*server_name/);
   assert.equal(readFileSync(cfg, 'utf8'), before);
+  for (const name of ['my.server', 'x'.repeat(49)]) {
+    r = run(cfg, 'config', 'add-server', '--config-name', 'work', '--server-name', name, '--server-command', 'x');
+    assert.equal(r.status, 1, name);
+    assert.match(r.stderr, /server_name: .*(no '\.'|at most 48)/);
+  }
   // Malformed flag values are usage errors (2), and nothing is written.
   for (const bad of [['--env', 'notjson'], ['--args', '["a"'], ['--tools', 'x'], ['--env', '[1]']]) {
     r = run(cfg, 'config', 'add-server', '--config-name', 'work', '--server-name', 'two', '--server-command', 'x', ...bad);

@@ -18,12 +18,12 @@ const CONFORMANCE = join(ROOT, 'examples/servers/conformance.lua');
 const V = '2026-07-28';
 const META = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} };
 
-function config() {
+function config(gateway = {}) {
   const conf26 = { server_name: 'conf26', config: { command: SMG, args: ['run', CONFORMANCE],
     env: { SMG_FIXTURE_ERA: 'modern' } } };
   return writeConfig({
     mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE), conf26] } },
-    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c', ...gateway },
   });
 }
 
@@ -121,6 +121,29 @@ test('a 2025 client in front of a 2026 upstream: input_required becomes real req
   });
 });
 
+test('aggregate: a resource URI two servers list is served by the first, or refused', async () => {
+  await withGateway(config(), async (gw) => {
+    const client = new V1Client({ name: 'v1-res', version: '1.0.0' });
+    await client.connect(new V1Transport(new URL(gw.url)));
+    const { resources } = await client.listResources();
+    const uris = resources.map((r) => r.uri);
+    assert.equal(uris.filter((u) => u === 'test://static-text').length, 1, 'listed once');
+    assert.equal(new Set(uris).size, uris.length, 'no duplicates');
+    const read = await client.readResource({ uri: 'test://static-text' });
+    assert.match(read.contents[0].text, /static text resource/);
+    await client.close();
+    assert.match(gw.logs(), /resource test:\/\/static-text is listed by conf and conf26: served by conf/);
+  });
+  await withGateway(config({ resource_collisions: 'refuse' }), async (gw) => {
+    const client = new V1Client({ name: 'v1-res', version: '1.0.0' });
+    await client.connect(new V1Transport(new URL(gw.url)));
+    const { resources } = await client.listResources();
+    assert.ok(!resources.some((r) => r.uri === 'test://static-text'));
+    await assert.rejects(client.readResource({ uri: 'test://static-text' }), /several servers \(conf, conf26\)/);
+    await client.close();
+  });
+});
+
 test('raw 2026-07-28: validation, errors and statuses, discover, 405, listen', async () => {
   await withGateway(config(), async (gw) => {
     const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo__echo', arguments: { message: 'x' },
@@ -128,7 +151,6 @@ test('raw 2026-07-28: validation, errors and statuses, discover, 405, listen', a
     let r = await post(gw.url, call, H('tools/call', 'echo__echo'));
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.result.resultType, 'complete');
-    assert.equal(r.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'smg');
     assert.equal(r.headers.get('mcp-session-id'), null);
     // Mcp-Name that disagrees with the body: -32020, 400, the request's id.
     r = await post(gw.url, call, H('tools/call', 'echo__other'));
@@ -154,6 +176,7 @@ test('raw 2026-07-28: validation, errors and statuses, discover, 405, listen', a
     r = await post(gw.url, { jsonrpc: '2.0', id: 10, method: 'server/discover', params: { _meta: META } },
       H('server/discover'));
     assert.deepEqual(r.json.result.supportedVersions.slice(0, 2), [V, '2025-11-25']);
+    assert.equal(r.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'smg', 'the gateway, in aggregate mode');
     assert.ok(r.json.result.capabilities.tools);
     assert.equal(typeof r.json.result.ttlMs, 'number');
     assert.ok(['public', 'private'].includes(r.json.result.cacheScope));

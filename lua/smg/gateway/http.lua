@@ -266,7 +266,7 @@ local function handle_modern(gw, req, msg, kind, identity)
     -- Modern notifications (notifications/cancelled is stdio-only): accepted, nothing to do.
     return respond(req, 202, "")
   end
-  local ctx, refused = modern.check(msg, function(name) return req:header(name) end)
+  local ctx, refused = modern.check(msg, req)
   if not ctx then
     log.debug(("modern request refused: %s"):format(refused.message))
     return respond(req, refused.status, rpc.error(msg.id, refused.code, refused.message, refused.data))
@@ -288,6 +288,7 @@ local function handle_modern(gw, req, msg, kind, identity)
   stream.status_of = modern.status_of
   stream.traceparent = req:header("traceparent")
   if listen then
+    session:listen(msg.id, type(msg.params) == "table" and msg.params.notifications or nil)
     gw:add_session(session)
     listening[req] = session
     session.get_streams[1] = stream

@@ -189,7 +189,7 @@ function Gateway:route(session, method, params, call)
   end
   if session.stateless then
     if method == "server/discover" then return modern_gw.discover(self, session, params) end
-    if method == "subscriptions/listen" then return modern_gw.listen(self, session, params, call) end
+    if method == "subscriptions/listen" then return modern_gw.listen(self, session, params) end
   end
   local res, err = self.router.request(self.pipeline, session, method, params, call)
   if not res then self.stats.errors = self.stats.errors + 1 end

@@ -33,8 +33,8 @@ end
 -- subscriptions/listen: the acknowledgement first, then the notifications the filter asks
 -- for until the client closes the stream (the transport then removes the session). Never
 -- returns a result: the stream is the answer.
-function M.listen(gw, session, params, call)
-  session:listen(call.id, params.notifications)
+-- (The transport made the session a listen stream's, Session:listen, before registering it.)
+function M.listen(gw, session, params)
   session:notify("notifications/subscriptions/acknowledged", { notifications = params.notifications or {} }, nil)
   smg.log.debug(("listen stream %s open (%d session(s))"):format(tostring(session.id), gw.tenants.n))
   return nil, nil
@@ -43,8 +43,18 @@ end
 -- The caching hints the gateway can vouch for: nothing it relays from a 2025 upstream
 -- comes with a lifetime, so 0 (revalidate) unless the upstream gave one; private when
 -- what a client sees depends on who it is (auth on).
-local function hints(gw)
-  return { ttl_ms = 0, scope = gw.plugins.auth_enabled and "private" or "public" }
+local PRIVATE, PUBLIC = { ttl_ms = 0, scope = "private" }, { ttl_ms = 0, scope = "public" }
+local function hints(gw) return gw.plugins.auth_enabled and PRIVATE or PUBLIC end
+
+-- The gateway's identity in results, made once per config version (results only read it).
+local infos = setmetatable({}, { __mode = "k" })
+local function gateway_info(gw)
+  local info = infos[gw.cfg]
+  if not info then
+    info = gw.pipeline:gateway_info()
+    infos[gw.cfg] = info
+  end
+  return info
 end
 
 -- The result (or error) a modern request ends with.
@@ -56,8 +66,10 @@ function M.finish(gw, session, call, method, res, err)
   end
   -- In aggregate and meta modes the gateway is the server the client sees; in passthrough,
   -- the upstream (whose own serverInfo, when it is a 2026 server, is kept).
-  local info = gw.pipeline:gateway_info()
-  if gw.mode ~= "passthrough" and type(res._meta) == "table" then res._meta[modern.META_SERVER_INFO] = info end
+  local info = gateway_info(gw)
+  if gw.mode ~= "passthrough" and type(res._meta) == "table" and res._meta[modern.META_SERVER_INFO] then
+    res._meta[modern.META_SERVER_INFO] = info
+  end
   return modern.finish(method, res, info, hints(gw))
 end
 

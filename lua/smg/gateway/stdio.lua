@@ -53,6 +53,7 @@ local function handle_modern(gw, home, msg, kind, out)
   if listen then
     local limit, why = gw:session_refusal("stdio", nil)
     if limit then return out:send(rpc.error(msg.id, rpc.SERVER_ERROR, why)) end
+    session:listen(msg.id, type(msg.params) == "table" and msg.params.notifications or nil)
     gw:add_session(session)
     listens[tostring(msg.id)] = session
     session.get_streams[1] = out

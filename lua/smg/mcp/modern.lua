@@ -54,10 +54,10 @@ local function refusal(status, code, message, data)
   return { status = status, code = code, message = message, data = data }
 end
 
--- Validates a modern request. `headers`: a function(name) -> value for HTTP, nil for stdio.
+-- Validates a modern request. `http`: the HTTP request (its :header(name)), nil on stdio.
 -- Returns the request's context { version, caps, info, log_level } | nil, refusal
 -- { status, code, message, data }.
-function M.check(msg, headers)
+function M.check(msg, http)
   local meta = type(msg.params) == "table" and msg.params._meta
   if type(meta) ~= "table" or json.is_array(meta) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta with " .. M.META_VERSION .. " and "
@@ -70,8 +70,8 @@ function M.check(msg, headers)
   if type(caps) ~= "table" or (json.is_array(caps) and #caps > 0) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_CAPS .. " is required")
   end
-  if headers then
-    local hv = headers("mcp-protocol-version")
+  if http then
+    local hv = http:header("mcp-protocol-version")
     if hv ~= v then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: MCP-Protocol-Version %s, _meta says %s"):format(
         tostring(hv or "absent"), v))
@@ -81,15 +81,15 @@ function M.check(msg, headers)
     return nil, refusal(400, M.UNSUPPORTED_VERSION, "Unsupported protocol version: " .. v,
       { supported = version.ALL, requested = v })
   end
-  if headers then
-    local hm = headers("mcp-method")
+  if http then
+    local hm = http:header("mcp-method")
     if hm ~= msg.method then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Method %s, the body's method is %s"):format(
         tostring(hm or "absent"), msg.method))
     end
     local field = NAMED[msg.method]
     if field then
-      local want, hn = msg.params[field], headers("mcp-name")
+      local want, hn = msg.params[field], http:header("mcp-name")
       if type(want) == "string" and hn ~= want then
         return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Name %s, the body names %s"):format(
           tostring(hn or "absent"), want))
@@ -119,14 +119,18 @@ function M.missing_capability(cap)
 end
 
 -- What every modern result carries: resultType ("complete" unless the upstream said
--- otherwise: unknown values pass), the server's identity, and on cacheable results the
--- caching hints (`hints`: { ttl_ms, scope }, the most restrictive the gateway knows).
+-- otherwise: unknown values pass); server/discover's also the server's identity (a SHOULD
+-- the spec puts on responses; sent once there rather than on every call's result, which
+-- is the hot path), and cacheable results the caching hints (`hints`: { ttl_ms, scope },
+-- the most restrictive the gateway knows).
 function M.finish(method, res, server_info, hints)
   if type(res) ~= "table" then return res end
   if res.resultType == nil then res.resultType = "complete" end
-  local meta = type(res._meta) == "table" and res._meta or {}
-  if meta[M.META_SERVER_INFO] == nil then meta[M.META_SERVER_INFO] = server_info end
-  res._meta = meta
+  if method == "server/discover" then
+    local meta = type(res._meta) == "table" and res._meta or {}
+    if meta[M.META_SERVER_INFO] == nil then meta[M.META_SERVER_INFO] = server_info end
+    res._meta = meta
+  end
   if M.CACHEABLE[method] and res.resultType == "complete" then
     if type(res.ttlMs) ~= "number" or res.ttlMs > hints.ttl_ms then res.ttlMs = hints.ttl_ms end
     if res.cacheScope ~= "private" then res.cacheScope = hints.scope end

@@ -61,15 +61,23 @@ end
 -- subscriptions/listen stream. Initialized by construction, with the version, capabilities
 -- and log level the request's _meta carries (no log level: no log messages at all).
 -- ctx: what modern.check returned. attrs as Session.new, plus id (a listen session's).
+-- A request's session is made and dropped per request, so it carries only what one
+-- request uses: the tables a session fills over its life (streams, subscriptions, list
+-- coalescing, requests to the client) are one shared empty table, read-only, until
+-- Session:listen gives a listen stream's session its own.
+local NONE = setmetatable({}, { __newindex = function() error("a request's session holds no such state", 2) end })
+
 function Session.new_stateless(host, ctx, attrs)
-  local s = Session.new(host, "http", attrs.id, attrs)
-  s.stateless = true
-  s.initialized, s.ready = true, true
-  s.protocol_version = ctx.version
-  s.client_caps, s.client_info = ctx.caps, ctx.info
-  s.log_level = LOG_LEVELS[ctx.log_level or ""] or math.huge
-  s.log_level_name = ctx.log_level
-  return s
+  return setmetatable({
+    host = host, transport = "http", id = attrs.id,
+    initialized = true, ready = true, stateless = true, listening = false, home = false, closed = false,
+    protocol_version = ctx.version, client_caps = ctx.caps, client_info = ctx.info,
+    config_id = attrs.config_id, identity = attrs.identity, identity_key = attrs.identity_key, peer = attrs.peer,
+    log_level = LOG_LEVELS[ctx.log_level or ""] or math.huge, log_level_name = ctx.log_level,
+    inflight = {}, ninflight = 0, calls = 0, last_seen = 0,
+    outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
+    resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
+  }, Session)
 end
 
 -- Which notifications a listen stream asked for (its `notifications` filter).
@@ -87,6 +95,7 @@ function Session:listen(id, filter)
   end
   self.listening = { id = id, filter = filter }
   self.subscriptions = uris
+  self.get_streams, self.list_sent, self.list_pending, self.outbound = {}, {}, {}, {}
 end
 
 -- A listen stream's notifications: only the kinds it asked for, each tagged with its

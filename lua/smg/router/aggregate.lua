@@ -110,15 +110,57 @@ end
 
 local MAX_OWNED = 10000 -- URIs remembered per view: an upstream listing millions cannot grow this
 
+-- Resource URIs are not namespaced (clients fetch them, and other results name them), so
+-- two servers may list the same one. gateway.resource_collisions decides, the same way on
+-- every list (servers in config order, whatever order they answered in): "first" (the
+-- first server in the config owns it; the others' entry is not listed) or "refuse"
+-- (nobody's is listed and a read is refused naming the servers). Either way it is logged.
 local function list_resources(r, session)
   local o = owners_of(r, session)
-  return gather(r, session, "resources/list", function(_, spec, res)
-    if type(res.uri) == "string" and (o.uris[res.uri] or o.n_uris < MAX_OWNED) then
-      if not o.uris[res.uri] then o.n_uris = o.n_uris + 1 end
-      o.uris[res.uri] = spec.server_name
-    end
-    return named(r, spec, res)
+  local from = setmetatable({}, { __mode = "k" }) -- listed item -> its server
+  local merged = gather(r, session, "resources/list", function(_, spec, res)
+    if type(res.uri) ~= "string" then return nil end
+    local item = named(r, spec, res)
+    from[item] = spec.server_name
+    return item
   end)
+  local refuse = r:setting("resource_collisions") == "refuse"
+  local owner, clash = {}, {}
+  for _, item in ipairs(merged) do
+    local first = owner[item.uri]
+    if not first then
+      owner[item.uri] = from[item]
+    elseif first ~= from[item] then
+      clash[item.uri] = clash[item.uri] or { first }
+      table.insert(clash[item.uri], from[item])
+    end
+  end
+  local kept = json.array({})
+  for _, item in ipairs(merged) do
+    local servers = clash[item.uri]
+    if not servers then
+      kept[#kept + 1] = item
+    elseif not refuse and owner[item.uri] == from[item] then
+      kept[#kept + 1] = item
+    end
+  end
+  o.uris, o.n_uris, o.clashes = {}, 0, {}
+  for uri, name in pairs(owner) do
+    if o.n_uris < MAX_OWNED then
+      o.n_uris = o.n_uris + 1
+      if refuse and clash[uri] then o.uris[uri] = false else o.uris[uri] = name end
+    end
+  end
+  for uri, servers in pairs(clash) do
+    o.clashes[uri] = servers
+    if not o.warned or not o.warned[uri] then
+      o.warned = o.warned or {}
+      o.warned[uri] = true
+      log.warn(("resource %s is listed by %s: %s"):format(uri, table.concat(servers, " and "),
+        refuse and "refused (gateway.resource_collisions = \"refuse\")" or ("served by " .. servers[1])))
+    end
+  end
+  return kept
 end
 
 local function list_templates(r, session)
@@ -139,6 +181,7 @@ local function owner_of(r, session, uri)
   if type(uri) ~= "string" then return nil end
   local o = owners_of(r, session)
   local name = o.uris[uri]
+  if name == false then return nil, o.clashes and o.clashes[uri] end -- a refused collision
   if not name then
     for _, t in ipairs(o.templates) do
       if names.template_match(t.pattern, uri) then
@@ -151,8 +194,8 @@ local function owner_of(r, session, uri)
 end
 
 local function find_owner(r, session, uri)
-  local spec = owner_of(r, session, uri)
-  if spec then return spec end
+  local spec, clash = owner_of(r, session, uri)
+  if spec or clash then return spec, clash end
   -- Not seen yet: build the lists once, then look again.
   list_resources(r, session)
   list_templates(r, session)
@@ -187,7 +230,11 @@ handlers["resources/templates/list"] = function(r, session) return { resourceTem
 
 local function by_uri(method)
   return function(r, session, params, call)
-    local spec = find_owner(r, session, params.uri)
+    local spec, clash = find_owner(r, session, params.uri)
+    if clash then
+      return rpc.fail(rpc.INVALID_PARAMS, ("Resource %s is served by several servers (%s) and the gateway refuses to "
+        .. "choose"):format(tostring(params.uri), table.concat(clash, ", ")), { uri = params.uri, servers = json.array(clash) })
+    end
     if not spec then return rpc.fail(rpc.RESOURCE_NOT_FOUND, "Resource not found", { uri = params.uri }) end
     if method == "resources/subscribe" then session.subscriptions[params.uri] = true end
     if method == "resources/unsubscribe" then session.subscriptions[params.uri] = nil end
