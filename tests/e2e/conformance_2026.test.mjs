@@ -4,6 +4,8 @@
 // server): the frozen requirement sets of both revisions.
 //  - 2026-07-28 with the fixture detected as a 2026 server (era "auto"): all 37 required
 //    scenarios, input_required and its requestState passed through unchanged;
+//  - the same with the fixture behind a second smg over Streamable HTTP (2026 requests
+//    carry their standard headers and no session upstream);
 //  - 2025-11-25 with the fixture spoken to in 2025 (era "legacy"): 0 failures;
 //  - 2026-07-28 with the fixture spoken to in 2025 (translation): every scenario but the
 //    input_required ones, whose answers name keys only the server can choose (a gateway
@@ -66,6 +68,22 @@ test('conformance 2026-07-28, a 2026 upstream: all 37 required scenarios', { tim
   assert.equal(names.length, 37, `37 required scenarios ran: ${names.join(', ')}`);
   assert.deepEqual(failing, []);
 });
+
+test('conformance 2026-07-28, a 2026 upstream over Streamable HTTP (smg in front of smg): all 37',
+  { timeout: 600000 }, async () => {
+    const back = await startSmg(join(FIXTURES, 'conformance-stdio-2026.json'));
+    const front = await startSmg(join(FIXTURES, 'conformance-http.json'), { env: { SMG_UPSTREAM_URL: back.url } });
+    try {
+      const verdicts = required((await run(front.url, '2026-07-28')).out);
+      const names = Object.keys(verdicts).filter((n) => !UNSCORED.test(n));
+      assert.equal(names.length, 37);
+      assert.deepEqual(names.filter((n) => !verdicts[n]), []);
+      assert.match(front.logs(), /upstream conformance ready .*2026-07-28/);
+    } finally {
+      await front.stop();
+      await back.stop();
+    }
+  });
 
 test('conformance 2026-07-28, a 2025 upstream (translation): all but the input_required scenarios',
   { timeout: 600000 }, async () => {

@@ -97,6 +97,12 @@ local function raw_call(self, method, params, opts, timeout, budget)
   self.next_id = self.next_id + 1
   local id = self.next_id
   local entry = { id = id, method = method, future = async.future(), opts = opts or {}, started = smg.monotime() }
+  local m26 = type(params) == "table" and params._meta
+  if type(m26) == "table" and m26[modern.META_VERSION] ~= nil then
+    -- A 2026 request: on HTTP it travels without the session and with the standard headers.
+    entry.modern = true
+    entry.name = params.name or params.uri
+  end
   if params and type(params._meta) == "table" and params._meta.progressToken ~= nil then
     -- Our own token upstream; the client's is restored on the way back.
     local p = {}
@@ -239,7 +245,7 @@ local PROBE_TIMEOUT = 2
 
 function Client:_probe(attempt)
   local era = self.spec.era or "auto"
-  if era == "legacy" or (era == "auto" and self.spec.config.url) then return nil end
+  if era == "legacy" or self.spec.config.transport == "sse" then return nil end
   local t = era == "modern" and (self.timeouts and self.timeouts.discovery_timeout or 20) or PROBE_TIMEOUT
   local res = raw_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
   if self.attempt ~= attempt or not (type(res) == "table" and type(res.supportedVersions) == "table") then return nil end
@@ -276,7 +282,8 @@ function Client:_listen()
   if next(filter) == nil then return end
   self.next_id = self.next_id + 1
   self.transport:send(json.encode({ jsonrpc = "2.0", id = self.next_id, method = "subscriptions/listen",
-    params = { notifications = filter, _meta = self:_modern_meta(nil) } }), nil)
+    params = { notifications = filter, _meta = self:_modern_meta(nil) } }),
+    { method = "subscriptions/listen", modern = true, opts = {}, stream = true })
 end
 
 -- The per-request _meta of a 2026 request on behalf of `call`: its client's version-free

@@ -7,6 +7,7 @@ local smg = require "smg"
 local core = require "smg.core"
 local sse = require "smg.sse"
 local log = smg.log
+local MODERN = require("smg.mcp.modern").VERSION
 
 local Http = {}
 Http.__index = Http
@@ -23,12 +24,20 @@ function Http:open()
   return true
 end
 
-local function headers(self, extra)
+-- A 2026-07-28 request (entry.modern) carries no session, its own version, and the
+-- standard headers the server checks against the body (Mcp-Method, Mcp-Name).
+local function headers(self, extra, entry)
   local h = {}
   for k, v in pairs(self.client.spec.config.headers or {}) do h[#h + 1] = k .. ": " .. v end
   h[#h + 1] = "Accept: application/json, text/event-stream"
-  if self.session_id then h[#h + 1] = "Mcp-Session-Id: " .. self.session_id end
-  if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
+  if entry and entry.modern then
+    h[#h + 1] = "MCP-Protocol-Version: " .. MODERN
+    h[#h + 1] = "Mcp-Method: " .. entry.method
+    if type(entry.name) == "string" then h[#h + 1] = "Mcp-Name: " .. entry.name:gsub("[\r\n]", "") end
+  else
+    if self.session_id then h[#h + 1] = "Mcp-Session-Id: " .. self.session_id end
+    if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
+  end
   for _, x in ipairs(extra or {}) do h[#h + 1] = x end
   return h
 end
@@ -49,8 +58,8 @@ function Http:send(line, entry)
   local key = {}
   local call, err = core.http_request({
     method = "POST", url = c.spec.config.url, body = line,
-    headers = headers(self, { "Content-Type: application/json", traceparent(entry) }),
-    timeout_ms = 0, max_response = c.limits.max_message_bytes,
+    headers = headers(self, { "Content-Type: application/json", traceparent(entry) }, entry),
+    timeout_ms = 0, max_response = c.limits.max_message_bytes, stream = entry and entry.stream or nil,
   }, function(st, raw)
     status = st
     local h = smg.http.parse_headers(raw)
@@ -131,6 +140,7 @@ function Http:_open_get(delay)
 end
 
 function Http:initialized(res)
+  if res.protocolVersion == MODERN then return end -- a 2026-only server: no GET stream, no session
   self.version = res.protocolVersion
   self:_open_get(0.25)
 end
