@@ -21,8 +21,10 @@ const META = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextpro
 function config(gateway = {}) {
   const conf26 = { server_name: 'conf26', config: { command: SMG, args: ['run', CONFORMANCE],
     env: { SMG_FIXTURE_ERA: 'modern' } } };
+  const conf25 = luaServer('conf25', CONFORMANCE, { era: 'legacy', sharing: 'per_session' });
   return writeConfig({
-    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE), conf26] } },
+    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('echo', ECHO), luaServer('conf', CONFORMANCE), conf26,
+      conf25] } },
     gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c', ...gateway },
   });
 }
@@ -70,6 +72,34 @@ test('v2 client pinned to 2026-07-28 over stdio', async () => {
   const p = await client.getPrompt({ name: 'conf__test_prompt_with_arguments', arguments: { arg1: 'a', arg2: 'b' } });
   assert.match(p.messages[0].content.text, /arg1='a'/);
   await client.close();
+});
+
+test('a 2026 client in front of a 2025 upstream: its sampling and elicitation requests become input_required', async () => {
+  await withGateway(config(), async (gw) => {
+    const client = new Client({ name: 'v2-park', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: V } }, capabilities: { sampling: {}, elicitation: { form: {} } } });
+    const asked = [];
+    client.setRequestHandler('sampling/createMessage', async () => {
+      asked.push('sampling');
+      return { role: 'assistant', content: { type: 'text', text: 'Lyon' }, model: 'm', stopReason: 'endTurn' };
+    });
+    client.setRequestHandler('elicitation/create', async (req) => {
+      asked.push(req.params.message);
+      return { action: 'accept', content: { response: 'yes' } };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+    let r = await client.callTool({ name: 'conf25__test_sampling', arguments: { prompt: 'capital?' } });
+    assert.match(r.content[0].text, /LLM response: Lyon/);
+    r = await client.callTool({ name: 'conf25__test_elicitation', arguments: { message: 'Proceed?' } });
+    assert.match(r.content[0].text, /User response: action=accept/);
+    assert.deepEqual(asked, ['sampling', 'Proceed?']);
+    await client.close();
+    // A forged or foreign requestState is refused, not forwarded.
+    const res = await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'conf25__test_sampling',
+      arguments: { prompt: 'x' }, requestState: 'smg1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', inputResponses: {}, _meta: META } },
+    H('tools/call', 'conf25__test_sampling'));
+    assert.equal(res.json.error.code, -32602, res.text);
+  });
 });
 
 test('the v1 client on the same endpoint keeps the 2025 rules', async () => {
@@ -132,14 +162,14 @@ test('aggregate: a resource URI two servers list is served by the first, or refu
     const read = await client.readResource({ uri: 'test://static-text' });
     assert.match(read.contents[0].text, /static text resource/);
     await client.close();
-    assert.match(gw.logs(), /resource test:\/\/static-text is listed by conf and conf26: served by conf/);
+    assert.match(gw.logs(), /resource test:\/\/static-text is listed by conf and conf26 and conf25: served by conf/);
   });
   await withGateway(config({ resource_collisions: 'refuse' }), async (gw) => {
     const client = new V1Client({ name: 'v1-res', version: '1.0.0' });
     await client.connect(new V1Transport(new URL(gw.url)));
     const { resources } = await client.listResources();
     assert.ok(!resources.some((r) => r.uri === 'test://static-text'));
-    await assert.rejects(client.readResource({ uri: 'test://static-text' }), /several servers \(conf, conf26\)/);
+    await assert.rejects(client.readResource({ uri: 'test://static-text' }), /several servers \(conf, conf26, conf25\)/);
     await client.close();
   });
 });

@@ -18,6 +18,7 @@ local Budgets = require "smg.gateway.budgets"
 local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
 local modern_gw = require "smg.gateway.modern"
+local parking = require "smg.gateway.parking"
 local log = smg.log
 
 local Gateway = {}
@@ -158,7 +159,11 @@ function Gateway:dispatch(session, call, params)
   if self.audit then call.verdicts = smg.json.array({}) end
   local res, err = self:route(session, call.method, params, call)
   if session.stateless and not session.listening then
-    res, err = modern_gw.finish(self, session, call, call.method, res, err)
+    if parking.finished(self, call, res, err) then
+      res, err = nil, nil -- answered with input_required; the client's retry takes the result
+    elseif res ~= nil or err ~= nil then
+      res, err = modern_gw.finish(self, session, call, call.method, res, err)
+    end
   end
   local elapsed = smg.monotime() - t0
   telemetry.request_done(self, session, call.method, call, elapsed, err)
@@ -190,6 +195,10 @@ function Gateway:route(session, method, params, call)
   if session.stateless then
     if method == "server/discover" then return modern_gw.discover(self, session, params) end
     if method == "subscriptions/listen" then return modern_gw.listen(self, session, params) end
+    if type(params.requestState) == "string" then
+      local handled, res, err = parking.resume(self, session, call, params)
+      if handled then return res, err end
+    end
   end
   local res, err = self.router.request(self.pipeline, session, method, params, call)
   if not res then self.stats.errors = self.stats.errors + 1 end

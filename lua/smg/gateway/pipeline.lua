@@ -29,6 +29,7 @@ local registration = require "smg.gateway.registration"
 local telemetry = require "smg.gateway.telemetry"
 local Budgets = require "smg.gateway.budgets"
 local Client = require "smg.upstream.client"
+local parking = require "smg.gateway.parking"
 local json = smg.json
 local log = smg.log
 
@@ -437,12 +438,15 @@ function Events:request(up, method, params, call)
   local cap = Client.FORWARDED_REQUESTS[method]
   if session.stateless then
     -- 2026-07-28 has no server-to-client requests: without the capability the call fails
-    -- with -32021; with it, translation into input_required is not built yet.
-    if not session:client_supports(cap) and call then call.missing_capability = cap end
-    return rpc.fail(rpc.METHOD_NOT_FOUND, method .. " cannot reach a 2026-07-28 client (input_required translation "
-      .. "is not available)")
-  end
-  if not session:client_supports(cap) then
+    -- with -32021; with it, the call is parked and the client answered with input_required.
+    if not session:client_supports(cap) then
+      if call then call.missing_capability = cap end
+      return rpc.fail(rpc.METHOD_NOT_FOUND, "the client did not declare the " .. cap .. " capability")
+    end
+    if not call then
+      return rpc.fail(rpc.METHOD_NOT_FOUND, method .. " cannot be tied to a 2026-07-28 client's call")
+    end
+  elseif not session:client_supports(cap) then
     return rpc.fail(rpc.METHOD_NOT_FOUND, "the client did not declare the " .. cap .. " capability")
   end
   local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
@@ -452,7 +456,12 @@ function Events:request(up, method, params, call)
     return rpc.fail(rpc.SERVER_ERROR, ("%s refused by guardrail %s"):format(method, b.guardrail),
       { reason = "guardrail", guardrail = b.guardrail, point = b.point })
   end
-  local res, err = session:request_client(method, params, call)
+  local res, err
+  if session.stateless then
+    res, err = parking.ask(gw, call, method, params)
+  else
+    res, err = session:request_client(method, params, call)
+  end
   if res ~= nil then
     b, res = hooks.run(set, timeout, "c2s:result", up.spec, method, res, session, call)
   else
