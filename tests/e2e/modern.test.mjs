@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { ECHO, ROOT, SMG, luaServer, writeConfig, withGateway } from './helpers.mjs';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
 
 const CONFORMANCE = join(ROOT, 'examples/servers/conformance.lua');
 const V = '2026-07-28';
@@ -100,6 +101,56 @@ test('a 2026 client in front of a 2025 upstream: its sampling and elicitation re
     H('tools/call', 'conf25__test_sampling'));
     assert.equal(res.json.error.code, -32602, res.text);
   });
+});
+
+test('a 2026-only Streamable HTTP upstream: detected, no session, standard headers, Mcp-Param-* passed on', async () => {
+  const seen = [];
+  const upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      seen.push({ method: msg.method, headers: req.headers });
+      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
+      if (msg.method === 'server/discover') {
+        return reply({ supportedVersions: [V], capabilities: { tools: {} }, serverInfo: { name: 'h26', version: '1' },
+          resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
+      }
+      if (msg.method === 'tools/list') {
+        return reply({ tools: [{ name: 'hdr', inputSchema: { type: 'object' } }], resultType: 'complete', ttlMs: 60000,
+          cacheScope: 'public' });
+      }
+      if (msg.method === 'tools/call') {
+        return reply({ content: [{ type: 'text', text: `region=${req.headers['mcp-param-region']}` }], resultType: 'complete' });
+      }
+      res.writeHead(404, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  try {
+    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url } }] } },
+      gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(cfg, async (gw) => {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'h26__hdr', arguments: {},
+        _meta: META } }, { ...H('tools/call', 'h26__hdr'), 'Mcp-Param-Region': 'eu-west' });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.result.content[0].text, 'region=eu-west');
+      const call = seen.find((x) => x.method === 'tools/call');
+      assert.equal(call.headers['mcp-method'], 'tools/call');
+      assert.equal(call.headers['mcp-name'], 'hdr', 'the upstream\'s own name, not the prefixed one');
+      assert.equal(call.headers['mcp-protocol-version'], V);
+      assert.equal(call.headers['mcp-session-id'], undefined);
+      assert.match(gw.logs(), /upstream h26 ready .*2026-07-28 only/);
+      // The list's caching hints: the upstream's TTL is more than the gateway vouches for.
+      const l = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: META } }, H('tools/list'));
+      assert.equal(l.json.result.ttlMs, 0);
+    });
+  } finally {
+    upstream.close();
+  }
 });
 
 test('the v1 client on the same endpoint keeps the 2025 rules', async () => {

@@ -102,6 +102,8 @@ local function raw_call(self, method, params, opts, timeout, budget)
     -- A 2026 request: on HTTP it travels without the session and with the standard headers.
     entry.modern = true
     entry.name = params.name or params.uri
+    local session = opts and opts.call and opts.call.session
+    entry.param_headers = session and session.param_headers or nil
   end
   if params and type(params._meta) == "table" and params._meta.progressToken ~= nil then
     -- Our own token upstream; the client's is restored on the way back.

@@ -34,6 +34,7 @@ local function headers(self, extra, entry)
     h[#h + 1] = "MCP-Protocol-Version: " .. MODERN
     h[#h + 1] = "Mcp-Method: " .. entry.method
     if type(entry.name) == "string" then h[#h + 1] = "Mcp-Name: " .. entry.name:gsub("[\r\n]", "") end
+    for _, line in ipairs(entry.param_headers or {}) do h[#h + 1] = line end
   else
     if self.session_id then h[#h + 1] = "Mcp-Session-Id: " .. self.session_id end
     if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
