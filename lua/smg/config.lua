@@ -203,6 +203,9 @@ M.schema = obj({
     -- Two servers listing one resource URI (aggregate mode): "first" in config order
     -- serves it, or "refuse": nobody does (router/aggregate.lua).
     resource_collisions = str("first", { enum = { "first", "refuse" } }),
+    -- Aggregate lists longer than this are paginated with the gateway's own cursors
+    -- (0: one page, as every upstream's pages are merged anyway).
+    page_size = int(0, 0, 100000),
     separator = str("__", { pattern = "^[%w_%-%.]+$" }),
     mcp_config_id = str(nil),
     passthrough_server = str(nil),

@@ -317,3 +317,95 @@ test('raw 2026-07-28: validation, errors and statuses, discover, 405, listen', a
     assert.equal(await sessions(), 0);
   });
 });
+
+test('parking: requestState is bound to the call it continues (params digest), and answers it once', async () => {
+  await withGateway(config(), async (gw) => {
+    const meta = { ...META, 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } };
+    const params = { name: 'conf25__test_sampling', arguments: { prompt: 'capital?' }, _meta: meta };
+    const h = H('tools/call', 'conf25__test_sampling');
+    let r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params }, h);
+    assert.equal(r.json.result.resultType, 'input_required', r.text);
+    const state = r.json.result.requestState;
+    assert.equal(r.json.result.inputRequests.r1.method, 'sampling/createMessage');
+    const answer = { r1: { role: 'assistant', content: { type: 'text', text: 'Nice' }, model: 'm', stopReason: 'endTurn' } };
+    // The same state on a call with other arguments: refused, the parked call untouched.
+    r = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { ...params,
+      arguments: { prompt: 'something else' }, requestState: state, inputResponses: answer } }, h);
+    assert.equal(r.json.error.code, -32602, r.text);
+    // The real retry (its _meta may differ: capabilities are not part of the binding).
+    r = await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { ...params, _meta: { ...meta,
+      'io.modelcontextprotocol/clientCapabilities': { sampling: {}, roots: {} } }, requestState: state, inputResponses: answer } }, h);
+    assert.match(r.json.result.content[0].text, /LLM response: Nice/, r.text);
+    // Replayed: the parked call is gone.
+    r = await post(gw.url, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { ...params, requestState: state,
+      inputResponses: answer } }, h);
+    assert.equal(r.json.error.code, -32602, r.text);
+  });
+});
+
+test('aggregate lists longer than gateway.page_size are paginated with gateway cursors', async () => {
+  await withGateway(config({ page_size: 2 }), async (gw) => {
+    const v1 = new V1Client({ name: 'v1-pages', version: '1.0.0' });
+    await v1.connect(new V1Transport(new URL(gw.url)));
+    const v2 = new Client({ name: 'v2-pages', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+    await v2.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+    const id = (x) => x.name + '|' + (x.uri || '');
+    for (const [list, key] of [['listTools', 'tools'], ['listResources', 'resources'], ['listPrompts', 'prompts']]) {
+      // The v1 client pages by hand.
+      const all = [];
+      let cursor, pages = 0;
+      do {
+        const page = await v1[list](cursor ? { cursor } : undefined);
+        assert.ok(page[key].length <= 2, `${key}: a page holds at most page_size items`);
+        all.push(...page[key].map(id));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor && pages < 100);
+      assert.ok(pages > 1, `${key}: more than one page`);
+      assert.equal(new Set(all).size, all.length, `${key}: no item twice`);
+      if (key === 'tools') {
+        assert.ok(all.includes('echo__echo|') && all.includes('conf26__test_input_required_result_sampling|'));
+      }
+      // The v2 client follows the cursors itself (2026-07-28, statelessly): the same list.
+      assert.deepEqual((await v2[list]())[key].map(id), all, `${key}: the v2 client's list`);
+    }
+    await assert.rejects(v1.listTools({ cursor: 'not-ours' }), /invalid cursor/);
+    await assert.rejects(v1.listTools({ cursor: 'g1.100000' }), /invalid cursor/);
+    await v1.close();
+    await v2.close();
+  });
+});
+
+test('meta mode with 2026 clients: the gateway tools, calls to 2025 and 2026 upstreams, sampling answered', async () => {
+  await withGateway(config({ mode: 'meta' }), async (gw) => {
+    const client = new Client({ name: 'v2-meta', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: V } }, capabilities: { sampling: {} } });
+    client.setRequestHandler('sampling/createMessage', async () =>
+      ({ role: 'assistant', content: { type: 'text', text: 'Oslo' }, model: 'm', stopReason: 'endTurn' }));
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+    assert.equal(client.getNegotiatedProtocolVersion(), V);
+    const { tools } = await client.listTools();
+    assert.ok(tools.some((t) => t.name === 'enkrypt_secure_call_tools'));
+    const servers = await client.callTool({ name: 'enkrypt_list_all_servers', arguments: {} });
+    assert.deepEqual(Object.keys(servers.structuredContent.available_servers).sort(), ['conf', 'conf25', 'conf26', 'echo']);
+    const disc = await client.callTool({ name: 'enkrypt_discover_all_tools', arguments: { server_name: 'conf26' } });
+    assert.ok(disc.structuredContent.tools.some((t) => t.name === 'test_input_required_result_sampling'),
+      'tools a 2026 server offers only to 2026 clients');
+    const call = async (server, name, args) => (await client.callTool({ name: 'enkrypt_secure_call_tools', arguments: {
+      server_name: server, tool_calls: [{ name, args }] } })).structuredContent;
+    let r = await call('echo', 'echo', { message: 'meta modern' });
+    assert.equal(r.results[0].result.content[0].text, 'meta modern', JSON.stringify(r));
+    r = await call('conf26', 'test_simple_text', {});
+    assert.equal(r.status, 'success', JSON.stringify(r));
+    r = await call('conf25', 'test_sampling', { prompt: 'capital?' });
+    assert.match(JSON.stringify(r), /LLM response: Oslo/);
+    await client.close();
+  });
+  const client = new Client({ name: 'v2-meta-stdio', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+  await client.connect(new StdioClientTransport({ command: SMG, args: ['serve', '--stdio', '--config', config({ mode: 'meta' })],
+    stderr: 'pipe' }));
+  const r = await client.callTool({ name: 'enkrypt_secure_call_tools', arguments: { server_name: 'echo',
+    tool_calls: [{ name: 'echo', args: { message: 'meta stdio modern' } }] } });
+  assert.match(JSON.stringify(r.structuredContent), /meta stdio modern/);
+  await client.close();
+});

@@ -193,6 +193,7 @@ function Gateway:route(session, method, params, call)
     return rpc.fail(rpc.INVALID_REQUEST, "Invalid Request: the session is not initialized")
   end
   if session.stateless then
+    call.params = params -- (a parked call's requestState is bound to them)
     if method == "server/discover" then return modern_gw.discover(self, session, params) end
     if method == "subscriptions/listen" then return modern_gw.listen(self, session, params) end
     if type(params.requestState) == "string" then

@@ -6,8 +6,9 @@
 -- upstream request and takes over the wait for the final result (or the next round).
 --
 -- requestState is sealed with AES-256-GCM under a key of this process, bound to the
--- identity and the method, naming the parked call by a random id, with an expiry: it
--- cannot be forged, moved to another identity or method, or used late. Parked calls are bounded per
+-- identity, the method and a digest of the request's params, naming the parked call by a
+-- random id, with an expiry: it cannot be forged, moved to another identity, method or
+-- request (a retry must repeat the call it continues), or used late. Parked calls are bounded per
 -- identity and expire (the upstream's request then fails). A retry must reach the same
 -- instance (the parked call lives here).
 local smg = require "smg"
@@ -24,12 +25,24 @@ local PARK_TIMEOUT = 120 -- seconds a parked call waits for the client's retry
 
 local parks = setmetatable({}, { __mode = "k" }) -- downstream call -> its park
 
-local function aad(session, method)
-  return ("smg-park-v1\n%s\n%s"):format(tostring(session.identity_key), method)
+-- The request a retry continues, without what the retry adds (requestState,
+-- inputResponses) or may change (_meta: the client's capabilities and log level).
+local RETRY_KEYS = { requestState = true, inputResponses = true, _meta = true }
+local function digest(params)
+  local part = {}
+  for k, v in pairs(type(params) == "table" and params or {}) do
+    if not RETRY_KEYS[k] then part[k] = v end
+  end
+  return smg.hash(smg.json.canonical(part))
+end
+
+local function aad(session, method, params_digest)
+  return ("smg-park-v2\n%s\n%s\n%s"):format(tostring(session.identity_key), method, params_digest)
 end
 
 local function seal(park)
-  local box = smg.crypto.aead_seal(KEY, park.id .. "\n" .. tostring(park.expires), aad(park.session, park.method))
+  local box = smg.crypto.aead_seal(KEY, park.id .. "\n" .. tostring(park.expires),
+    aad(park.session, park.method, park.digest))
   return "smg1." .. smg.crypto.b64url_encode(box)
 end
 
@@ -39,7 +52,7 @@ local function opened(gw, session, method, params)
   local s = params.requestState
   if type(s) ~= "string" or s:sub(1, 5) ~= "smg1." then return nil end
   local box = smg.crypto.b64decode(s:sub(6))
-  local plain = box and smg.crypto.aead_open(KEY, box, aad(session, method))
+  local plain = box and smg.crypto.aead_open(KEY, box, aad(session, method, digest(params)))
   if not plain then return false, "requestState is not valid for this request" end
   local id, expires = plain:match("^(%x+)\n([%d.]+)$")
   local park = id and gw.parked and gw.parked[id]
@@ -84,7 +97,8 @@ function M.ask(gw, call, method, params)
     end
     gw.parked_by[key] = n + 1
     park = { id = smg.random_hex(16), call = call, session = session, method = call.method,
-      asks = 0, waiting = {}, requests = {}, stream = call.stream, reply_id = call.id, answered = false,
+      digest = digest(call.params), asks = 0, waiting = {}, requests = {}, stream = call.stream,
+      reply_id = call.id, answered = false,
       expires = smg.now() + PARK_TIMEOUT }
     park.timer = smg.timer(PARK_TIMEOUT, function() drop(gw, park) end)
     gw.parked[park.id] = park

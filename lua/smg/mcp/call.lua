@@ -16,6 +16,8 @@
 --   trace_id, span_id, parent_span_id   this call's trace context, made on first use
 --   missing_capability  a client capability the upstream needed and a 2026-07-28 request
 --                   did not declare (the call then fails with -32021), or false
+--   params          a 2026-07-28 request's params as the client sent them (a parked call's
+--                   requestState is bound to them), else false
 --   verdicts        every guardrail verdict on this call ({guardrail, at, allowed,
 --                   violations}), collected only while the audit log is on, else false
 local core = require "smg.core"
@@ -26,7 +28,7 @@ local FIELDS = {
   id = true, method = true, session = true, stream = true, progress_token = true, cancelled = true,
   upstream = true, upstream_entry = true, server = true, tool = true, blocked = true,
   traceparent_in = true, trace_id = true, span_id = true, parent_span_id = true, verdicts = true,
-  missing_capability = true,
+  missing_capability = true, params = true,
 }
 
 local methods = {}
@@ -45,7 +47,7 @@ function Call.new(id, method, session, stream, progress_token, traceparent)
     progress_token = progress_token == nil and false or progress_token,
     cancelled = false, upstream = false, upstream_entry = false, server = false, tool = false, blocked = false,
     traceparent_in = traceparent or false, trace_id = false, span_id = false, parent_span_id = false,
-    verdicts = false, missing_capability = false,
+    verdicts = false, missing_capability = false, params = false,
   }, mt)
 end
 

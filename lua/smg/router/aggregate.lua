@@ -213,20 +213,49 @@ local function forward_named(r, session, method, params, call, kind)
   return r:forward(session, spec, method, p, call)
 end
 
+-- Gateway cursors. The merged list is rebuilt (from the discovery cache) for each page,
+-- so a cursor is only a position in it: "g1.<offset>", checked, nothing to keep per client.
+-- Tampering with one can only show another page of a list the client may read anyway.
+local CURSOR = "^g1%.(%d+)$"
+
+-- The page of `list` the request's cursor names: result | nil, err.
+local function page(r, params, key, list)
+  local size = r:setting("page_size") or 0
+  local cursor, start = params and params.cursor, 1
+  if cursor ~= nil and cursor ~= json.null then
+    local offset = type(cursor) == "string" and tonumber(cursor:match(CURSOR))
+    if not offset or size == 0 or offset < 1 or offset > #list + 1 then
+      return rpc.fail(rpc.INVALID_PARAMS, "Invalid params: invalid cursor")
+    end
+    start = offset
+  end
+  if size == 0 or (start == 1 and #list <= size) then return { [key] = list } end
+  local items = json.array({})
+  local stop = math.min(#list, start + size - 1)
+  for i = start, stop do items[#items + 1] = list[i] end
+  local res = { [key] = items }
+  if stop < #list then res.nextCursor = "g1." .. (stop + 1) end
+  return res
+end
+
 local handlers = {}
 
-handlers["tools/list"] = function(r, session) return { tools = M.list_tools(r, session) } end
+handlers["tools/list"] = function(r, session, params) return page(r, params, "tools", M.list_tools(r, session)) end
 handlers["tools/call"] = function(r, session, params, call)
   return forward_named(r, session, "tools/call", params, call, "tool")
 end
-handlers["prompts/list"] = function(r, session)
-  return { prompts = gather(r, session, "prompts/list", named) }
+handlers["prompts/list"] = function(r, session, params)
+  return page(r, params, "prompts", gather(r, session, "prompts/list", named))
 end
 handlers["prompts/get"] = function(r, session, params, call)
   return forward_named(r, session, "prompts/get", params, call, "prompt")
 end
-handlers["resources/list"] = function(r, session) return { resources = list_resources(r, session) } end
-handlers["resources/templates/list"] = function(r, session) return { resourceTemplates = list_templates(r, session) } end
+handlers["resources/list"] = function(r, session, params)
+  return page(r, params, "resources", list_resources(r, session))
+end
+handlers["resources/templates/list"] = function(r, session, params)
+  return page(r, params, "resourceTemplates", list_templates(r, session))
+end
 
 local function by_uri(method)
   return function(r, session, params, call)
