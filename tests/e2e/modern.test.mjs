@@ -409,3 +409,121 @@ test('meta mode with 2026 clients: the gateway tools, calls to 2025 and 2026 ups
   assert.match(JSON.stringify(r.structuredContent), /meta stdio modern/);
   await client.close();
 });
+
+// A server built on @modelcontextprotocol/server 2.x, on stdio and on Streamable HTTP,
+// behind smg: the v2 client (2026-07-28) and the v1 client (2025-11-25) each list and call
+// its tools, answer its elicitation and sampling (input_required passed through to the
+// 2026 client; turned into real requests for the 2025 one), read its resource, get its prompt.
+test('a server built on the v2 SDK as an upstream, on stdio and on HTTP, with v1 and v2 clients', async () => {
+  const V2_SERVER = join(ROOT, 'tests/fixtures/servers/v2_server.mjs');
+  const { spawn } = await import('node:child_process');
+  const httpServer = spawn(process.execPath, [V2_SERVER, '--http'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((res, rej) => {
+    httpServer.stdout.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) res(Number(m[1])); });
+    httpServer.on('exit', () => rej(new Error('the v2 HTTP server exited')));
+  });
+  try {
+    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [
+      { server_name: 'v2s', config: { command: process.execPath, args: [V2_SERVER] } },
+      { server_name: 'v2h', config: { url: `http://127.0.0.1:${port}/mcp` } }] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(cfg, async (gw) => {
+      const v2 = new Client({ name: 'v2-to-v2', version: '1.0.0' },
+        { versionNegotiation: { mode: { pin: V } }, capabilities: { sampling: {}, elicitation: { form: {} } } });
+      v2.setRequestHandler('sampling/createMessage', async () =>
+        ({ role: 'assistant', content: { type: 'text', text: 'forty-two' }, model: 'm', stopReason: 'endTurn' }));
+      v2.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { ok: true } }));
+      await v2.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+      const { CreateMessageRequestSchema, ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+      const v1 = new V1Client({ name: 'v1-to-v2', version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: {} } });
+      v1.setRequestHandler(CreateMessageRequestSchema, async () =>
+        ({ role: 'assistant', content: { type: 'text', text: 'seven' }, model: 'm', stopReason: 'endTurn' }));
+      v1.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { ok: false } }));
+      await v1.connect(new V1Transport(new URL(gw.url)));
+      for (const s of ['v2s', 'v2h']) {
+        for (const [client, llm, ok] of [[v2, 'forty-two', true], [v1, 'seven', false]]) {
+          const { tools } = await client.listTools();
+          assert.ok(tools.some((t) => t.name === `${s}__confirm`), `${s}: tools listed`);
+          let r = await client.callTool({ name: `${s}__greet`, arguments: { name: 'Ada' } });
+          assert.equal(r.content[0].text, 'hello, Ada');
+          r = await client.callTool({ name: `${s}__confirm`, arguments: { action: 'deploy' } });
+          assert.equal(r.content[0].text, `deploy: ok=${ok}`, `${s}: elicitation answered`);
+          r = await client.callTool({ name: `${s}__ask_model`, arguments: { question: 'answer?' } });
+          assert.equal(r.content[0].text, `the model says: ${llm}`, `${s}: sampling answered`);
+          const p = await client.getPrompt({ name: `${s}__review`, arguments: { code: 'x = 1' } });
+          assert.match(p.messages[0].content.text, /Please review: x = 1/);
+        }
+      }
+      // serveStdio pins the connection to the era of its first message: the probe's.
+      assert.match(gw.logs(), /upstream v2s ready \(v2-fixture 2\.4\.0, protocol 2026-07-28 only\)/);
+      for (const client of [v2, v1]) {
+        const read = await client.readResource({ uri: 'v2://notes/readme' });
+        assert.equal(read.contents[0].text, 'notes from the v2 server');
+      }
+      await v1.close();
+      await v2.close();
+    });
+  } finally {
+    httpServer.kill();
+  }
+});
+
+test('era "modern" speaks 2026-07-28 only to a dual-era server; 2025 clients are translated', async () => {
+  const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [
+    luaServer('confm', CONFORMANCE, { era: 'modern' })] } }, gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+  await withGateway(cfg, async (gw) => {
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const client = new V1Client({ name: 'v1-forced', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    client.setRequestHandler(CreateMessageRequestSchema, async () =>
+      ({ role: 'assistant', content: { type: 'text', text: 'Rome' }, model: 'm', stopReason: 'endTurn' }));
+    await client.connect(new V1Transport(new URL(gw.url)));
+    const r = await client.callTool({ name: 'confm__test_sampling', arguments: { prompt: 'capital?' } });
+    assert.match(r.content[0].text, /LLM response: Rome/);
+    assert.match(gw.logs(), /upstream confm ready \(mcp-conformance-test-server 1\.0\.0, protocol 2026-07-28 only\)/);
+    await client.close();
+  });
+});
+
+// A stdio server that lists both eras in server/discover but then serves only the era of
+// its connection's first message (refusing initialize): spoken to in 2026-07-28 only.
+const PINNED = `
+const V = '2026-07-28';
+let buf = '';
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+process.stdin.on('data', (d) => {
+  buf += d;
+  let i;
+  while ((i = buf.indexOf('\\n')) >= 0) {
+    const msg = JSON.parse(buf.slice(0, i));
+    buf = buf.slice(i + 1);
+    if (msg.id === undefined) continue;
+    if (msg.method === 'server/discover') {
+      send({ jsonrpc: '2.0', id: msg.id, result: { supportedVersions: [V, '2025-11-25'], capabilities: { tools: {} },
+        _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'pinned', version: '1' } }, resultType: 'complete' } });
+    } else if (msg.method === 'initialize') {
+      send({ jsonrpc: '2.0', id: msg.id, error: { code: -32600, message: 'this connection speaks 2026-07-28' } });
+    } else if (msg.method === 'tools/list') {
+      send({ jsonrpc: '2.0', id: msg.id, result: { tools: [{ name: 'ping_me', inputSchema: { type: 'object' } }],
+        resultType: 'complete' } });
+    } else if (msg.method === 'tools/call') {
+      const v = msg.params._meta && msg.params._meta['io.modelcontextprotocol/protocolVersion'];
+      send({ jsonrpc: '2.0', id: msg.id, result: { content: [{ type: 'text', text: 'pong ' + v }], resultType: 'complete' } });
+    } else {
+      send({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } });
+    }
+  }
+});`;
+
+test('a server that refuses initialize after answering server/discover is spoken to in 2026-07-28', async () => {
+  const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [
+    { server_name: 'pinned', config: { command: process.execPath, args: ['-e', PINNED] } }] } },
+  gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+  await withGateway(cfg, async (gw) => {
+    const client = new V1Client({ name: 'v1-pinned', version: '1.0.0' });
+    await client.connect(new V1Transport(new URL(gw.url)));
+    const r = await client.callTool({ name: 'pinned__ping_me', arguments: {} });
+    assert.equal(r.content[0].text, `pong ${V}`);
+    assert.match(gw.logs(), /upstream pinned refused initialize after server\/discover \(this connection speaks 2026-07-28\)/);
+    await client.close();
+  });
+});

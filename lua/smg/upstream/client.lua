@@ -192,7 +192,10 @@ function Client:start()
       self.modern, self.dual = false, false
       local disc = ok and self:_probe(attempt)
       if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
-      if disc and not offers_legacy(disc) then return self:_ready_modern(attempt, disc) end
+      -- era "modern" speaks 2026-07-28 only, even to a server that also offers 2025.
+      if disc and (self.spec.era == "modern" or not offers_legacy(disc)) then
+        return self:_ready_modern(attempt, disc)
+      end
       if disc then self.modern, self.dual = true, true end
       if ok and not disc and self.spec.era == "modern" then
         ok, oerr = false, "it does not speak 2026-07-28 (era \"modern\" is configured)"
@@ -221,6 +224,15 @@ function Client:start()
         end
         err = e and e.message or "invalid initialize result"
         status = e and type(e.data) == "table" and e.data.status
+        -- A server that answered server/discover but then refuses initialize serves one
+        -- era per connection, chosen by its first message (the v2 SDK's serveStdio): it
+        -- is a 2026-07-28 server for us.
+        local ours = e and type(e.data) == "table" and (e.data.reason == "unavailable" or e.data.reason == "timeout")
+        if disc and e and not ours then
+          log.info(("upstream %s refused initialize after server/discover (%s): speaking 2026-07-28 only"):format(
+            self.name, tostring(err)))
+          return self:_ready_modern(attempt, disc)
+        end
       else
         err = oerr
       end
