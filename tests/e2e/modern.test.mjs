@@ -11,9 +11,10 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { ECHO, ROOT, SMG, luaServer, writeConfig, withGateway } from './helpers.mjs';
+import { ECHO, FAULTY, ROOT, SMG, luaServer, sleep, writeConfig, withGateway } from './helpers.mjs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
 
 const CONFORMANCE = join(ROOT, 'examples/servers/conformance.lua');
 const V = '2026-07-28';
@@ -526,4 +527,64 @@ test('a server that refuses initialize after answering server/discover is spoken
     assert.match(gw.logs(), /upstream pinned refused initialize after server\/discover \(this connection speaks 2026-07-28\)/);
     await client.close();
   });
+});
+
+// Closing a 2026 request's response stream (HTTP) or notifications/cancelled naming it
+// (stdio) cancels that request, at the upstream too.
+const cancelCfg = () => writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [luaServer('faulty', FAULTY)] } },
+  gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+const call26 = (id, name) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, _meta: META } });
+
+test('2026 over HTTP: closing the response stream cancels the request upstream', async () => {
+  await withGateway(cancelCfg(), async (gw) => {
+    const ac = new AbortController();
+    const t0 = Date.now();
+    const p = fetch(gw.url, { method: 'POST', signal: ac.signal, headers: { 'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream', ...H('tools/call', 'faulty__slow') },
+    body: JSON.stringify(call26(1, 'faulty__slow')) }).then((r) => r.text());
+    await sleep(300);
+    ac.abort();
+    await assert.rejects(p);
+    let n;
+    for (let i = 0; i < 20 && n !== '1'; i++) {
+      await sleep(100);
+      const r = await post(gw.url, call26(2, 'faulty__cancellations'), H('tools/call', 'faulty__cancellations'));
+      n = r.json.result.content[0].text;
+    }
+    assert.equal(n, '1');
+    assert.ok(Date.now() - t0 < 4000, 'the slow call did not run to its end');
+  });
+});
+
+test('2026 over stdio: notifications/cancelled naming a request cancels it upstream', async () => {
+  const proc = spawn(SMG, ['serve', '--stdio', '--config', cancelCfg()], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines = [];
+  let buf = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
+  });
+  const send = (m) => proc.stdin.write(JSON.stringify(m) + '\n');
+  const reply = async (id) => {
+    for (let i = 0; i < 100; i++) {
+      const m = lines.find((l) => l.id === id);
+      if (m) return m;
+      await sleep(50);
+    }
+    throw new Error(`no reply to ${id}`);
+  };
+  try {
+    send(call26('a', 'faulty__cancellations'));
+    assert.equal((await reply('a')).result.content[0].text, '0');
+    send(call26('slow', 'faulty__slow'));
+    await sleep(300);
+    send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'slow', reason: 'gave up' } });
+    await sleep(200);
+    send(call26('b', 'faulty__cancellations'));
+    assert.equal((await reply('b')).result.content[0].text, '1');
+    assert.ok(!lines.some((l) => l.id === 'slow' && l.result), 'a cancelled request is not answered');
+  } finally {
+    proc.kill();
+  }
 });

@@ -260,6 +260,7 @@ end
 -- by a session of its own that lives as long as the request (subscriptions/listen: as
 -- long as its stream). Errors get the revision's HTTP statuses.
 local listening = setmetatable({}, { __mode = "k" }) -- request -> its listen session
+local serving = setmetatable({}, { __mode = "k" }) -- request -> its (other) 2026 request's session
 
 local function handle_modern(gw, req, msg, kind, identity)
   if kind ~= "request" then
@@ -293,6 +294,8 @@ local function handle_modern(gw, req, msg, kind, identity)
     gw:add_session(session)
     listening[req] = session
     session.get_streams[1] = stream
+  else
+    serving[req] = session
   end
   session:handle(msg, kind, stream)
 end
@@ -311,12 +314,18 @@ function M.param_headers(req)
   return out
 end
 
--- The listen stream's client went away: its session goes at once.
+-- The client went away under a 2026 request: a listen stream's session goes at once;
+-- closing another request's response stream cancels that request (upstream too).
 function M.request_closed(gw, req)
   local s = listening[req]
   if s then
     listening[req] = nil
     gw:remove_session(s, "listen stream closed")
+  end
+  s = serving[req]
+  if s then
+    serving[req] = nil
+    for _, call in pairs(s.inflight) do call:cancel("the client closed the response stream") end
   end
 end
 

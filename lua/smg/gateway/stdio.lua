@@ -33,14 +33,25 @@ end
 -- own, as on HTTP; a listen stream lives until the client cancels it (on stdio,
 -- notifications/cancelled ends a listen stream).
 local listens = {} -- listen request id -> its session
+-- Other requests in flight: id -> their session (weak: a finished request's session goes).
+local requests = setmetatable({}, { __mode = "v" })
+
+-- The 2026 request a notifications/cancelled names: its session | nil.
+local function cancelled_target(msg)
+  if msg.method ~= "notifications/cancelled" or type(msg.params) ~= "table" then return nil end
+  local id = tostring(msg.params.requestId)
+  return listens[id] or requests[id], id
+end
 
 local function handle_modern(gw, home, msg, kind, out)
   if kind == "notification" then
-    local l = msg.method == "notifications/cancelled" and type(msg.params) == "table"
-      and listens[tostring(msg.params.requestId)]
-    if l then
-      listens[tostring(msg.params.requestId)] = nil
-      gw:remove_session(l, "listen cancelled")
+    local s, id = cancelled_target(msg)
+    if s and listens[id] == s then
+      listens[id] = nil
+      gw:remove_session(s, "listen cancelled")
+    elseif s and s.inflight[id] then
+      requests[id] = nil
+      s.inflight[id]:cancel(msg.params.reason or "cancelled by the client")
     end
     return
   end
@@ -57,6 +68,8 @@ local function handle_modern(gw, home, msg, kind, out)
     gw:add_session(session)
     listens[tostring(msg.id)] = session
     session.get_streams[1] = out
+  else
+    requests[tostring(msg.id)] = session
   end
   session:handle(msg, kind, out)
 end
@@ -71,7 +84,7 @@ function M.serve(gw)
     if not list then return out:send(intake.error_line(kinds)) end
     local m = list[1]
     if not is_batch and kinds[1] ~= "response" and not session.initialized and (modern.is_modern(m, nil)
-      or (m.method == "notifications/cancelled" and type(m.params) == "table" and listens[tostring(m.params.requestId)])) then
+      or cancelled_target(m)) then
       return handle_modern(gw, session, m, kinds[1], out)
     end
     local stream = out
