@@ -3,7 +3,7 @@
 // and its running gateway (a key created on A works on B); each keeps its own `gateway`
 // section; Redis never holds an API key in clear; a forged message is refused; an instance
 // that was down catches up when it starts; an old message replayed into Redis is refused
-// after a restart.
+// after a restart; a Redis that lost its keys does not set the revisions back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -121,6 +121,13 @@ test('two gateways share their managed sections through Redis', async () => {
     await sleep(500);
     assert.equal(readFileSync(cfgB, 'utf8'), now, 'the replayed old revision is not applied');
     assert.ok(Object.values(doc(cfgB).users).some((u) => u.email === 'c@example.com'));
+
+    // Redis loses its keys (restarted without persistence): the next revision is still
+    // numbered above what the instances applied, so B takes it.
+    rcli('FLUSHALL');
+    assert.equal(cli(cfgA, 'user', 'create', '--email', 'd@example.com').status, 0);
+    await until('B applied the change made after the reset',
+      () => Object.values(doc(cfgB).users).some((u) => u.email === 'd@example.com'));
   } finally {
     for (const g of gws) assert.equal(await g.stop(), 0);
     redis.kill('SIGTERM');

@@ -104,7 +104,7 @@ test('a 2026 client in front of a 2025 upstream: its sampling and elicitation re
   });
 });
 
-test('a 2026-only Streamable HTTP upstream: detected, no session, standard headers, Mcp-Param-* passed on', async () => {
+test('a 2026-only Streamable HTTP upstream: detected, no session, standard headers, Mcp-Param-* checked and rebuilt', async () => {
   const seen = [];
   const upstream = createServer((req, res) => {
     let body = '';
@@ -119,11 +119,13 @@ test('a 2026-only Streamable HTTP upstream: detected, no session, standard heade
           resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
       }
       if (msg.method === 'tools/list') {
-        return reply({ tools: [{ name: 'hdr', inputSchema: { type: 'object' } }], resultType: 'complete', ttlMs: 60000,
-          cacheScope: 'public' });
+        return reply({ tools: [{ name: 'hdr', inputSchema: { type: 'object', properties: {
+          region: { type: 'string', 'x-mcp-header': 'Region' }, note: { type: 'string' } } } }],
+        resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
       }
       if (msg.method === 'tools/call') {
-        return reply({ content: [{ type: 'text', text: `region=${req.headers['mcp-param-region']}` }], resultType: 'complete' });
+        return reply({ content: [{ type: 'text', text: `region=${req.headers['mcp-param-region']} `
+          + `trace=${req.headers['mcp-param-trace']} note=${msg.params.arguments.note}` }], resultType: 'complete' });
       }
       res.writeHead(404, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
@@ -132,18 +134,43 @@ test('a 2026-only Streamable HTTP upstream: detected, no session, standard heade
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
   try {
-    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url } }] } },
-      gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    const pii = { enabled: true, policy_name: 'p', block: [], guardrails: ['pii'], additional_config: {} };
+    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url },
+      enable_tool_guardrails: true, input_guardrails_policy: pii }] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
     await withGateway(cfg, async (gw) => {
-      const r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'h26__hdr', arguments: {},
-        _meta: META } }, { ...H('tools/call', 'h26__hdr'), 'Mcp-Param-Region': 'eu-west' });
+      const call = (id, args, headers) => post(gw.url, { jsonrpc: '2.0', id, method: 'tools/call',
+        params: { name: 'h26__hdr', arguments: args, _meta: META } }, { ...H('tools/call', 'h26__hdr'), ...headers });
+      let r = await call(1, { region: 'eu-west' }, { 'Mcp-Param-Region': 'eu-west', 'Mcp-Param-Trace': 't1' });
       assert.equal(r.status, 200, r.text);
-      assert.equal(r.json.result.content[0].text, 'region=eu-west');
-      const call = seen.find((x) => x.method === 'tools/call');
-      assert.equal(call.headers['mcp-method'], 'tools/call');
-      assert.equal(call.headers['mcp-name'], 'hdr', 'the upstream\'s own name, not the prefixed one');
-      assert.equal(call.headers['mcp-protocol-version'], V);
-      assert.equal(call.headers['mcp-session-id'], undefined);
+      assert.equal(r.json.result.content[0].text, 'region=eu-west trace=t1 note=undefined', 'undeclared ones pass on');
+      // Checked against the body before anything else: missing, disagreeing, bad sentinel.
+      const calls = () => seen.filter((x) => x.method === 'tools/call').length;
+      const before = calls();
+      for (const h of [{}, { 'Mcp-Param-Region': 'us-east' }, { 'Mcp-Param-Region': '=?base64?%%?=' }]) {
+        r = await call(2, { region: 'eu-west' }, h);
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json.error.code, -32020, r.text);
+      }
+      assert.equal(calls(), before, 'refused requests never reached the upstream');
+      // The sentinel decoded; and what the upstream gets follows the arguments it is sent:
+      // the pii guardrail redacted the e-mail address, so the header carries the placeholder.
+      const mail = 'bob@example.com';
+      r = await call(3, { region: mail, note: mail }, { 'Mcp-Param-Region': `=?base64?${Buffer.from(mail).toString('base64')}?=` });
+      assert.equal(r.status, 200, r.text);
+      assert.match(r.json.result.content[0].text, /^region=<EMAIL_1> trace=undefined/);
+      assert.ok(!seen.some((x) => JSON.stringify(x.headers).includes(mail)), 'the address never reached the upstream');
+      // A 2025 client's call: the gateway mirrors the declared argument itself.
+      const v1 = new V1Client({ name: 'v1', version: '1' });
+      await v1.connect(new V1Transport(new URL(gw.url)));
+      const t = await v1.callTool({ name: 'h26__hdr', arguments: { region: 'ap-south' } });
+      assert.match(t.content[0].text, /^region=ap-south /);
+      await v1.close();
+      const first = seen.find((x) => x.method === 'tools/call');
+      assert.equal(first.headers['mcp-method'], 'tools/call');
+      assert.equal(first.headers['mcp-name'], 'hdr', 'the upstream\'s own name, not the prefixed one');
+      assert.equal(first.headers['mcp-protocol-version'], V);
+      assert.equal(first.headers['mcp-session-id'], undefined);
       assert.match(gw.logs(), /upstream h26 ready .*2026-07-28 only/);
       // The list's caching hints: the upstream's TTL is more than the gateway vouches for.
       const l = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: META } }, H('tools/list'));

@@ -32,9 +32,24 @@ M.SHARED = { "admin_apikey", "apikeys", "mcp_configs", "plugins", "projects", "u
 local events = metrics.counter("smg_cluster_config_total",
   "Config replication: published, applied, refused (bad box or invalid), stale, failed", { "event" })
 
--- Moves :latest forward only, then publishes. KEYS[1] latest, KEYS[2] latest's seq.
+-- The next seq: above the counter, above :latest and above what this instance has seen
+-- (ARGV[1]), so a Redis that lost its keys (flushed, restarted without persistence)
+-- cannot hand out a seq the instances already applied. KEYS[1] the counter, KEYS[2]
+-- latest's seq.
+local ALLOCATE = [[
+local s = redis.call('INCR', KEYS[1])
+local floor = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[1]))
+if s <= floor then
+  s = floor + 1
+  redis.call('SET', KEYS[1], s)
+end
+return s
+]]
+
+-- Moves :latest forward only, then publishes; -1 when a higher seq got there first.
+-- KEYS[1] latest, KEYS[2] latest's seq.
 local PUBLISH = [[
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return -1 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[2])
 return redis.call('PUBLISH', ARGV[3], ARGV[2])
@@ -82,21 +97,27 @@ end
 -- Publishes `text` as the next revision. Returns true | nil (logged).
 local function publish(self, text)
   local r = self.cmd
-  local seq, err = r:call("INCR", self.channel .. ":seq")
-  local n
-  if type(seq) == "number" then
+  local seq, err, n
+  for _ = 1, 5 do -- another instance may take the seq between allocation and publication
+    seq, err = r:call("EVAL", ALLOCATE, "2", self.channel .. ":seq", self.channel .. ":latest_seq", self.seq)
+    if type(seq) ~= "number" then
+      n = nil
+      break
+    end
     local box = smg.crypto.b64encode(smg.crypto.aead_seal(self.key, text, aad(seq, self.id)))
     local msg = json.encode({ v = 1, seq = seq, origin = self.id, box = box })
     n, err = r:call("EVAL", PUBLISH, "2", self.channel .. ":latest", self.channel .. ":latest_seq", seq, msg,
       self.channel)
+    if n ~= -1 then break end
+    n, err = nil, "revision " .. seq .. " was overtaken"
   end
-  if n == nil then
+  if type(n) ~= "number" then
     events:inc(1, "failed")
     if not self.warned then log.warn("cluster: cannot publish the config change (" .. tostring(err) .. "); retrying") end
     self.warned = true
     return nil
   end
-  self.warned, self.seq = false, seq
+  self.warned, self.seq = false, math.max(self.seq, seq)
   events:inc(1, "published")
   log.info(("cluster: published config revision %d to %d other instance(s)"):format(seq, math.max(0, n - 1)))
   local ok, werr = persist(self, seq)
@@ -124,12 +145,21 @@ end
 -- arriving meanwhile waits in self.next.
 local function receive(self, gw, payload)
   local m = json.decode(payload)
-  if type(m) ~= "table" or m.v ~= 1 or type(m.seq) ~= "number" or type(m.origin) ~= "string"
-    or type(m.box) ~= "string" then
+  if type(m) ~= "table" or m.v ~= 1 or type(m.seq) ~= "number" or m.seq ~= math.floor(m.seq) or m.seq < 1
+    or type(m.origin) ~= "string" or type(m.box) ~= "string" then
     events:inc(1, "refused")
     return log.warn("cluster: refused a malformed message on " .. self.channel)
   end
-  if m.origin == self.id or m.seq <= self.seq then return end
+  if m.origin == self.id then return end
+  if m.seq <= self.seq then
+    -- Already applied (the :latest read at start-up, say), or a revision older than one
+    -- applied here: never goes backwards.
+    if m.seq < self.seq then
+      events:inc(1, "stale")
+      log.debug(("cluster: ignored revision %d from instance %s (at %d here)"):format(m.seq, m.origin, self.seq))
+    end
+    return
+  end
   if self.busy then
     if not self.next or self.next.seq < m.seq then self.next = m end
     return

@@ -285,7 +285,6 @@ local function handle_modern(gw, req, msg, kind, identity)
   end
   local session = Session.new_stateless(gw, ctx, { identity = identity, config_id = gw:config_for(identity),
     identity_key = key, peer = peer, id = listen and ("listen-" .. smg.random_hex(16)) or nil })
-  if msg.method == "tools/call" then session.param_headers = M.param_headers(req) end
   local stream = streams.post(req, cors_headers(req), nil)
   stream.status_of = modern.status_of
   stream.traceparent = req:header("traceparent")
@@ -298,20 +297,6 @@ local function handle_modern(gw, req, msg, kind, identity)
     serving[req] = session
   end
   session:handle(msg, kind, stream)
-end
-
--- The Mcp-Param-* headers of a 2026 tools/call (a client's mirror of x-mcp-header
--- arguments): an intermediary that does not validate them must pass them on, so they go
--- to a 2026 upstream with the call. At most 32. nil when there are none.
-function M.param_headers(req)
-  local out
-  for name, value in pairs(req:headers()) do
-    if name:sub(1, 10) == "mcp-param-" and not (out and #out >= 32) then
-      out = out or {}
-      out[#out + 1] = name .. ": " .. value:gsub("[\r\n]", "")
-    end
-  end
-  return out
 end
 
 -- The client went away under a 2026 request: a listen stream's session goes at once;

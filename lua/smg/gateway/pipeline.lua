@@ -23,6 +23,8 @@
 local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
+local modern = require "smg.mcp.modern"
+local param_headers = require "smg.mcp.param_headers"
 local hooks = require "smg.gateway.hooks"
 local guardrails = require "smg.gateway.guardrails"
 local registration = require "smg.gateway.registration"
@@ -198,9 +200,20 @@ end
 function Pipeline:call_tool(session, spec, params, call)
   local gw = self.gw
   if call then call.server, call.tool = spec.server_name, params.name end
+  local up = self:upstream(session, spec)
+  local mirrored = session and session.param_headers
+  if mirrored or up.modern then
+    -- Mcp-Param-* (2026): the client's checked against the body before any policy; the
+    -- upstream's rebuilt from the arguments it is finally sent (upstream layer).
+    local decls = param_headers.declarations(self:tool_schema(session, spec, params.name))
+    if mirrored then
+      local bad = param_headers.check(decls, params.arguments, mirrored)
+      if bad then return nil, { code = modern.HEADER_MISMATCH, message = "Header mismatch: " .. bad } end
+    end
+    if call then call.param_decls = decls end
+  end
   local limited = gw.rates:check_tool(session and session.identity_key or "stdio", spec.server_name, params.name)
   if limited then return nil, limited end
-  local up = self:upstream(session, spec)
   if not spec.enable_tool_guardrails then return self:send(session, spec, up, "tools/call", params, call) end
   local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
   local common = gw.cfg.common_mcp_gateway_config
@@ -217,7 +230,10 @@ function Pipeline:call_tool(session, spec, params, call)
     blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts)
     if blocked then return self:guardrail_blocked(call, blocked) end
     if args ~= params.arguments then
-      params = { name = params.name, arguments = args, _meta = params._meta }
+      local p = {} -- everything else the request carries (requestState, inputResponses, task) goes on
+      for k, v in pairs(params) do p[k] = v end
+      p.arguments = args
+      params = p
     end
     local b
     b, params = hooks.run(set, timeout, "c2s:request", spec, "tools/call", params, session, call)
@@ -321,6 +337,23 @@ end
 
 function Pipeline:cached(session, spec, method)
   return self.gw.discovery:peek(self:upstream(session, spec), method)
+end
+
+-- The inputSchema of an upstream's tool, from its cached tools list (listed on a miss).
+local by_name = setmetatable({}, { __mode = "k" }) -- a tools list -> { name -> tool }
+function Pipeline:tool_schema(session, spec, name)
+  local list = self:cached(session, spec, "tools/list") or self:discover(session, spec, "tools/list")
+  if type(list) ~= "table" then return nil end
+  local index = by_name[list]
+  if not index then
+    index = {}
+    for _, t in ipairs(list) do
+      if type(t) == "table" and type(t.name) == "string" then index[t.name] = t end
+    end
+    by_name[list] = index
+  end
+  local tool = index[name]
+  return tool and tool.inputSchema
 end
 
 -- To every ready upstream the session owns that declares `capability` (fire and forget).

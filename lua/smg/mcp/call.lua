@@ -18,6 +18,8 @@
 --                   did not declare (the call then fails with -32021), or false
 --   params          a 2026-07-28 request's params as the client sent them (a parked call's
 --                   requestState is bound to them), else false
+--   param_decls     a tools/call's x-mcp-header declarations (its upstream's Mcp-Param-*
+--                   headers are built from them), or false
 --   verdicts        every guardrail verdict on this call ({guardrail, at, allowed,
 --                   violations}), collected only while the audit log is on, else false
 local core = require "smg.core"
@@ -28,7 +30,7 @@ local FIELDS = {
   id = true, method = true, session = true, stream = true, progress_token = true, cancelled = true,
   upstream = true, upstream_entry = true, server = true, tool = true, blocked = true,
   traceparent_in = true, trace_id = true, span_id = true, parent_span_id = true, verdicts = true,
-  missing_capability = true, params = true,
+  missing_capability = true, params = true, param_decls = true,
 }
 
 local methods = {}
@@ -47,7 +49,7 @@ function Call.new(id, method, session, stream, progress_token, traceparent)
     progress_token = progress_token == nil and false or progress_token,
     cancelled = false, upstream = false, upstream_entry = false, server = false, tool = false, blocked = false,
     traceparent_in = traceparent or false, trace_id = false, span_id = false, parent_span_id = false,
-    verdicts = false, missing_capability = false, params = false,
+    verdicts = false, missing_capability = false, params = false, param_decls = false,
   }, mt)
 end
 

@@ -8,6 +8,7 @@
 local smg = require "smg"
 local rpc = require "smg.mcp.jsonrpc"
 local version = require "smg.mcp.version"
+local param_headers = require "smg.mcp.param_headers"
 local json = smg.json
 
 local M = {}
@@ -90,18 +91,27 @@ function M.check(msg, http)
     local field = NAMED[msg.method]
     if field then
       local want, hn = msg.params[field], http:header("mcp-name")
-      if type(want) == "string" and hn ~= want then
+      if type(want) == "string" and (hn and param_headers.decode(hn)) ~= want then
         return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Name %s, the body names %s"):format(
           tostring(hn or "absent"), want))
       end
     end
+  end
+  -- A tools/call's Mcp-Param-* headers, checked against the tool's declarations once the
+  -- tool is known (gateway pipeline); {} on HTTP when there are none, nil on stdio.
+  local params
+  if http and msg.method == "tools/call" then
+    local why
+    params, why = param_headers.collect(http:headers())
+    if why then return nil, refusal(400, M.HEADER_MISMATCH, "Header mismatch: " .. why) end
+    params = params or {}
   end
   if not M.METHODS[msg.method] then
     return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method)
   end
   local level = meta[M.META_LOG_LEVEL]
   return { version = v, caps = caps, info = type(meta[M.META_INFO]) == "table" and meta[M.META_INFO] or nil,
-    log_level = type(level) == "string" and level or nil }
+    log_level = type(level) == "string" and level or nil, param_headers = params }
 end
 
 -- The HTTP status of an error a modern request ended with.

@@ -77,7 +77,9 @@ function Session.new_stateless(host, ctx, attrs)
     inflight = {}, ninflight = 0, calls = 0, last_seen = 0,
     outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
     resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
-    param_headers = false, -- a tools/call's Mcp-Param-* header lines, passed to 2026 upstreams
+    -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
+    -- against the tool's declarations; false elsewhere.
+    param_headers = ctx.param_headers or false,
   }, Session)
 end
 

@@ -18,6 +18,7 @@
 local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
+local param_headers = require "smg.mcp.param_headers"
 local version = require "smg.mcp.version"
 local modern = require "smg.mcp.modern"
 local Legacy = require "smg.upstream.sse_legacy"
@@ -102,8 +103,10 @@ local function raw_call(self, method, params, opts, timeout, budget)
     -- A 2026 request: on HTTP it travels without the session and with the standard headers.
     entry.modern = true
     entry.name = params.name or params.uri
-    local session = opts and opts.call and opts.call.session
-    entry.param_headers = session and session.param_headers or nil
+    local call = opts and opts.call
+    if method == "tools/call" and call then
+      entry.param_headers = param_headers.lines(call.param_decls, params.arguments, call.session and call.session.param_headers)
+    end
   end
   if params and type(params._meta) == "table" and params._meta.progressToken ~= nil then
     -- Our own token upstream; the client's is restored on the way back.
@@ -124,7 +127,9 @@ local function raw_call(self, method, params, opts, timeout, budget)
     self:_finish(entry)
     return nil, { code = rpc.INTERNAL_ERROR, message = "cannot encode request: " .. err }
   end
-  local ok, serr = self.transport:send(line, entry)
+  -- A transport that raises (a header it cannot send, say) must not leak the entry.
+  local sent, ok, serr = pcall(self.transport.send, self.transport, line, entry)
+  if not sent then ok, serr = nil, tostring(ok) end
   if not ok then
     self:_finish(entry)
     return nil, down_error(self, serr or "send failed")

@@ -7,6 +7,7 @@ local smg = require "smg"
 local core = require "smg.core"
 local sse = require "smg.sse"
 local log = smg.log
+local param_headers = require "smg.mcp.param_headers"
 local MODERN = require("smg.mcp.modern").VERSION
 
 local Http = {}
@@ -33,7 +34,7 @@ local function headers(self, extra, entry)
   if entry and entry.modern then
     h[#h + 1] = "MCP-Protocol-Version: " .. MODERN
     h[#h + 1] = "Mcp-Method: " .. entry.method
-    if type(entry.name) == "string" then h[#h + 1] = "Mcp-Name: " .. entry.name:gsub("[\r\n]", "") end
+    if type(entry.name) == "string" then h[#h + 1] = "Mcp-Name: " .. param_headers.encode(entry.name) end
     for _, line in ipairs(entry.param_headers or {}) do h[#h + 1] = line end
   else
     if self.session_id then h[#h + 1] = "Mcp-Session-Id: " .. self.session_id end
