@@ -11,7 +11,7 @@ import {
   ElicitRequestSchema, CreateMessageRequestSchema, ListRootsRequestSchema,
   LoggingMessageNotificationSchema, ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { FIXTURES, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf, sleep } from './helpers.mjs';
+import { FIXTURES, gatewayConfig, luaServer, writeConfig, withGateway, httpClient, textOf, sleep, post } from './helpers.mjs';
 
 const PLUGINS = join(FIXTURES, 'plugins');
 const HOOKED = join(FIXTURES, 'servers/hooked.lua');
@@ -145,4 +145,33 @@ test('passthrough: the initialize result (instructions) passes s2c:result', () =
     const c = await httpClient(gw.url);
     assert.equal(c.getInstructions(), 'instructions [s2c:result]');
     await c.close();
+  }, { env: { SMG_PLUGIN_PATH: PLUGINS } }));
+
+// 2026 client, 2026 upstream: input_required passes through, yet the guardrails see the
+// input requests (s2c:request) and the retry's answers (c2s:result) as they would see
+// real requests and their answers.
+test('2026 both sides: input requests pass s2c:request, the retry\'s answers c2s:result', () => withGateway(
+  writeConfig(gatewayConfig([server({ era: 'modern' })], { mode: 'aggregate' })), async (gw) => {
+    const V = '2026-07-28';
+    const meta = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } };
+    const h = { 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'h__ask' };
+    const ask = (id, text, extra = {}) => post(gw.url, { jsonrpc: '2.0', id, method: 'tools/call',
+      params: { name: 'h__ask', arguments: { kind: 'sampling', text }, _meta: meta, ...extra } }, h);
+    let r = await ask(1, 'S3CRET');
+    assert.equal(r.json.result.resultType, 'input_required', r.text);
+    const req = r.json.result.inputRequests.r1;
+    assert.equal(req.method, 'sampling/createMessage');
+    assert.equal(req.params.messages[0].content.text, '[s2c:request]', 'the input request was rewritten');
+    const answer = (text) => ({ r1: { role: 'assistant', model: 'm', content: { type: 'text', text } } });
+    r = await ask(2, 'S3CRET', { requestState: r.json.result.requestState, inputResponses: answer('my SECRET') });
+    // (The retry as a whole passed c2s:request first, which rewrote the answer before c2s:result saw it.)
+    assert.equal(JSON.parse(r.json.result.content[0].text).result.content.text, 'my [c2s:request]', r.text);
+    sawHook(gw, 's2c:request', 'sampling/createMessage');
+    sawHook(gw, 'c2s:result', 'sampling/createMessage');
+    // Blocked both ways: the client is never asked; the upstream never gets the answer.
+    r = await ask(3, 'BLOCK-s2c:request');
+    assert.match(r.json.error.message, /refused by guardrail recorder/, r.text);
+    r = await ask(4, 'q');
+    r = await ask(5, 'q', { requestState: r.json.result.requestState, inputResponses: answer('BLOCK-c2s:result') });
+    assert.match(r.json.error.message, /answer withheld by guardrail recorder/, r.text);
   }, { env: { SMG_PLUGIN_PATH: PLUGINS } }));

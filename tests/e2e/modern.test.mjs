@@ -615,3 +615,30 @@ test('2026 over stdio: notifications/cancelled naming a request cancels it upstr
     proc.kill();
   }
 });
+
+// An identity's home (what owns its per_session upstreams for 2026 requests) counts as a
+// session: past the per-peer limit, a 2026 request that would make one is refused.
+test('a 2026 request that needs a new home past the session limits is refused', async () => {
+  await withGateway(config({ limits: { max_sessions_per_peer: 1 } }), async (gw) => {
+    const v1 = new V1Client({ name: 'v1', version: '1' });
+    const t1 = new V1Transport(new URL(gw.url));
+    await v1.connect(t1); // the peer's one session
+    const call = (id) => post(gw.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'conf25__test_simple_text',
+      arguments: {}, _meta: META } }, H('tools/call', 'conf25__test_simple_text'));
+    let r = await call(1);
+    assert.equal(r.json.error?.data?.limit, 'max_sessions_per_peer', r.text);
+    // A shared server needs no home: served.
+    r = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo__echo',
+      arguments: { message: 'x' }, _meta: META } }, H('tools/call', 'echo__echo'));
+    assert.match(r.json.result.content[0].text, /x/, r.text);
+    await t1.terminateSession();
+    await v1.close();
+    // The session gone (DELETE), the home fits.
+    for (let i = 0; i < 20; i++) {
+      r = await call(3);
+      if (r.json.result) break;
+      await sleep(100);
+    }
+    assert.match(r.json.result.content[0].text, /simple text/i, r.text);
+  });
+});

@@ -19,6 +19,7 @@ local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
 local modern_gw = require "smg.gateway.modern"
 local parking = require "smg.gateway.parking"
+local limits = require "smg.limits"
 local log = smg.log
 
 local Gateway = {}
@@ -238,13 +239,14 @@ function Gateway:add_session(s) self.tenants:add(s) end
 -- The home of a 2026-07-28 request's identity: what owns the identity's per_session
 -- upstreams (one process per identity and server, as a 2025 session owns its own), so
 -- that a server's sampling or elicitation request can be tied to the identity's one call
--- in flight. Replaced when the identity's mcp_config changes; closed when idle.
+-- in flight. A home counts as a session against the session limits. Replaced when the
+-- identity's mcp_config changes; closed when idle with nothing in flight.
 function Gateway:home_of(session)
   self.homes = self.homes or {}
   local key = session.identity_key or "stdio"
   local home = self.homes[key]
   if home and home.config_id ~= session.config_id then
-    self.pool:close_session(home)
+    self:close_home(key, home)
     home = nil
   end
   if not home then
@@ -253,20 +255,37 @@ function Gateway:home_of(session)
     home.home, home.stateless, home.initialized = true, true, true
     home.protocol_version = version.LATEST -- what its upstreams are spoken to in
     self.homes[key] = home
+    self.tenants:hold(home, 1)
   end
   home:touch()
   return home
 end
+
+function Gateway:close_home(key, home)
+  self.homes[key] = nil
+  self.tenants:hold(home, -1)
+  self.pool:close_session(home)
+end
+
+-- Refuses a 2026 request that would make a new home past the session limits. nil | err.
+function Gateway:home_refusal(session)
+  local key = session.identity_key or "stdio"
+  if key == "stdio" or (self.homes and self.homes[key]) then return nil end
+  local limit, why = self:session_refusal(key, session.peer)
+  return limit and limits.refused(limit, why) or nil
+end
+
 function Gateway:find_session(id) return self.tenants:get(id) end
 function Gateway:remove_session(s, reason) self.tenants:remove(s, reason) end
 function Gateway:sweep_sessions()
   self.tenants:sweep(self.limits)
   local now = smg.monotime()
   for key, home in pairs(self.homes or {}) do
-    if now - home.last_seen > self.limits.session_idle_timeout then
-      self.homes[key] = nil
-      self.pool:close_session(home)
+    local busy = false
+    for _, up in pairs(self.pool:clients_of(home)) do
+      if up.npending > 0 then busy = true end
     end
+    if not busy and now - home.last_seen > self.limits.session_idle_timeout then self:close_home(key, home) end
   end
 end
 

@@ -86,7 +86,18 @@ function Pipeline:upstream(session, spec)
   return gw.pool:shared_client(session and session.config_id or gw.default_config_id, spec)
 end
 
+-- A 2026 request reaching a per_session server needs its identity's home, which counts
+-- as a session: refused past the session limits. nil | err.
+local function home_refused(self, session, spec)
+  if spec.sharing == "per_session" and session and session.stateless and not session.home then
+    return self.gw:home_refusal(session)
+  end
+  return nil
+end
+
 function Pipeline:ready(session, spec)
+  local refused = home_refused(self, session, spec)
+  if refused then return nil, refused end
   local up = self:upstream(session, spec)
   local ok, err = up:ensure_ready(self.gw.timeouts.discovery_timeout)
   if not ok then return nil, err end
@@ -128,7 +139,66 @@ local function fulfil(self, up, res, call)
   return responses
 end
 
+-- A 2026 client in front of a 2026 upstream: input_required passes through, but the
+-- guardrails see what crosses, as they would see real requests and their answers: each
+-- input request passes s2c:request, each of the retry's answers c2s:result (its method
+-- read from its shape: the retry carries no record of what was asked).
+local function answer_method(a)
+  if type(a) ~= "table" then return nil end
+  if a.action ~= nil then return "elicitation/create" end
+  if a.roots ~= nil then return "roots/list" end
+  if a.role ~= nil or a.model ~= nil or a.content ~= nil then return "sampling/createMessage" end
+  return nil
+end
+
+local function screen_round(self, spec, point, items, session, call)
+  local set, timeout = self.gw.plugins, self.gw.timeouts.guardrail_timeout
+  if type(items) ~= "table" or not hooks.active(set, spec, point) then return items end
+  local out = {}
+  for key, item in pairs(items) do
+    local method, payload = answer_method(item), item
+    if point == "s2c:request" then
+      method, payload = type(item) == "table" and item.method, type(item) == "table" and item.params or {}
+    end
+    out[key] = item
+    if type(method) == "string" then
+      local b
+      b, payload = hooks.run(set, timeout, point, spec, method, payload, session, call)
+      if b then
+        return nil, { code = rpc.SERVER_ERROR, message = ("%s %s by guardrail %s"):format(method,
+          point == "s2c:request" and "refused" or "answer withheld", b.guardrail),
+        data = { reason = "guardrail", guardrail = b.guardrail, point = b.point } }
+      end
+      out[key] = point == "s2c:request" and { method = method, params = payload } or payload
+    end
+  end
+  return out
+end
+
+local function call_modern_both(self, session, up, method, params, opts)
+  if type(params.inputResponses) == "table" then
+    local answers, err = screen_round(self, up.spec, "c2s:result", params.inputResponses, session, opts.call)
+    if not answers then return nil, err end
+    if answers ~= params.inputResponses then
+      local p = {}
+      for k, v in pairs(params) do p[k] = v end
+      p.inputResponses = answers
+      params = p
+    end
+  end
+  local res, err = up:call(method, params, opts)
+  if type(res) == "table" and res.resultType == "input_required" and type(res.inputRequests) == "table" then
+    local asked, serr = screen_round(self, up.spec, "s2c:request", res.inputRequests, session, opts.call)
+    if not asked then return nil, serr end
+    res.inputRequests = asked
+  end
+  return res, err
+end
+
 local function call_translating(self, session, up, method, params, opts)
+  if session.stateless and up.modern and type(params) == "table" then
+    return call_modern_both(self, session, up, method, params, opts)
+  end
   local res, err = up:call(method, params, opts)
   local rounds = 0
   while res ~= nil and type(res) == "table" and res.resultType == "input_required" and not session.stateless do
@@ -188,6 +258,8 @@ end
 function Pipeline:forward(session, spec, method, params, call)
   if method == "tools/call" then return self:call_tool(session, spec, params, call) end
   local gw = self.gw
+  local refused = home_refused(self, session, spec)
+  if refused then return nil, refused end
   local b
   b, params = hooks.run(gw.plugins, gw.timeouts.guardrail_timeout, "c2s:request", spec, method, params, session, call)
   if b then return blocked_answer(self, spec, method, b, call) end
@@ -200,6 +272,8 @@ end
 function Pipeline:call_tool(session, spec, params, call)
   local gw = self.gw
   if call then call.server, call.tool = spec.server_name, params.name end
+  local refused = home_refused(self, session, spec)
+  if refused then return nil, refused end
   local up = self:upstream(session, spec)
   local mirrored = session and session.param_headers
   if mirrored or up.modern then
@@ -318,6 +392,8 @@ local LIST_KEY = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["res
 -- s2c:result; a tools list then the discovery guardrails. Returns list | nil, err, source.
 function Pipeline:discover(session, spec, method)
   local gw = self.gw
+  local refused = home_refused(self, session, spec)
+  if refused then return nil, refused end
   local up = self:upstream(session, spec)
   local hit = gw.discovery:get(up, method)
   if hit then return hit, nil, "cache" end

@@ -40,6 +40,14 @@ function Tenants:add(s)
   if s.peer then bump(self.by_peer, s.peer, 1) end
 end
 
+-- Something that is not a session but holds what one does (an identity's home, which
+-- owns per_session upstreams for 2026 requests) counts against the same limits.
+function Tenants:hold(s, by)
+  self.n = self.n + by
+  bump(self.by_identity, s.identity_key, by)
+  if s.peer then bump(self.by_peer, s.peer, by) end
+end
+
 function Tenants:get(id) return self.sessions[id] end
 
 -- Forgets and closes `s` (its close tells the host, which closes its upstreams).

@@ -174,31 +174,34 @@ function Ctx:request(method, params, timeout)
   error(setmetatable({ key = key, request = { method = method, params = params } }, InputNeeded), 0)
 end
 
--- requestState for implicit rounds: the answers so far, sealed by this process.
-local function seal_answers(self, ctx, answers)
-  local payload = smg.crypto.b64url_encode(json.encode({ m = ctx.method, n = ctx.name, a = answers,
-    exp = smg.now() + 600 }))
+-- requestState for implicit rounds, sealed by this process: the answers so far, the key
+-- this round asks (the only one a retry may answer) and a digest of the arguments (a
+-- retry must repeat the call it continues).
+local function seal_answers(self, ctx, answers, asked)
+  local payload = smg.crypto.b64url_encode(json.encode({ m = ctx.method, n = ctx.name, a = answers, q = asked,
+    d = ctx.digest, exp = smg.now() + 600 }))
   return payload .. "." .. core.hex(smg.crypto.hmac_sha256(self.state_key, payload))
 end
 
--- The answers a requestState carries, or nil, why.
+-- The answers a requestState carries and the key it asked, or nil, why.
 local function open_answers(self, ctx, state)
   local payload, mac = tostring(state):match("^([%w_%-]+)%.(%x+)$")
   if not payload or not smg.secure_equal(mac, core.hex(smg.crypto.hmac_sha256(self.state_key, payload))) then
     return nil, "requestState failed its integrity check"
   end
   local st = json.decode(smg.crypto.b64decode(payload) or "")
-  if type(st) ~= "table" or st.m ~= ctx.method or st.n ~= ctx.name or (st.exp or 0) < smg.now() then
+  if type(st) ~= "table" or st.m ~= ctx.method or st.n ~= ctx.name or st.d ~= ctx.digest
+    or (st.exp or 0) < smg.now() then
     return nil, "requestState does not belong to this request"
   end
-  return type(st.a) == "table" and st.a or {}
+  return type(st.a) == "table" and st.a or {}, st.q
 end
 
 -- Turns a run that stopped at an unanswered ask into input_required. Returns the result,
 -- or nil when `e` is not such a stop.
 local function input_needed(self, ctx, e)
   if getmetatable(e) ~= InputNeeded then return nil end
-  return ctx:input_required({ [e.key] = e.request }, seal_answers(self, ctx, ctx.answers))
+  return ctx:input_required({ [e.key] = e.request }, seal_answers(self, ctx, ctx.answers, e.key))
 end
 
 -- The client's capabilities: the request's (2026) or the session's (2025).
@@ -375,18 +378,17 @@ function Server:handle_request(msg)
   local ctx = setmetatable({ server = self, id = msg.id, progress_token = meta.progressToken,
     cancelled = false, modern = ctx_modern or false, input_responses = ctx_modern and params.inputResponses or nil,
     request_state = ctx_modern and params.requestState or nil, method = msg.method,
-    name = params.name or params.uri, asks = 0, answers = {} }, Ctx)
+    name = params.name or params.uri, asks = 0, answers = {}, digest = false }, Ctx)
   if ctx_modern then
-    -- Answers of earlier implicit rounds (requestState) and of this retry (inputResponses).
-    -- A requestState that is not ours is left to the handler (explicit input_required).
+    -- Answers of earlier implicit rounds (requestState, sealed) and of this retry
+    -- (inputResponses: only for the key the last round asked, never overriding a sealed
+    -- one). A requestState that is not ours is left to the handler (explicit input_required).
+    ctx.digest = smg.hash(json.canonical(type(params.arguments) == "table" and params.arguments or {}))
     if type(params.requestState) == "string" then
-      local earlier = open_answers(self, ctx, params.requestState)
+      local earlier, asked = open_answers(self, ctx, params.requestState)
       for k, v in pairs(earlier or {}) do ctx.answers[k] = v end
-    end
-    if type(params.inputResponses) == "table" then
-      for k, v in pairs(params.inputResponses) do
-        if type(k) == "string" and k:match("^r%d+$") then ctx.answers[k] = v end
-      end
+      local answer = type(asked) == "string" and type(params.inputResponses) == "table" and params.inputResponses[asked]
+      if answer ~= nil and answer ~= false and ctx.answers[asked] == nil then ctx.answers[asked] = answer end
     end
   end
   local key = tostring(msg.id)
