@@ -107,8 +107,17 @@ function Redis:subscribe(channel, on_message, on_subscribed)
       if self:ready() then
         local lost = async.future()
         local sent = self.conn:command({ "SUBSCRIBE", channel }, function(v, err)
-          if v == nil then return lost:set(err or "connection lost") end
+          if v == nil then
+            -- The server refused (an error reply: ACL, say) or the connection went: either
+            -- way, subscribed again after the backoff, and the refusal is said.
+            if err and self.state == "ready" and not self.refusal_said then
+              self.refusal_said = true
+              log.warn(("redis: SUBSCRIBE %s refused: %s"):format(channel, err))
+            end
+            return lost:set(err or "connection lost")
+          end
           if type(v) ~= "table" then return end
+          if v[1] == "subscribe" then self.refusal_said = false end
           if v[1] == "subscribe" and on_subscribed then
             async.spawn(on_subscribed)
           elseif v[1] == "message" and v[2] == channel and type(v[3]) == "string" then

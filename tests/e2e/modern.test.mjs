@@ -642,3 +642,65 @@ test('a 2026 request that needs a new home past the session limits is refused', 
     assert.match(r.json.result.content[0].text, /simple text/i, r.text);
   });
 });
+
+// A 2026-only HTTP upstream: a call that times out or is cancelled closes its response
+// stream (the 2026 cancellation; and the connection is freed), and a listen stream the
+// server ends is opened again.
+test('2026 HTTP upstream: timed-out and cancelled calls close their streams; a listen stream that ends is reopened', async () => {
+  let listens = 0;
+  const closed = [];
+  const upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', ...result } })); };
+      if (msg.method === 'server/discover') {
+        return reply({ supportedVersions: [V], capabilities: { tools: { listChanged: true } },
+          serverInfo: { name: 'h26', version: '1' }, ttlMs: 0, cacheScope: 'private' });
+      }
+      if (msg.method === 'tools/list') return reply({ tools: [{ name: 'hang', inputSchema: { type: 'object' } }], ttlMs: 0, cacheScope: 'private' });
+      if (msg.method === 'subscriptions/listen') {
+        listens++;
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged',
+          params: { _meta: { 'io.modelcontextprotocol/subscriptionId': msg.id } } })}\n\n`);
+        return setTimeout(() => res.end(), 100); // the server ends it
+      }
+      if (msg.method === 'tools/call') {
+        res.on('close', () => closed.push(msg.params.arguments.tag)); // never answered
+        return;
+      }
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  try {
+    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url } }] } },
+      common_mcp_gateway_config: { timeout_settings: { tool_execution_timeout: 1 } },
+      gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(cfg, async (gw) => {
+      const call = (tag) => ({ jsonrpc: '2.0', id: tag, method: 'tools/call', params: { name: 'h26__hang',
+        arguments: { tag }, _meta: META } });
+      const r = await post(gw.url, call('timeout'), H('tools/call', 'h26__hang'));
+      assert.equal(r.json.error.data.reason, 'timeout', r.text);
+      const ac = new AbortController();
+      const p = fetch(gw.url, { method: 'POST', signal: ac.signal, headers: { 'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream', ...H('tools/call', 'h26__hang') },
+      body: JSON.stringify(call('cancel')) }).catch(() => {});
+      await sleep(300);
+      ac.abort();
+      await p;
+      for (let i = 0; i < 40 && closed.length < 2; i++) await sleep(50);
+      assert.deepEqual(closed.sort(), ['cancel', 'timeout']);
+      for (let i = 0; i < 60 && listens < 3; i++) await sleep(50);
+      assert.ok(listens >= 3, `the listen stream was reopened (${listens})`);
+      await sleep(1000);
+      assert.ok(listens <= 6, `with a growing pause (${listens} in ~4 s)`);
+    });
+  } finally {
+    upstream.close();
+  }
+});

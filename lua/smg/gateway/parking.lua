@@ -63,6 +63,7 @@ end
 local function drop(gw, park)
   if gw.parked[park.id] ~= park then return end
   gw.parked[park.id] = nil
+  parks[park.call] = nil
   local n = (gw.parked_by[park.session.identity_key] or 1) - 1
   gw.parked_by[park.session.identity_key] = n > 0 and n or nil
   if park.timer then park.timer:close() end
@@ -118,8 +119,12 @@ function M.finished(gw, call, res, err)
   local park = parks[call]
   if not park then return false end
   park.final = { res, err }
-  if park.turn then park.turn:set("final") end
-  drop(gw, park)
+  if park.turn then
+    park.turn:set("final")
+    drop(gw, park)
+  end
+  -- Else no retry is waiting yet: the park keeps the result for the next one (until it
+  -- expires).
   return true
 end
 
@@ -129,6 +134,13 @@ function M.resume(gw, session, call, params)
   local park, why = opened(gw, session, call.method, params)
   if park == nil then return false end
   if not park then return true, nil, { code = rpc.INVALID_PARAMS, message = "Invalid params: " .. why } end
+  if park.final then
+    drop(gw, park)
+    return true, park.final[1], park.final[2]
+  end
+  if park.turn then -- one retry at a time continues a parked call
+    return true, nil, { code = rpc.INVALID_PARAMS, message = "Invalid params: requestState is being continued by another request" }
+  end
   park.stream, park.reply_id, park.answered = call.stream, call.id, false
   local answers = type(params.inputResponses) == "table" and params.inputResponses or {}
   for key, f in pairs(park.waiting) do
@@ -143,7 +155,10 @@ function M.resume(gw, session, call, params)
     park.turn:wait(PARK_TIMEOUT)
     park.turn = nil
   end
-  if park.final then return true, park.final[1], park.final[2] end
+  if park.final then
+    drop(gw, park)
+    return true, park.final[1], park.final[2]
+  end
   if park.answered then return true, nil, nil end -- this retry was answered with the next round
   log.warn(("parked call %s: no progress after the client's retry"):format(park.id))
   return true, nil, { code = rpc.INTERNAL_ERROR, message = "the upstream did not finish in time" }

@@ -140,6 +140,7 @@ local function raw_call(self, method, params, opts, timeout, budget)
     self.stats.timeouts = self.stats.timeouts + 1
     self:_finish(entry)
     self:notify("notifications/cancelled", { requestId = id, reason = "timeout" })
+    if self.transport.abandon then self.transport:abandon(entry) end
     return nil, timeout_error(self, method, budget or timeout)
   end
   return res, rerr
@@ -150,6 +151,7 @@ function Client:cancel(entry, reason)
   if self.pending[entry.id] then
     self:notify("notifications/cancelled", { requestId = entry.id, reason = reason })
     self:_finish(entry)
+    if self.transport.abandon then self.transport:abandon(entry) end
     entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = "cancelled" })
   end
 end
@@ -300,9 +302,23 @@ function Client:_listen()
     resourcesListChanged = caps.resources and caps.resources.listChanged or nil }
   if next(filter) == nil then return end
   self.next_id = self.next_id + 1
+  -- Over HTTP the stream can end (the server restarted its side, an event too large):
+  -- opened again while it is still this process's stream (a restart opens its own), after
+  -- a pause that grows while the stream keeps ending at once.
+  self.listen_gen = (self.listen_gen or 0) + 1
+  local gen, started = self.listen_gen, smg.monotime()
+  local function current() return self.listen_gen == gen and self.state == "ready" end
+  local function on_end()
+    if not current() then return end
+    local lived = smg.monotime() - started
+    self.listen_pause = lived > 30 and 0.5 or math.min((self.listen_pause or 0.25) * 2, 30)
+    smg.timer(self.listen_pause, function()
+      if current() then self:_listen() end
+    end)
+  end
   self.transport:send(json.encode({ jsonrpc = "2.0", id = self.next_id, method = "subscriptions/listen",
     params = { notifications = filter, _meta = self:_modern_meta(nil) } }),
-    { method = "subscriptions/listen", modern = true, opts = {}, stream = true })
+    { method = "subscriptions/listen", modern = true, opts = {}, stream = true, listen = true, on_end = on_end })
 end
 
 -- The per-request _meta of a 2026 request on behalf of `call`: its client's version-free

@@ -58,10 +58,14 @@ function Http:send(line, entry)
   local c = self.client
   local status, ctype, is_sse, parser, chunks = 0, "", false, nil, {}
   local key = {}
-  local call, err = core.http_request({
+  local listen = entry and entry.listen
+  local call, err
+  call, err = core.http_request({
     method = "POST", url = c.spec.config.url, body = line,
     headers = headers(self, { "Content-Type: application/json", traceparent(entry) }, entry),
-    timeout_ms = 0, max_response = c.limits.max_message_bytes, stream = entry and entry.stream or nil,
+    -- A listen stream lives as long as the process: its events are bounded one by one.
+    timeout_ms = 0, max_response = not listen and c.limits.max_message_bytes or nil,
+    stream = entry and entry.stream or nil,
   }, function(st, raw)
     status = st
     local h = smg.http.parse_headers(raw)
@@ -69,17 +73,30 @@ function Http:send(line, entry)
     is_sse = ctype:find("text/event-stream", 1, true) ~= nil
     if entry and entry.method == "initialize" and h["mcp-session-id"] then self.session_id = h["mcp-session-id"] end
     if is_sse and status == 200 then
-      parser = sse.parser(function(data) c:on_payload(data, entry) end)
+      parser = sse.parser(function(data) c:on_payload(data, entry) end, c.limits.max_message_bytes)
     end
   end, function(chunk)
     if parser then
       local ok, perr = parser:feed(chunk)
-      if not ok then log.warn(("upstream %s: %s"):format(c.name, perr)) end
+      if not ok then
+        -- An event past the limit: the stream is dropped (its request fails; a listen
+        -- stream is opened again).
+        log.warn(("upstream %s: %s"):format(c.name, perr))
+        self.calls[key] = nil
+        call:cancel()
+        if entry and c.pending[entry.id] then
+          c:_finish(entry)
+          entry.future:set(nil, { code = -32603, message = ("upstream %s: %s"):format(c.name, perr),
+            data = { server = c.name, reason = "unavailable" } })
+        end
+        if listen then entry.on_end("too large") end
+      end
     else
       chunks[#chunks + 1] = chunk
     end
   end, function(e)
     self.calls[key] = nil
+    if listen then return entry.on_end(e or status) end
     if e then
       if entry and c.pending[entry.id] then
         c:_finish(entry)
@@ -110,7 +127,18 @@ function Http:send(line, entry)
   end)
   if not call then return nil, err end
   self.calls[key] = call
+  if entry then entry.transfer = key end
   return true
+end
+
+-- Stops the transfer that carries `entry` (timed out or cancelled: on 2026-07-28, closing
+-- the response stream is the cancellation; on 2025, it frees the connection).
+function Http:abandon(entry)
+  local call = entry.transfer and self.calls[entry.transfer]
+  if call then
+    self.calls[entry.transfer] = nil
+    call:cancel()
+  end
 end
 
 -- Opens the standalone GET stream for server-initiated messages; reconnects while open.
