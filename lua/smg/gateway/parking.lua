@@ -164,4 +164,10 @@ function M.resume(gw, session, call, params)
   return true, nil, { code = rpc.INTERNAL_ERROR, message = "the upstream did not finish in time" }
 end
 
+-- At shutdown: every parked call goes (its upstream request fails, its timer closes, so
+-- nothing keeps the loop alive).
+function M.close_all(gw)
+  for _, park in pairs(gw.parked or {}) do drop(gw, park) end
+end
+
 return M

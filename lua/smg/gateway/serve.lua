@@ -67,6 +67,7 @@ function M.shutdown(gw, reason)
       log.info(("audit log %s: %d records, head %s"):format(a.cfg.path, a.seq, a.prev))
     end
     for _, s in pairs(gw.tenants.sessions) do gw:remove_session(s, "shutdown") end
+    require("smg.gateway.parking").close_all(gw)
     if gw.stdio_session then gw.stdio_session:close("shutdown") end
     gw.pool:close_all()
     require("smg.gateway.cluster").stop(gw.cluster)
