@@ -704,3 +704,92 @@ test('2026 HTTP upstream: timed-out and cancelled calls close their streams; a l
     upstream.close();
   }
 });
+
+// The Tasks extension through the aggregate: the upstream's extension capability is
+// offered, its task handles reach the client under a gateway task id bound to the caller,
+// and tasks/get|update|cancel reach the upstream that issued the task, with its own id.
+test('Tasks extension: task ids routed to their upstream, bound to the identity that made them', async () => {
+  const TASKS = 'io.modelcontextprotocol/tasks';
+  const seen = [];
+  let polls = 0;
+  const upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      seen.push({ method: msg.method, name: req.headers['mcp-name'], params: msg.params });
+      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
+      const task = (status, extra = {}) => ({ taskId: 'up-7', status, createdAt: '2026-12-03T00:00:00Z',
+        lastUpdatedAt: '2026-12-03T00:00:01Z', ttlMs: 60000, ...extra });
+      if (msg.method === 'server/discover') {
+        return reply({ supportedVersions: [V], capabilities: { tools: {}, extensions: { [TASKS]: {} } },
+          serverInfo: { name: 'tk', version: '1' }, resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
+      }
+      if (msg.method === 'tools/list') {
+        return reply({ tools: [{ name: 'report', inputSchema: { type: 'object' } }], resultType: 'complete', ttlMs: 0,
+          cacheScope: 'private' });
+      }
+      if (msg.method === 'tools/call') return reply({ resultType: 'task', ...task('working') });
+      if (msg.method === 'tasks/get') {
+        polls++;
+        return reply({ resultType: 'complete', ...(polls === 1 ? task('input_required', { inputRequests: {
+          ok: { method: 'elicitation/create', params: { message: 'go?', requestedSchema: { type: 'object' } } } } })
+          : task('completed', { result: { content: [{ type: 'text', text: 'the report' }] } })) });
+      }
+      if (msg.method === 'tasks/update' || msg.method === 'tasks/cancel') return reply({ resultType: 'complete' });
+      res.writeHead(404, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  const KA = 'key-alpha-0123456789abcdef0123456789';
+  const KB = 'key-beta-0123456789abcdef01234567890';
+  try {
+    const cfg = writeConfig({
+      plugins: { auth: { provider: 'local_apikey', config: {} } },
+      mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'tk', config: { url } }, luaServer('echo', ECHO)] } },
+      projects: { p: { project_name: 'P', mcp_config_id: 'c', users: ['ua', 'ub'] } },
+      users: { ua: { email: 'a@example.com' }, ub: { email: 'b@example.com' } },
+      apikeys: { [KA]: { project_id: 'p', user_id: 'ua' }, [KB]: { project_id: 'p', user_id: 'ub' } },
+      gateway: { port: 0, mode: 'aggregate' },
+    });
+    await withGateway(cfg, async (gw) => {
+      const meta = { ...META, 'io.modelcontextprotocol/clientCapabilities': { extensions: { [TASKS]: {} } } };
+      const rq = (key, id, method, params, name) => post(gw.url, { jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } },
+        { ...H(method, name), 'X-API-Key': key });
+      let r = await rq(KA, 1, 'server/discover', {});
+      assert.deepEqual(r.json.result.capabilities.extensions, { [TASKS]: {} }, r.text);
+      r = await rq(KA, 2, 'tools/call', { name: 'tk__report', arguments: {} }, 'tk__report');
+      assert.equal(r.json.result.resultType, 'task', r.text);
+      const tid = r.json.result.taskId;
+      assert.match(tid, /^smgt1\./);
+      assert.equal(r.json.result.status, 'working');
+      // Polled: the upstream gets its own id (body and Mcp-Name); the answer names the gateway's.
+      r = await rq(KA, 3, 'tasks/get', { taskId: tid }, tid);
+      assert.equal(r.json.result.status, 'input_required', r.text);
+      assert.equal(r.json.result.taskId, tid);
+      const get = seen.find((x) => x.method === 'tasks/get');
+      assert.equal(get.params.taskId, 'up-7');
+      assert.equal(get.name, 'up-7');
+      r = await rq(KA, 4, 'tasks/update', { taskId: tid, inputResponses: { ok: { action: 'accept', content: {} } } }, tid);
+      assert.equal(r.json.result.resultType, 'complete', r.text);
+      assert.deepEqual(seen.find((x) => x.method === 'tasks/update').params.inputResponses, { ok: { action: 'accept', content: {} } });
+      r = await rq(KA, 5, 'tasks/get', { taskId: tid }, tid);
+      assert.equal(r.json.result.result.content[0].text, 'the report', r.text);
+      // Another identity, a tampered id, a made-up one: unknown task, the upstream never asked.
+      const n = seen.length;
+      for (const [key, id] of [[KB, tid], [KA, tid.replace(/.$/, (c) => (c === '0' ? '1' : '0'))], [KA, 'up-7']]) {
+        r = await rq(key, 6, 'tasks/cancel', { taskId: id }, id);
+        assert.equal(r.json.error.code, -32602, r.text);
+        assert.match(r.json.error.message, /unknown task/);
+      }
+      assert.equal(seen.length, n);
+      r = await rq(KA, 7, 'tasks/cancel', { taskId: tid }, tid);
+      assert.equal(r.json.result.resultType, 'complete', r.text);
+    });
+  } finally {
+    upstream.close();
+  }
+});

@@ -19,6 +19,7 @@ local plugin_set = require "smg.gateway.plugin_set"
 local telemetry = require "smg.gateway.telemetry"
 local modern_gw = require "smg.gateway.modern"
 local parking = require "smg.gateway.parking"
+local tasks = require "smg.gateway.tasks"
 local limits = require "smg.limits"
 local log = smg.log
 
@@ -197,6 +198,7 @@ function Gateway:route(session, method, params, call)
     call.params = params -- (a parked call's requestState is bound to them)
     if method == "server/discover" then return modern_gw.discover(self, session, params) end
     if method == "subscriptions/listen" then return modern_gw.listen(self, session, params) end
+    if tasks.METHODS[method] then return tasks.request(self, session, method, params, call) end
     if type(params.requestState) == "string" then
       local handled, res, err = parking.resume(self, session, call, params)
       if handled then return res, err end

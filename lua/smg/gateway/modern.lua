@@ -5,6 +5,7 @@
 -- result: resultType, serverInfo, caching hints, and -32021 for a call whose upstream
 -- needed a client capability the request did not declare.
 local smg = require "smg"
+local async = require "smg.async"
 local modern = require "smg.mcp.modern"
 local version = require "smg.mcp.version"
 local rpc = require "smg.mcp.jsonrpc"
@@ -13,6 +14,30 @@ local M = {}
 
 -- server/discover: the mode's capabilities (the aggregate's, or the passthrough upstream's)
 -- and the revisions served.
+-- Extension capabilities (the Tasks extension, any other) belong to the upstreams: the
+-- aggregate offers each one that some upstream offers (the requests that use it reach
+-- the upstream that owns them). nil when none does.
+local function upstream_extensions(gw, session)
+  local jobs, specs = {}, gw.pipeline:servers(session)
+  for i, spec in ipairs(specs) do
+    jobs[i] = function()
+      local init = gw.pipeline:ready(session, spec)
+      return init and type(init.capabilities) == "table" and init.capabilities.extensions or nil
+    end
+  end
+  local ext, found = nil, async.all(jobs)
+  for i = 1, #specs do
+    local e = found[i]
+    if type(e) == "table" then
+      for k, v in pairs(e) do
+        ext = ext or {}
+        if ext[k] == nil then ext[k] = v end
+      end
+    end
+  end
+  return ext
+end
+
 function M.discover(gw, session, params)
   local init, err = gw.router.initialize(gw.pipeline, session, params)
   if not init then return nil, err end
@@ -26,6 +51,7 @@ function M.discover(gw, session, params)
     for k, v in pairs(caps.resources) do r[k] = v end
     caps.resources = r
   end
+  if gw.mode ~= "passthrough" then caps.extensions = upstream_extensions(gw, session) end
   return { supportedVersions = version.ALL, capabilities = caps, instructions = init.instructions,
     serverInfo = init.serverInfo }
 end

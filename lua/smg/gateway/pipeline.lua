@@ -25,6 +25,7 @@ local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
 local modern = require "smg.mcp.modern"
 local param_headers = require "smg.mcp.param_headers"
+local tasks = require "smg.gateway.tasks"
 local hooks = require "smg.gateway.hooks"
 local guardrails = require "smg.gateway.guardrails"
 local registration = require "smg.gateway.registration"
@@ -187,11 +188,14 @@ local function call_modern_both(self, session, up, method, params, opts)
     end
   end
   local res, err = up:call(method, params, opts)
-  if type(res) == "table" and res.resultType == "input_required" and type(res.inputRequests) == "table" then
+  if type(res) ~= "table" then return res, err end
+  -- (A task waiting for input carries its input requests too: tasks/get.)
+  if (res.resultType == "input_required" or res.status == "input_required") and type(res.inputRequests) == "table" then
     local asked, serr = screen_round(self, up.spec, "s2c:request", res.inputRequests, session, opts.call)
     if not asked then return nil, serr end
     res.inputRequests = asked
   end
+  if res.resultType == "task" then tasks.rewrite(self.gw, session, up.spec.server_name, res) end
   return res, err
 end
 

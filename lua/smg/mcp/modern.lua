@@ -40,7 +40,9 @@ M.CACHEABLE = { ["server/discover"] = true, ["tools/list"] = true, ["prompts/lis
   ["resources/list"] = true, ["resources/templates/list"] = true, ["resources/read"] = true }
 
 -- The request's Mcp-Name: what params names it by.
-local NAMED = { ["tools/call"] = "name", ["prompts/get"] = "name", ["resources/read"] = "uri" }
+local NAMED = { ["tools/call"] = "name", ["prompts/get"] = "name", ["resources/read"] = "uri",
+  ["tasks/get"] = "taskId", ["tasks/update"] = "taskId", ["tasks/cancel"] = "taskId" }
+M.NAMED = NAMED
 
 -- Whether a request on a connection without a session is a modern one: its _meta names a
 -- protocol version, or the header names a modern one.

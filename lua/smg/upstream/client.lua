@@ -102,7 +102,8 @@ local function raw_call(self, method, params, opts, timeout, budget)
   if type(m26) == "table" and m26[modern.META_VERSION] ~= nil then
     -- A 2026 request: on HTTP it travels without the session and with the standard headers.
     entry.modern = true
-    entry.name = params.name or params.uri
+    local field = modern.NAMED[method]
+    entry.name = field and params[field] or nil
     local call = opts and opts.call
     if method == "tools/call" and call then
       entry.param_headers = param_headers.lines(call.param_decls, params.arguments, call.session and call.session.param_headers)
