@@ -32,7 +32,7 @@ function M.report(gw)
   if gw.draining then status = "draining"
   elseif down > 0 and usable == 0 then status = "down"
   elseif down > 0 then status = "degraded" end
-  return { status = status, sessions = gw.tenants.n, version = smg.version, upstreams = list }
+  return { status = status, sessions = gw.tenants:count(), version = smg.version, upstreams = list }
 end
 
 return M

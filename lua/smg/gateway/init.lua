@@ -20,6 +20,7 @@ local telemetry = require "smg.gateway.telemetry"
 local modern_gw = require "smg.gateway.modern"
 local parking = require "smg.gateway.parking"
 local tasks = require "smg.gateway.tasks"
+local subscriptions = require "smg.gateway.subscriptions"
 local limits = require "smg.limits"
 local log = smg.log
 
@@ -178,6 +179,7 @@ function Gateway:client_notification(session, method, params)
 end
 
 function Gateway:session_closed(session, reason)
+  subscriptions.release_all(session)
   self.pool:close_session(session)
   log.debug(("session %s closed (%s)"):format(tostring(session.id), reason or "closed"))
 end

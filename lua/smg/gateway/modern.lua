@@ -62,7 +62,19 @@ end
 -- (The transport made the session a listen stream's, Session:listen, before registering it.)
 function M.listen(gw, session, params)
   session:notify("notifications/subscriptions/acknowledged", { notifications = params.notifications or {} }, nil)
-  smg.log.debug(("listen stream %s open (%d session(s))"):format(tostring(session.id), gw.tenants.n))
+  -- The resources it watches: each owner's upstream is subscribed (counted; released when
+  -- the stream closes). A URI no server owns is watched for nothing.
+  local filter = type(params.notifications) == "table" and params.notifications or {}
+  local owner = gw.router.resource_owner
+  for i, uri in ipairs(owner and type(filter.resourceSubscriptions) == "table" and filter.resourceSubscriptions or {}) do
+    if i > 256 then break end -- (as many as a session may watch)
+    local spec = type(uri) == "string" and owner(gw.pipeline, session, uri)
+    if spec then
+      local ok, err = gw.pipeline:subscribe(session, spec, uri, nil)
+      if not ok then smg.log.debug(("listen: cannot watch %s: %s"):format(uri, tostring(err and err.message))) end
+    end
+  end
+  smg.log.debug(("listen stream %s open (%d session(s))"):format(tostring(session.id), gw.tenants:count()))
   return nil, nil
 end
 

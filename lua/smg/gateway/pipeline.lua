@@ -26,6 +26,7 @@ local rpc = require "smg.mcp.jsonrpc"
 local modern = require "smg.mcp.modern"
 local param_headers = require "smg.mcp.param_headers"
 local tasks = require "smg.gateway.tasks"
+local subscriptions = require "smg.gateway.subscriptions"
 local hooks = require "smg.gateway.hooks"
 local guardrails = require "smg.gateway.guardrails"
 local registration = require "smg.gateway.registration"
@@ -419,6 +420,12 @@ function Pipeline:cached(session, spec, method)
   return self.gw.discovery:peek(self:upstream(session, spec), method)
 end
 
+-- Resource subscriptions, counted per upstream and URI (gateway/subscriptions.lua).
+function Pipeline:subscribe(session, spec, uri, call) return subscriptions.subscribe(self, session, spec, uri, call) end
+function Pipeline:unsubscribe(session, spec, uri, call)
+  return subscriptions.unsubscribe(self, session, spec, uri, call)
+end
+
 -- The inputSchema of an upstream's tool, from its cached tools list (listed on a miss).
 local by_name = setmetatable({}, { __mode = "k" }) -- a tools list -> { name -> tool }
 function Pipeline:tool_schema(session, spec, name)
@@ -475,7 +482,8 @@ end
 
 ---------------------------------------------------------------------------- upstream -> client
 -- The upstream client events (see upstream/client.lua).
-function Events:ready() end
+-- A restarted 2025 upstream has forgotten its resource subscriptions.
+function Events:ready(up) subscriptions.restore(up) end
 
 function Events:down(up, why)
   local gw = self.gw

@@ -25,7 +25,7 @@ for _, m in ipairs({ "initialize", "ping", "tools/list", "tools/call", "prompts/
 
 -- Gauges read when /metrics is scraped.
 function M.register_gauges(gw)
-  metrics.gauge("smg_sessions", "Open client sessions", {}, function(m) m:set(gw.tenants.n) end)
+  metrics.gauge("smg_sessions", "Open client sessions", {}, function(m) m:set(gw.tenants:count()) end)
   metrics.gauge("smg_upstreams_pending_calls", "Calls waiting on an upstream", { "server" }, function(m)
     for _, s in ipairs(m.list) do s.value = 0 end -- a server that left the config reads 0
     for _, up in pairs(gw.pool.shared) do

@@ -7,7 +7,8 @@ local Tenants = {}
 Tenants.__index = Tenants
 
 function Tenants.new()
-  return setmetatable({ sessions = {}, n = 0, by_identity = {}, by_peer = {} }, Tenants)
+  -- n counts sessions and what is held like one (homes: `held`), against the limits.
+  return setmetatable({ sessions = {}, n = 0, held = 0, by_identity = {}, by_peer = {} }, Tenants)
 end
 
 local function bump(counts, key, by)
@@ -44,9 +45,13 @@ end
 -- owns per_session upstreams for 2026 requests) counts against the same limits.
 function Tenants:hold(s, by)
   self.n = self.n + by
+  self.held = self.held + by
   bump(self.by_identity, s.identity_key, by)
   if s.peer then bump(self.by_peer, s.peer, by) end
 end
+
+-- Client sessions (listen streams included), not homes.
+function Tenants:count() return self.n - self.held end
 
 function Tenants:get(id) return self.sessions[id] end
 

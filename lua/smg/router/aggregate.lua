@@ -265,10 +265,21 @@ local function by_uri(method)
         .. "choose"):format(tostring(params.uri), table.concat(clash, ", ")), { uri = params.uri, servers = json.array(clash) })
     end
     if not spec then return rpc.fail(rpc.RESOURCE_NOT_FOUND, "Resource not found", { uri = params.uri }) end
-    if method == "resources/subscribe" then session.subscriptions[params.uri] = true end
-    if method == "resources/unsubscribe" then session.subscriptions[params.uri] = nil end
+    if method == "resources/subscribe" then
+      session.subscriptions[params.uri] = true
+      return r:subscribe(session, spec, params.uri, call)
+    elseif method == "resources/unsubscribe" then
+      session.subscriptions[params.uri] = nil
+      return r:unsubscribe(session, spec, params.uri, call)
+    end
     return r:forward(session, spec, method, params, call)
   end
+end
+
+-- The server a resource URI belongs to (a 2026 listen stream's resourceSubscriptions).
+function M.resource_owner(r, session, uri)
+  local spec = find_owner(r, session, uri)
+  return spec
 end
 handlers["resources/read"] = by_uri("resources/read")
 handlers["resources/subscribe"] = by_uri("resources/subscribe")

@@ -61,10 +61,12 @@ function M.request(r, session, method, params, call)
     -- A shared upstream serves others too: its level stays, this session's messages are
     -- filtered. A per-session one follows the session.
     if spec.sharing ~= "per_session" then return {} end
-  elseif method == "resources/subscribe" and params.uri then
+  elseif method == "resources/subscribe" and type(params.uri) == "string" then
     session.subscriptions[params.uri] = true
-  elseif method == "resources/unsubscribe" and params.uri then
+    return r:subscribe(session, spec, params.uri, call)
+  elseif method == "resources/unsubscribe" and type(params.uri) == "string" then
     session.subscriptions[params.uri] = nil
+    return r:unsubscribe(session, spec, params.uri, call)
   elseif method == "tools/call" and not names.allowed(spec, params.name) then
     return rpc.fail(rpc.INVALID_PARAMS, "Unknown tool: " .. tostring(params.name))
   end
@@ -78,5 +80,8 @@ function M.request(r, session, method, params, call)
   end
   return res, err
 end
+
+-- Every resource URI belongs to the one server.
+function M.resource_owner(r, session) return the_server(r, session) end
 
 return M

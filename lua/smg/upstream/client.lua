@@ -65,6 +65,9 @@ function Client.new(spec, opts)
     backoff = 0.25,
     last_error = nil,
     stats = { calls = 0, errors = 0, timeouts = 0, restarts = 0 },
+    -- uri -> how many clients are subscribed to it through this upstream (counted by
+    -- gateway/subscriptions.lua; a 2026-only server's listen stream asks for them).
+    resource_uris = {},
   }, Client)
   if spec.config.url and spec.config.transport == "sse" then
     self.transport = Legacy.new(self)
@@ -301,6 +304,13 @@ function Client:_listen()
   local filter = { toolsListChanged = caps.tools and caps.tools.listChanged or nil,
     promptsListChanged = caps.prompts and caps.prompts.listChanged or nil,
     resourcesListChanged = caps.resources and caps.resources.listChanged or nil }
+  local uris = {}
+  for uri in pairs(self.resource_uris) do uris[#uris + 1] = uri end
+  if #uris > 0 then
+    table.sort(uris)
+    filter.resourceSubscriptions = uris
+  end
+  self.listen_entry = nil
   if next(filter) == nil then return end
   self.next_id = self.next_id + 1
   -- Over HTTP the stream can end (the server restarted its side, an event too large):
@@ -317,9 +327,31 @@ function Client:_listen()
       if current() then self:_listen() end
     end)
   end
-  self.transport:send(json.encode({ jsonrpc = "2.0", id = self.next_id, method = "subscriptions/listen",
-    params = { notifications = filter, _meta = self:_modern_meta(nil) } }),
-    { method = "subscriptions/listen", modern = true, opts = {}, stream = true, listen = true, on_end = on_end })
+  local entry = { id = self.next_id, method = "subscriptions/listen", modern = true, opts = {}, stream = true,
+    listen = true, on_end = on_end }
+  self.listen_entry = entry
+  self.transport:send(json.encode({ jsonrpc = "2.0", id = entry.id, method = "subscriptions/listen",
+    params = { notifications = filter, _meta = self:_modern_meta(nil) } }), entry)
+end
+
+-- Whether resource subscriptions go through the listen stream (a 2026-only server has
+-- no resources/subscribe).
+function Client:listens_for_resources() return self.modern and not self.dual end
+
+-- Opens the listen stream again with the current filter (resource_uris changed): the old
+-- one is closed (HTTP) or cancelled (stdio) first.
+function Client:relisten()
+  if self.state ~= "ready" or not self:listens_for_resources() then return end
+  local old = self.listen_entry
+  if old then
+    self.listen_gen = (self.listen_gen or 0) + 1 -- the old stream's end is not a reason to reopen it
+    if self.transport.abandon then
+      self.transport:abandon(old)
+    else
+      self:notify("notifications/cancelled", { requestId = old.id, reason = "subscriptions changed" })
+    end
+  end
+  self:_listen()
 end
 
 -- The per-request _meta of a 2026 request on behalf of `call`: its client's version-free
