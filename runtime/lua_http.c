@@ -89,6 +89,16 @@ static int req_peer(lua_State *L) {
   lua_pushstring(L, smg_http_req_peer(check_req(L)->req));
   return 1;
 }
+/* req:peer_address(): the peer without its ":port" (what identities and limits key on). */
+static int req_peer_address(lua_State *L) {
+  const char *p = smg_http_req_peer(check_req(L)->req);
+  const char *colon = strrchr(p, ':');
+  size_t n = strlen(p);
+  if (colon && colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+    n = (size_t)(colon - p);
+  lua_pushlstring(L, p, n);
+  return 1;
+}
 static int req_alive(lua_State *L) {
   lreq_t *u = luaL_checkudata(L, 1, "smg.http.req");
   lua_pushboolean(L, u->req && smg_http_req_alive(u->req));
@@ -116,18 +126,31 @@ static int req_header(lua_State *L) {
     lua_pushnil(L);
   return 1;
 }
+/* req:headers([prefix]) -> {lowercased name = value}: all of them, or only those whose
+ * name starts with `prefix` (lowercase), then nil when there are none (no table made). */
 static int req_headers(lua_State *L) {
   lreq_t *u = check_req(L);
+  size_t pl = 0;
+  const char *prefix = luaL_optlstring(L, 2, NULL, &pl);
   int n = smg_http_req_header_count(u->req);
-  lua_createtable(L, 0, n);
+  int made = 0;
+  if (!prefix) {
+    lua_createtable(L, 0, n);
+    made = 1;
+  }
   for (int i = 0; i < n; i++) {
     const char *name, *value;
     size_t nl, vl;
     smg_http_req_header_at(u->req, i, &name, &nl, &value, &vl);
     char lower[256];
-    if (nl >= sizeof(lower)) continue;
+    if (nl >= sizeof(lower) || nl < pl) continue;
     for (size_t k = 0; k < nl; k++)
       lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+    if (prefix && memcmp(lower, prefix, pl) != 0) continue;
+    if (!made) {
+      lua_createtable(L, 0, 4);
+      made = 1;
+    }
     lua_pushlstring(L, lower, nl);
     lua_rawget(L, -2);
     int seen = !lua_isnil(L, -1);
@@ -137,6 +160,7 @@ static int req_headers(lua_State *L) {
     lua_pushlstring(L, value, vl);
     lua_rawset(L, -3);
   }
+  if (!made) lua_pushnil(L);
   return 1;
 }
 
@@ -461,6 +485,7 @@ void smg_lua_http_register(lua_State *L) {
                                    {"body", req_body},
                                    {"header", req_header},
                                    {"headers", req_headers},
+                                   {"peer_address", req_peer_address},
                                    {"respond", req_respond},
                                    {"stream_start", req_stream_start},
                                    {"write", req_write},

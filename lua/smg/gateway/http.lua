@@ -227,7 +227,7 @@ local function check_version_header(session, req)
 end
 
 local function handle_initialize(gw, req, msg, identity)
-  local peer = (req:peer() or ""):gsub(":%d+$", "")
+  local peer = req:peer_address()
   local key = gw.identity_key(identity, peer)
   local limit, why = gw:session_refusal(key, peer)
   if limit then
@@ -272,7 +272,7 @@ local function handle_modern(gw, req, msg, kind, identity)
     log.debug(("modern request refused: %s"):format(refused.message))
     return respond(req, refused.status, rpc.error(msg.id, refused.code, refused.message, refused.data))
   end
-  local peer = (req:peer() or ""):gsub(":%d+$", "")
+  local peer = req:peer_address()
   local key = gw.identity_key(identity, peer)
   local listen = msg.method == "subscriptions/listen"
   if listen then

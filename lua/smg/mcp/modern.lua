@@ -53,6 +53,8 @@ function M.is_modern(msg, header_version)
   return header_version ~= nil and version.modern(header_version)
 end
 
+local NO_PARAMS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 local function refusal(status, code, message, data)
   return { status = status, code = code, message = message, data = data }
 end
@@ -104,9 +106,12 @@ function M.check(msg, http)
   local params
   if http and msg.method == "tools/call" then
     local why
-    params, why = param_headers.collect(http:headers())
-    if why then return nil, refusal(400, M.HEADER_MISMATCH, "Header mismatch: " .. why) end
-    params = params or {}
+    local got = http:headers("mcp-param-")
+    if got then
+      params, why = param_headers.collect(got)
+      if why then return nil, refusal(400, M.HEADER_MISMATCH, "Header mismatch: " .. why) end
+    end
+    params = params or NO_PARAMS
   end
   if not M.METHODS[msg.method] then
     return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method)
