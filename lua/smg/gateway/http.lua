@@ -260,7 +260,7 @@ end
 -- by a session of its own that lives as long as the request (subscriptions/listen: as
 -- long as its stream). Errors get the revision's HTTP statuses.
 local listening = setmetatable({}, { __mode = "k" }) -- request -> its listen session
-local serving = setmetatable({}, { __mode = "k" }) -- request -> its (other) 2026 request's session
+local serving = setmetatable({}, { __mode = "kv" }) -- request -> its (other) 2026 request's session
 
 local function handle_modern(gw, req, msg, kind, identity)
   if kind ~= "request" then

@@ -16,9 +16,26 @@ local function bump(counts, key, by)
   counts[key] = n > 0 and n or nil
 end
 
+-- The tenant key of an identity (or, without auth, of a peer address). Memoized: a 2026
+-- request needs it on every request. The peer memo is bounded (emptied when full).
+local by_identity = setmetatable({}, { __mode = "k" })
+local by_peer, npeers = {}, 0
 function Tenants.key(identity, peer)
-  if identity then return "id:" .. tostring(identity.project_id) .. "/" .. tostring(identity.user_id) end
-  return "peer:" .. tostring(peer)
+  if identity then
+    local k = by_identity[identity]
+    if not k then
+      k = "id:" .. tostring(identity.project_id) .. "/" .. tostring(identity.user_id)
+      by_identity[identity] = k
+    end
+    return k
+  end
+  local k = by_peer[peer or false]
+  if not k then
+    if npeers >= 4096 then by_peer, npeers = {}, 0 end
+    k = "peer:" .. tostring(peer)
+    by_peer[peer or false], npeers = k, npeers + 1
+  end
+  return k
 end
 
 -- nil when one more session fits the global, per-identity and per-peer limits; else the

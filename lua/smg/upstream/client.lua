@@ -387,7 +387,7 @@ function Client:_era_params(params, call)
   local p, m = {}, {}
   for k, v in pairs(params or {}) do p[k] = v end
   for k, v in pairs(type(meta) == "table" and meta or {}) do
-    if type(k) ~= "string" or k:sub(1, 24) ~= "io.modelcontextprotocol/" then m[k] = v end
+    if type(k) ~= "string" or k:find("io.modelcontextprotocol/", 1, true) ~= 1 then m[k] = v end
   end
   if as_modern then
     for k, v in pairs(self:_modern_meta(call)) do m[k] = v end

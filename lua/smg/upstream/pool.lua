@@ -32,7 +32,21 @@ function Refused:notify() end
 function Refused:cancel() end
 function Refused:describe() return { name = self.name, state = "refused", last_error = self.err.message } end
 
-local function shared_key(config_id, name) return tostring(config_id) .. "/" .. name end
+-- "config/name", made once per pair (the key is looked up on every call).
+local keys = {}
+local function shared_key(config_id, name)
+  local by_name = keys[config_id or false]
+  if not by_name then
+    by_name = {}
+    keys[config_id or false] = by_name
+  end
+  local k = by_name[name]
+  if not k then
+    k = tostring(config_id) .. "/" .. name
+    by_name[name] = k
+  end
+  return k
+end
 
 -- The shared client of `spec` in mcp_config `config_id`, created on first use.
 function Pool:shared_client(config_id, spec)
