@@ -161,6 +161,41 @@ bench_smg "smg (passthrough, guarded)" ", \"enable_tool_guardrails\": true,
   \"users\": { \"u\": { \"email\": \"bench@example.com\" } }"
 apikey=""
 
+# 3a. The two eras side by side: one machine's noise moves single runs by +-20%, so the
+# 2026 (stateless) and 2025 (session) passthrough rows are compared over alternating
+# runs at concurrency 32, medians taken.
+era_ratio() {
+  local p25 p26 sid r25=() r26=()
+  p25=$(free_port); p26=$(free_port)
+  for p in "$p25" "$p26"; do
+    cat > "$work/smg-era-$p.json" <<CFG
+{ "common_mcp_gateway_config": { "enkrypt_log_level": "WARN" },
+  "mcp_configs": { "b": { "mcp_config": [ { "server_name": "echo", "config": { "command": "$UP" } } ] } },
+  "gateway": { "mode": "passthrough", "port": $p, "mcp_config_id": "b" } }
+CFG
+    "$SMG" serve --config "$work/smg-era-$p.json" 2>"$work/smg-era-$p.log" &
+    pids+=($!)
+    wait_port "$p"
+  done
+  sid=$(open_session "http://127.0.0.1:$p25/mcp")
+  MODERN=1 check_call "http://127.0.0.1:$p26/mcp" "" || { echo "bench: 2026 call failed" >&2; return 1; }
+  local keep=$secs
+  secs=2; load "http://127.0.0.1:$p25/mcp" 32 "$sid" >/dev/null; MODERN=1 load "http://127.0.0.1:$p26/mcp" 32 "" >/dev/null
+  secs=4
+  for _ in 1 2 3 4 5; do
+    r25+=("$(load "http://127.0.0.1:$p25/mcp" 32 "$sid" | awk '{print $1}')")
+    r26+=("$(MODERN=1 load "http://127.0.0.1:$p26/mcp" 32 "" | awk '{print $1}')")
+  done
+  secs=$keep
+  kill -TERM "${pids[-1]}" "${pids[-2]}"; wait "${pids[-1]}" "${pids[-2]}" 2>/dev/null || true
+  local m25 m26
+  m25=$(printf '%s\n' "${r25[@]}" | sort -n | sed -n 3p)
+  m26=$(printf '%s\n' "${r26[@]}" | sort -n | sed -n 3p)
+  echo "2026 vs 2025 passthrough, c32, 5 alternating 4 s runs, medians: ${m26}/s vs ${m25}/s, ratio $(awk -v a="$m26" -v b="$m25" 'BEGIN { printf "%.2f", a / b }')"
+}
+era_line=$(era_ratio)
+echo "$era_line" >&2
+
 # 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
 # session limits raised: by default one peer may hold 1024).
 port=$(free_port)
@@ -200,5 +235,6 @@ echo
 echo "smg benchmark: tools/call echo, wrk -t1, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%d)"
 printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s\n' "target" "c1 call/s" "p50 us" "p99 us" "c32 call/s" "p50 us" "p99 us" "RSS idle" "RSS load"
 for r in "${rows[@]}"; do echo "$r"; done
+echo "$era_line"
 echo "$sessions_line"
 echo "$adversarial"
