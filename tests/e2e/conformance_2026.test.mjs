@@ -7,9 +7,12 @@
 //  - the same with the fixture behind a second smg over Streamable HTTP (2026 requests
 //    carry their standard headers and no session upstream);
 //  - 2025-11-25 with the fixture spoken to in 2025 (era "legacy"): 0 failures;
-//  - 2026-07-28 with the fixture spoken to in 2025 (translation): every scenario but the
-//    input_required ones, whose answers name keys only the server can choose (a gateway
-//    turning a 2025 server's elicitation into input_required cannot produce "user_name").
+//  - 2026-07-28 with the fixture spoken to in 2025 (translation), on stdio and over HTTP:
+//    every scenario but the input_required ones, whose answers name keys only the server
+//    can choose (a gateway turning a 2025 server's elicitation into input_required cannot
+//    produce "user_name");
+//  - 2025-11-25 over a remote HTTP upstream, and with the fixture as a 2026-only server
+//    (translation) on stdio and over HTTP: 0 failures.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -92,14 +95,50 @@ test('conformance 2026-07-28, a 2025 upstream (translation): all but the input_r
     assert.deepEqual(failing, [...EXPECTED_2026_TRANSLATED].sort());
   });
 
-test('conformance 2025-11-25 requirement set: 0 failures', { timeout: 600000 }, async () => {
-  const gw = await startSmg(join(FIXTURES, 'conformance-stdio.json'));
+// smg with `config` (behind it, when `back` is given, a second smg with that config as its
+// remote Streamable HTTP upstream); runs the requirement set; returns the output.
+async function through(config, requirements, back) {
+  const b = back ? await startSmg(join(FIXTURES, back)) : null;
   try {
-    const { out } = await run(gw.url, '2025-11-25');
-    const m = out.match(/Total: (\d+) passed, (\d+) failed/);
-    assert.ok(m, out.slice(-3000));
-    assert.equal(Number(m[2]), 0, `2025-11-25 requirement set:\n${out.slice(-3000)}`);
+    const gw = await startSmg(join(FIXTURES, config), b ? { env: { SMG_UPSTREAM_URL: b.url } } : {});
+    try {
+      return (await run(gw.url, requirements)).out;
+    } finally {
+      await gw.stop();
+    }
   } finally {
-    await gw.stop();
+    if (b) await b.stop();
   }
+}
+
+function noFailures(out, what) {
+  const m = out.match(/Total: (\d+) passed, (\d+) failed/);
+  assert.ok(m, out.slice(-3000));
+  assert.equal(Number(m[2]), 0, `${what}:\n${out.split('=== SUMMARY ===')[1] ?? out.slice(-3000)}`);
+}
+
+test('conformance 2025-11-25 requirement set: 0 failures', { timeout: 600000 }, async () => {
+  noFailures(await through('conformance-stdio.json', '2025-11-25'), '2025-11-25, stdio upstream');
 });
+
+test('conformance 2025-11-25 over a remote Streamable HTTP upstream: 0 failures', { timeout: 600000 }, async () => {
+  noFailures(await through('conformance-http.json', '2025-11-25', 'conformance-stdio.json'), '2025-11-25, HTTP upstream');
+});
+
+// A 2025 client in front of a 2026-only upstream: input_required becomes real requests,
+// logging/setLevel stays at the gateway (the level goes in each request's _meta), and
+// resources/subscribe becomes the upstream listen stream's resourceSubscriptions.
+test('conformance 2025-11-25, a 2026-only upstream (translation), on stdio and over HTTP: 0 failures',
+  { timeout: 600000 }, async () => {
+    noFailures(await through('conformance-stdio-modern.json', '2025-11-25'), '2025-11-25, 2026-only stdio upstream');
+    noFailures(await through('conformance-http-modern.json', '2025-11-25', 'conformance-stdio-2026.json'),
+      '2025-11-25, 2026-only HTTP upstream');
+  });
+
+test('conformance 2026-07-28, a 2025 upstream over HTTP (translation): all but the input_required scenarios',
+  { timeout: 600000 }, async () => {
+    const verdicts = required(await through('conformance-http-legacy.json', '2026-07-28', 'conformance-stdio.json'));
+    const names = Object.keys(verdicts).filter((n) => !UNSCORED.test(n));
+    assert.equal(names.length, 37);
+    assert.deepEqual(names.filter((n) => !verdicts[n]).sort(), [...EXPECTED_2026_TRANSLATED].sort());
+  });

@@ -433,6 +433,11 @@ function Client:call(method, params, opts)
     return nil, limits.refused("calls_per_upstream",
       ("upstream %s has too many calls in flight (%d)"):format(self.name, self.npending), { server = self.name })
   end
+  if method == "logging/setLevel" and self:_modern_for(opts.call) then
+    -- 2026-07-28 has no logging/setLevel: the level travels in each request's _meta (a
+    -- 2025 session's upstream sends every level and the session filters).
+    return {}
+  end
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
   params = self:_era_params(params, opts.call)
