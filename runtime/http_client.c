@@ -262,6 +262,9 @@ int smg_http_call_start(smg_http_client_t *c, const smg_http_call_opts_t *o,
   if (o->timeout_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    (long)(o->connect_timeout_ms ? o->connect_timeout_ms : 10000));
+  if (o->client_cert) curl_easy_setopt(e, CURLOPT_SSLCERT, o->client_cert);
+  if (o->client_key) curl_easy_setopt(e, CURLOPT_SSLKEY, o->client_key);
+  if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
   const char *method = o->method ? o->method : "GET";
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

@@ -28,6 +28,11 @@ typedef struct {
   uint64_t timeout_ms; /* whole transfer; 0 = none (long-lived SSE) */
   uint64_t connect_timeout_ms;
   size_t max_response; /* bytes; the call fails past it; 0 = unlimited */
+  /* TLS: a client certificate and key (PEM files, mutual TLS, RFC 8705) and a CA bundle
+   * that replaces the system's for verifying the server. NULL: none / the system's. */
+  const char *client_cert;
+  const char *client_key;
+  const char *ca_file;
 } smg_http_call_opts_t;
 
 /* max_host_connections: the connection cap per host (0: none). */

@@ -414,7 +414,8 @@ static int call_cancel(lua_State *L) {
 #define REQUEST_HOST_CONNECTIONS 64L
 
 /* http_request{method, url, headers = {"K: v", ...}, body, timeout_ms, max_response,
- *              stream = bool}, on_headers(status, raw), on_data(chunk), on_done(err)
+ *              stream = bool, client_cert, client_key, ca_file},
+ *              on_headers(status, raw), on_data(chunk), on_done(err)
  * stream = true: a long-lived transfer, kept out of the request pool. */
 static int l_http_request(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -437,6 +438,12 @@ static int l_http_request(lua_State *L) {
   o.timeout_ms = (uint64_t)opt_field(L, 1, "timeout_ms", 0);
   o.connect_timeout_ms = (uint64_t)opt_field(L, 1, "connect_timeout_ms", 0);
   o.max_response = (size_t)opt_field(L, 1, "max_response", 0);
+  lua_getfield(L, 1, "client_cert");
+  o.client_cert = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "client_key");
+  o.client_key = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "ca_file");
+  o.ca_file = luaL_optstring(L, -1, NULL);
   const char *hdrs[65];
   int nh = 0;
   lua_getfield(L, 1, "headers");

@@ -61,6 +61,60 @@ local tool_guardrails_policy = obj({
   block = { type = "array", items = { type = "string", enum = M.DETECTORS }, default = json.array({}) },
 }, { unknown = "allow" })
 
+-- Upstream OAuth 2.0/2.1 (lua/smg/upstream/oauth.lua): the seed's oauth_config keys, and
+-- smg's OAUTH_TOKEN_ENDPOINT_AUTH, OAUTH_REVOKE_ON_SHUTDOWN and OAUTH_ENV_NAMES.
+local URL = { pattern = "^https?://", pattern_desc = "an http:// or https:// URL" }
+local oauth_schema = obj({
+  enabled = bool(false),
+  OAUTH_VERSION = str("2.0", { enum = { "2.0", "2.1" } }),
+  OAUTH_GRANT_TYPE = str("client_credentials", { enum = { "client_credentials" } }),
+  OAUTH_TOKEN_URL = str(nil, URL),
+  OAUTH_CLIENT_ID = str(nil),
+  OAUTH_CLIENT_SECRET = str(nil),
+  OAUTH_AUDIENCE = str(nil),
+  OAUTH_ORGANIZATION = str(nil),
+  OAUTH_SCOPE = str(nil),
+  OAUTH_RESOURCE = str(nil, URL), -- RFC 8707 resource indicator
+  OAUTH_TOKEN_EXPIRY_BUFFER = int(300, 0), -- seconds before expiry a token is refreshed
+  OAUTH_USE_BASIC_AUTH = bool(true), -- client_secret_basic (true) or client_secret_post
+  OAUTH_TOKEN_ENDPOINT_AUTH = str(nil, { enum = { "client_secret_basic", "client_secret_post" } }),
+  OAUTH_ENFORCE_HTTPS = bool(nil), -- default: on for 2.1
+  OAUTH_TOKEN_IN_HEADER_ONLY = bool(true),
+  OAUTH_USE_MTLS = bool(false), -- RFC 8705 client certificate on the token request
+  OAUTH_CLIENT_CERT_PATH = str(nil),
+  OAUTH_CLIENT_KEY_PATH = str(nil),
+  OAUTH_CA_BUNDLE_PATH = str(nil),
+  OAUTH_REVOCATION_URL = str(nil, URL), -- RFC 7009
+  OAUTH_REVOKE_ON_SHUTDOWN = bool(false),
+  OAUTH_VALIDATE_SCOPES = bool(true),
+  OAUTH_ADDITIONAL_PARAMS = { type = "object", values = { type = "string" }, default = {} },
+  OAUTH_CUSTOM_HEADERS = { type = "object", values = { type = "string" }, default = {} },
+  -- The environment variables a stdio server gets the token in (default: the seed's).
+  OAUTH_ENV_NAMES = str_array(),
+}, { default = nil, check = function(c)
+  if not c.enabled then return nil end
+  if not c.OAUTH_TOKEN_URL then return "OAUTH_TOKEN_URL is required when enabled" end
+  if not c.OAUTH_CLIENT_ID or c.OAUTH_CLIENT_ID == "" then return "OAUTH_CLIENT_ID is required for client_credentials" end
+  if not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "" then
+    return "OAUTH_CLIENT_SECRET is required for client_credentials"
+  end
+  local https = c.OAUTH_ENFORCE_HTTPS
+  if https == nil then https = c.OAUTH_VERSION == "2.1" end
+  if https then
+    for _, k in ipairs({ "OAUTH_TOKEN_URL", "OAUTH_REVOCATION_URL" }) do
+      if c[k] and not c[k]:find("^https://") then
+        return k .. " must be https:// (" .. (c.OAUTH_VERSION == "2.1" and "OAuth 2.1" or "OAUTH_ENFORCE_HTTPS") .. ")"
+      end
+    end
+  end
+  if c.OAUTH_USE_MTLS and not (c.OAUTH_CLIENT_CERT_PATH and c.OAUTH_CLIENT_KEY_PATH) then
+    return "OAUTH_CLIENT_CERT_PATH and OAUTH_CLIENT_KEY_PATH are required with OAUTH_USE_MTLS"
+  end
+  for _, n in ipairs(c.OAUTH_ENV_NAMES) do
+    if not n:match("^[%a_][%w_]*$") then return ("OAUTH_ENV_NAMES: %q is not an environment variable name"):format(n) end
+  end
+end })
+
 local server_schema = obj({
   -- The server name prefixes its tools and prompts in aggregate mode ("github__create_issue"),
   -- so it must keep them valid where clients send them on: the model APIs' function names
@@ -101,7 +155,7 @@ local server_schema = obj({
   -- the server's own) with tool_guardrails_policy's block list; absent means on, as in
   -- the seed's code. A hit hides all of the server's tools.
   enable_server_info_validation = bool(true),
-  oauth_config = { type = "object", unknown = "allow" },
+  oauth_config = oauth_schema,
   -- smg's own keys
   sharing = str("shared", { enum = { "shared", "per_session" } }),
   -- The MCP revision spoken to this server: "auto" (stdio: a server/discover probe, then

@@ -293,7 +293,8 @@ local function header_list(headers)
 end
 http.header_list = header_list
 
--- request{method, url, headers = {k = v}, body, timeout (s), max_response (bytes)}
+-- request{method, url, headers = {k = v}, body, timeout (s), max_response (bytes),
+--   client_cert, client_key (PEM files: mutual TLS), ca_file (PEM: the CAs to trust)}
 --   -> {status, headers, body} | nil, err. Yields.
 local active = setmetatable({}, { __mode = "k" }) -- call -> coroutine waiting on it
 
@@ -309,6 +310,7 @@ function http.request(opts)
     body = opts.body,
     timeout_ms = (opts.timeout or 30) * 1000,
     max_response = opts.max_response or 64 * 1024 * 1024,
+    client_cert = opts.client_cert, client_key = opts.client_key, ca_file = opts.ca_file,
   }, function(status, raw)
     resp.status = status
     resp.headers = parse_headers(raw)

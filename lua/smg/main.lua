@@ -106,6 +106,14 @@ local function start_admin(gw)
       cache_clear = function(o)
         return { cleared = gw.pipeline:clear_cache(o.server_name), server_name = o.server_name }
       end,
+      oauth_metrics = function() return require("smg.upstream.oauth").metrics() end,
+      oauth_revoke = function(o)
+        local spec = gw:server_spec(o.server_name)
+        if not spec then return nil, "no server named " .. tostring(o.server_name) end
+        local ok, err = require("smg.upstream.oauth").revoke(spec)
+        if not ok then return nil, err end
+        return { revoked = true, server_name = o.server_name }
+      end,
     } })
   if not server then
     require("smg").log.error(tostring(err) .. "; the gateway runs without it")

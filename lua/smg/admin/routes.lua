@@ -111,6 +111,10 @@ M.list = {
   { "GET", "/api/v1/cache/status", nil, nil, "The discovery cache of the running gateway", inproc = "cache_status" },
   { "POST", "/api/v1/cache/clear", nil, nil, "Clear the discovery cache (of one server)", inproc = "cache_clear",
     body = { "server_name" } },
+  { "GET", "/api/v1/oauth/metrics", nil, nil, "Upstream OAuth token metrics of the running gateway",
+    inproc = "oauth_metrics" },
+  { "POST", "/api/v1/oauth/revoke", nil, nil, "Revoke a server's upstream OAuth token (RFC 7009) and forget it",
+    inproc = "oauth_revoke", body = { "server_name" } },
 }
 
 -- Compiles each route's path into a Lua pattern and its parameter names.

@@ -181,7 +181,17 @@ function M.handle(self, req)
     local fn = self.inproc and self.inproc[route.inproc]
     if not fn then return fail(req, 503, "no_gateway", "no gateway runs in this process (smg system start-api)") end
     log.info(("admin API: %s %s"):format(method, M.loggable(path)))
-    return reply(req, 200, { message = route.summary, data = fn(opts), timestamp = now_iso() })
+    -- In a coroutine of its own: some (an OAuth revocation) wait for I/O.
+    return smg.spawn(function()
+      local fine, data, err = pcall(fn, opts)
+      if not req:alive() then return end
+      if not fine then
+        log.error("admin API: " .. tostring(data))
+        return fail(req, 500, "internal", "internal error")
+      end
+      if data == nil then return fail(req, 400, "failed", M.as_fields(tostring(err))) end
+      reply(req, 200, { message = route.summary, data = data, timestamp = now_iso() })
+    end)
   end
   smg.spawn(function()
     local value, err, ecode, internal = execute(self, route.noun, route.verb, opts, reads)

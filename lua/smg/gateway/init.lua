@@ -279,6 +279,16 @@ function Gateway:home_refusal(session)
   return limit and limits.refused(limit, why) or nil
 end
 
+-- The entry of server `name` in any mcp_config (the first), or nil.
+function Gateway:server_spec(name)
+  for _, mc in pairs(self.cfg.mcp_configs or {}) do
+    for _, spec in ipairs(mc.mcp_config or {}) do
+      if spec.server_name == name then return spec end
+    end
+  end
+  return nil
+end
+
 function Gateway:find_session(id) return self.tenants:get(id) end
 function Gateway:remove_session(s, reason) self.tenants:remove(s, reason) end
 function Gateway:sweep_sessions()

@@ -44,6 +44,20 @@ end
 
 -- Graceful stop: refuse new work, let calls in flight finish (up to shutdown_grace),
 -- then end sessions and stop every upstream (stdin close -> SIGTERM -> SIGKILL).
+-- Upstream OAuth tokens configured to go with the process (OAUTH_REVOKE_ON_SHUTDOWN).
+local function revoke_tokens(gw)
+  local oauth = require "smg.upstream.oauth"
+  for _, mc in pairs(gw.cfg.mcp_configs or {}) do
+    for _, spec in ipairs(mc.mcp_config or {}) do
+      local c = oauth.of(spec)
+      if c and c.OAUTH_REVOKE_ON_SHUTDOWN then
+        local ok, err = oauth.revoke(spec, 5)
+        if not ok then log.warn(("oauth %s: revocation at shutdown failed: %s"):format(spec.server_name, err)) end
+      end
+    end
+  end
+end
+
 function M.shutdown(gw, reason)
   if gw.draining then return end
   gw.draining = true
@@ -66,6 +80,7 @@ function M.shutdown(gw, reason)
       a:close(5)
       log.info(("audit log %s: %d records, head %s"):format(a.cfg.path, a.seq, a.prev))
     end
+    revoke_tokens(gw)
     for _, s in pairs(gw.tenants.sessions) do gw:remove_session(s, "shutdown") end
     require("smg.gateway.parking").close_all(gw)
     if gw.stdio_session then gw.stdio_session:close("shutdown") end

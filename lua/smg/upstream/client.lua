@@ -19,6 +19,7 @@ local smg = require "smg"
 local async = require "smg.async"
 local rpc = require "smg.mcp.jsonrpc"
 local param_headers = require "smg.mcp.param_headers"
+local oauth = require "smg.upstream.oauth"
 local version = require "smg.mcp.version"
 local modern = require "smg.mcp.modern"
 local Legacy = require "smg.upstream.sse_legacy"
@@ -190,6 +191,16 @@ end
 
 -- Starts the transport and runs the MCP handshake in its own coroutine. self.attempt is
 -- the future of this start: true once initialized, or nil, err.
+-- With oauth_config: the gateway's token for this server, which the transport presents
+-- (HTTP: Authorization; stdio: the environment at spawn). Returns true | nil, err.
+function Client:_authorize()
+  if not oauth.of(self.spec) then return true end
+  local tok, err = oauth.token(self.spec, self.timeouts and self.timeouts.auth_timeout)
+  if not tok then return nil, "OAuth: " .. tostring(err) end
+  self.transport.bearer = tok
+  return true
+end
+
 function Client:start()
   if self.state == "starting" or self.state == "ready" or self.state == "closed" then return end
   self.state = "starting"
@@ -199,7 +210,8 @@ function Client:start()
     local err
     for _ = 1, 2 do
       local res, e, status
-      local ok, oerr = self.transport:open()
+      local ok, oerr = self:_authorize()
+      if ok then ok, oerr = self.transport:open() end
       self.modern, self.dual = false, false
       local disc = ok and self:_probe(attempt)
       if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
@@ -441,7 +453,20 @@ function Client:call(method, params, opts)
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
   params = self:_era_params(params, opts.call)
+  local authorized = oauth.of(self.spec) ~= nil
+  if authorized then
+    local aok, aerr = self:_authorize() -- a cached token, or a refreshed one
+    if not aok then return nil, down_error(self, aerr) end
+  end
   local res, e = raw_call(self, method, params, opts, left, timeout)
+  if not res and authorized and e and type(e.data) == "table" and e.data.status == 401 then
+    -- The server refused our token (revoked, rotated): a new one, and one more try.
+    log.warn(("upstream %s refused the OAuth token (401): fetching a new one"):format(self.name))
+    oauth.invalidate(self.spec)
+    local aok, aerr = self:_authorize()
+    if not aok then return nil, down_error(self, aerr) end
+    res, e = raw_call(self, method, params, opts, math.max(0.001, timeout - (smg.monotime() - t0)), timeout)
+  end
   if not res then self.stats.errors = self.stats.errors + 1 end
   return res, e
 end

@@ -29,7 +29,11 @@ end
 -- standard headers the server checks against the body (Mcp-Method, Mcp-Name).
 local function headers(self, extra, entry)
   local h = {}
-  for k, v in pairs(self.client.spec.config.headers or {}) do h[#h + 1] = k .. ": " .. v end
+  for k, v in pairs(self.client.spec.config.headers or {}) do
+    if not (self.bearer and k:lower() == "authorization") then h[#h + 1] = k .. ": " .. v end
+  end
+  -- The gateway's own OAuth token for this server (upstream/oauth.lua), never a client's.
+  if self.bearer then h[#h + 1] = "Authorization: Bearer " .. self.bearer end
   h[#h + 1] = "Accept: application/json, text/event-stream"
   if entry and entry.modern then
     h[#h + 1] = "MCP-Protocol-Version: " .. MODERN
@@ -113,7 +117,8 @@ function Http:send(line, entry)
     end
     if not parser then
       local body = table.concat(chunks)
-      if ctype:find("application/json", 1, true) and body ~= "" then
+      -- (A 401/403 body is the authorization server's error, not a JSON-RPC message.)
+      if ctype:find("application/json", 1, true) and body ~= "" and status ~= 401 and status ~= 403 then
         c:on_payload(body, entry)
       end
     end

@@ -5,6 +5,7 @@
 -- names the id of a request in flight.
 local smg = require "smg"
 local core = require "smg.core"
+local oauth = require "smg.upstream.oauth"
 local json = smg.json
 local log = smg.log
 
@@ -21,16 +22,22 @@ Stdio.BASE_ENV = { "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER" }
 
 -- The child's environment: the base names and the server's inherit_env names (exact, or
 -- a prefix ending in '*') taken from ours, then the server's own env on top.
-function Stdio.env_list(cfg)
+function Stdio.env_list(cfg, extra)
   local wanted, prefixes = {}, {}
   for _, k in ipairs(Stdio.BASE_ENV) do wanted[k] = true end
   for _, k in ipairs(cfg.inherit_env or {}) do
     if k:sub(-1) == "*" then prefixes[#prefixes + 1] = k:sub(1, -2) else wanted[k] = true end
   end
   local env, seen = {}, {}
-  for k, v in pairs(cfg.env or {}) do
+  for k, v in pairs(extra or {}) do -- the gateway's OAuth token (upstream/oauth.lua)
     env[#env + 1] = k .. "=" .. v
     seen[k] = true
+  end
+  for k, v in pairs(cfg.env or {}) do
+    if not seen[k] then
+      env[#env + 1] = k .. "=" .. v
+      seen[k] = true
+    end
   end
   for _, line in ipairs(Stdio.environ()) do
     local k = line:match("^([^=]+)=")
@@ -143,7 +150,7 @@ function Stdio:open()
   proc, err = core.spawn({
     file = file,
     args = args,
-    env = Stdio.env_list(cfg),
+    env = Stdio.env_list(cfg, self.bearer and oauth.env(c.spec, self.bearer)),
     cwd = cfg.cwd,
     max_line = c.limits.max_message_bytes,
   }, function(stream, line)

@@ -1,0 +1,267 @@
+-- OAuth 2.0/2.1 for upstreams (the seed's oauth_config, client credentials grant): the
+-- gateway's own token for a remote server, never a client's. Tokens are fetched on the
+-- loop (libcurl), kept per server and client, and refreshed OAUTH_TOKEN_EXPIRY_BUFFER
+-- seconds before they expire; one fetch at a time per token (single flight: a hundred
+-- calls during a refresh cause one token request). With the external cache on, a token
+-- is shared through Redis, sealed (AES-256-GCM) under a key derived from the client
+-- secret, which every instance that may use the token has: Redis never holds it in clear.
+-- Transient failures (network, 429, 5xx) are retried after 2, 4 and 8 s; a refusal
+-- (invalid_client, invalid_scope...) is not. A remote server gets the token as
+-- `Authorization: Bearer`, a stdio server in environment variables (the seed's names, or
+-- OAUTH_ENV_NAMES); a 401 from the server drops the token and the call is retried once.
+local smg = require "smg"
+local async = require "smg.async"
+local core = require "smg.core"
+local metrics = require "smg.metrics"
+local json = smg.json
+local log = smg.log
+
+local M = {}
+
+-- The seed's variables (services/oauth/integration.py) for stdio servers.
+M.ENV_NAMES = { "ENKRYPT_ACCESS_TOKEN", "OAUTH_ACCESS_TOKEN", "AUTHORIZATION", "OAUTH_TOKEN_TYPE",
+  "HTTP_HEADER_Authorization", "HTTP_HEADER_AUTHORIZATION", "AUTH_HEADER" }
+
+local RETRIES = { 2, 4, 8 } -- seconds before each retry of a transient failure
+
+local ops = metrics.counter("smg_oauth_tokens_total",
+  "Upstream OAuth token operations: fetched, refreshed, failed, cache_hit, shared_hit, invalidated, revoked",
+  { "server", "event" })
+local latency = metrics.histogram("smg_oauth_token_seconds", "Upstream OAuth token request latency", { "server" })
+
+local tokens = {} -- key -> { token, type, scope, expires (wall clock), flight (future) }
+local stats = { fetched = 0, refreshed = 0, failed = 0, cache_hits = 0, shared_hits = 0, invalidated = 0,
+  revoked = 0, latency_sum = 0, latency_max = 0 }
+
+-- The enabled oauth_config of a server entry, or nil.
+function M.of(spec)
+  local c = spec and spec.oauth_config
+  if type(c) == "table" and c.enabled then return c end
+  return nil
+end
+
+local function key_of(spec, c)
+  return table.concat({ spec.server_name, c.OAUTH_TOKEN_URL, c.OAUTH_CLIENT_ID, c.OAUTH_SCOPE or "",
+    c.OAUTH_AUDIENCE or "", c.OAUTH_RESOURCE or "" }, "\n")
+end
+
+local function shared_key(key) return "oauth-token:" .. smg.hash(key) end
+local function seal_key(c) return core.sha256("smg-oauth-token-v1\n" .. c.OAUTH_CLIENT_SECRET) end
+
+local function form(params)
+  local parts = {}
+  for k, v in pairs(params) do
+    local function enc(s) return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
+    parts[#parts + 1] = enc(k) .. "=" .. enc(v)
+  end
+  table.sort(parts)
+  return table.concat(parts, "&")
+end
+M.form = form
+
+local function words(s)
+  local set = {}
+  for w in tostring(s or ""):gmatch("%S+") do set[w] = true end
+  return set
+end
+
+-- A request to the authorization server: the client authenticated as configured, mutual
+-- TLS when on, a correlation id. Returns response | nil, err.
+local function post(c, url, params, correlation, timeout)
+  local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", Accept = "application/json",
+    ["X-Request-ID"] = correlation }
+  for k, v in pairs(c.OAUTH_CUSTOM_HEADERS or {}) do headers[k] = v end
+  local method = c.OAUTH_TOKEN_ENDPOINT_AUTH or (c.OAUTH_USE_BASIC_AUTH and "client_secret_basic" or "client_secret_post")
+  if method == "client_secret_basic" then
+    -- RFC 6749 2.3.1: both form-encoded before joining.
+    local id, secret = form({ [c.OAUTH_CLIENT_ID] = "" }):sub(1, -2), form({ [c.OAUTH_CLIENT_SECRET] = "" }):sub(1, -2)
+    headers.Authorization = "Basic " .. smg.crypto.b64encode(id .. ":" .. secret)
+  else
+    params.client_id, params.client_secret = c.OAUTH_CLIENT_ID, c.OAUTH_CLIENT_SECRET
+  end
+  return smg.http.request({ method = "POST", url = url, headers = headers, body = form(params), timeout = timeout,
+    max_response = 1024 * 1024, client_cert = c.OAUTH_USE_MTLS and c.OAUTH_CLIENT_CERT_PATH or nil,
+    client_key = c.OAUTH_USE_MTLS and c.OAUTH_CLIENT_KEY_PATH or nil, ca_file = c.OAUTH_CA_BUNDLE_PATH })
+end
+
+-- One token request. Returns token entry | nil, err, transient.
+local function request_token(spec, c, correlation, timeout)
+  local params = { grant_type = "client_credentials" }
+  if c.OAUTH_SCOPE then params.scope = c.OAUTH_SCOPE end
+  if c.OAUTH_AUDIENCE then params.audience = c.OAUTH_AUDIENCE end
+  if c.OAUTH_ORGANIZATION then params.organization = c.OAUTH_ORGANIZATION end
+  if c.OAUTH_RESOURCE then params.resource = c.OAUTH_RESOURCE end
+  for k, v in pairs(c.OAUTH_ADDITIONAL_PARAMS or {}) do params[k] = v end
+  local t0 = smg.monotime()
+  local res, err = post(c, c.OAUTH_TOKEN_URL, params, correlation, timeout)
+  local took = smg.monotime() - t0
+  latency:observe(took, spec.server_name)
+  stats.latency_sum, stats.latency_max = stats.latency_sum + took, math.max(stats.latency_max, took)
+  if not res then return nil, "token endpoint unreachable: " .. tostring(err), true end
+  local body = json.decode(res.body or "")
+  if res.status ~= 200 then
+    local why = type(body) == "table" and type(body.error) == "string"
+      and (body.error .. (type(body.error_description) == "string" and (": " .. body.error_description) or ""))
+      or ("HTTP " .. res.status)
+    return nil, ("token endpoint refused (HTTP %d): %s"):format(res.status, why), res.status == 429 or res.status >= 500
+  end
+  if type(body) ~= "table" or type(body.access_token) ~= "string" or body.access_token == "" then
+    return nil, "token endpoint answered without an access_token", false
+  end
+  if type(body.token_type) == "string" and body.token_type:lower() ~= "bearer" then
+    return nil, "token endpoint issued a " .. body.token_type .. " token; only Bearer is supported", false
+  end
+  if c.OAUTH_VALIDATE_SCOPES and c.OAUTH_SCOPE and type(body.scope) == "string" then
+    local granted = words(body.scope)
+    for w in pairs(words(c.OAUTH_SCOPE)) do
+      if not granted[w] then return nil, ("token lacks the requested scope %q (granted: %s)"):format(w, body.scope), false end
+    end
+  end
+  local life = tonumber(body.expires_in) or 3600
+  return { token = body.access_token, scope = body.scope, expires = smg.now() + life, life = life }
+end
+
+local function fresh(entry, c)
+  return entry and entry.token and smg.now() < entry.expires - math.min(c.OAUTH_TOKEN_EXPIRY_BUFFER, entry.life / 2)
+end
+
+-- Fetches (with retries), shares and records a token. Returns entry | nil, err.
+local function fetch(spec, c, key, refreshing, timeout)
+  local correlation = smg.random_hex(8)
+  -- Another instance may have fetched it already.
+  local shared = smg.cache.get(shared_key(key))
+  if type(shared) == "table" and type(shared.box) == "string" then
+    local plain = smg.crypto.aead_open(seal_key(c), smg.crypto.b64decode(shared.box) or "", key)
+    local entry = plain and json.decode(plain)
+    if type(entry) == "table" and fresh(entry, c) then
+      stats.shared_hits = stats.shared_hits + 1
+      ops:inc(1, spec.server_name, "shared_hit")
+      return entry
+    end
+  end
+  local entry, err, transient
+  for attempt = 0, #RETRIES do
+    if attempt > 0 then
+      log.warn(("oauth %s: token request failed (%s) [%s]; retrying in %ds"):format(spec.server_name, err, correlation,
+        RETRIES[attempt]))
+      async.sleep(RETRIES[attempt])
+    end
+    entry, err, transient = request_token(spec, c, correlation, timeout)
+    if entry or not transient then break end
+  end
+  if not entry then
+    stats.failed = stats.failed + 1
+    ops:inc(1, spec.server_name, "failed")
+    log.error(("oauth %s: no token [%s]: %s"):format(spec.server_name, correlation, err))
+    return nil, err
+  end
+  local event = refreshing and "refreshed" or "fetched"
+  stats[event] = stats[event] + 1
+  ops:inc(1, spec.server_name, event)
+  log.info(("oauth %s: token %s [%s], expires in %ds, token %s"):format(spec.server_name, event, correlation,
+    entry.life, smg.mask(entry.token)))
+  local box = smg.crypto.aead_seal(seal_key(c), json.encode(entry), key)
+  smg.cache.set(shared_key(key), { box = smg.crypto.b64encode(box) }, math.max(1, entry.expires - smg.now()))
+  return entry
+end
+
+-- The access token for `spec` (nil when it has no OAuth). Yields while one is fetched.
+-- Returns token | nil, err.
+function M.token(spec, timeout)
+  local c = M.of(spec)
+  if not c then return nil end
+  local key = key_of(spec, c)
+  local entry = tokens[key]
+  if fresh(entry, c) then
+    stats.cache_hits = stats.cache_hits + 1
+    ops:inc(1, spec.server_name, "cache_hit")
+    return entry.token
+  end
+  if entry and entry.flight then
+    local got, err = entry.flight:wait((timeout or 10) * 8)
+    if got then return got.token end
+    return nil, err
+  end
+  local flight = async.future()
+  tokens[key] = { flight = flight, token = entry and entry.token, expires = entry and entry.expires or 0,
+    life = entry and entry.life or 0 }
+  local got, err = fetch(spec, c, key, entry ~= nil and entry.token ~= nil, timeout or 10)
+  if not got and entry and entry.token and smg.now() < entry.expires then
+    -- A refresh failed, but the token we hold is still good: keep using it meanwhile.
+    log.warn(("oauth %s: refresh failed, the current token is valid for %ds more"):format(spec.server_name,
+      math.floor(entry.expires - smg.now())))
+    got, err = entry, nil
+  end
+  tokens[key] = got or nil
+  flight:set(got, err)
+  if not got then return nil, err end
+  return got.token
+end
+
+-- The upstream refused the token (401): forgotten here and in the shared cache.
+function M.invalidate(spec)
+  local c = M.of(spec)
+  if not c then return end
+  local key = key_of(spec, c)
+  if tokens[key] and not tokens[key].flight then tokens[key] = nil end
+  smg.cache.del(shared_key(key))
+  stats.invalidated = stats.invalidated + 1
+  ops:inc(1, spec.server_name, "invalidated")
+end
+
+-- RFC 7009: revokes the current token at OAUTH_REVOCATION_URL and forgets it.
+-- Returns true | nil, err.
+function M.revoke(spec, timeout)
+  local c = M.of(spec)
+  if not c then return nil, "no OAuth configured for " .. tostring(spec and spec.server_name) end
+  if not c.OAUTH_REVOCATION_URL then return nil, "OAUTH_REVOCATION_URL is not set for " .. spec.server_name end
+  local key = key_of(spec, c)
+  local entry = tokens[key]
+  if not (entry and entry.token) then return true end -- nothing held
+  local res, err = post(c, c.OAUTH_REVOCATION_URL, { token = entry.token, token_type_hint = "access_token" },
+    smg.random_hex(8), timeout or 10)
+  tokens[key] = nil
+  smg.cache.del(shared_key(key))
+  if not res then return nil, "revocation endpoint unreachable: " .. tostring(err) end
+  if res.status ~= 200 then return nil, ("revocation endpoint answered HTTP %d"):format(res.status) end
+  stats.revoked = stats.revoked + 1
+  ops:inc(1, spec.server_name, "revoked")
+  log.info(("oauth %s: token revoked"):format(spec.server_name))
+  return true
+end
+
+-- The environment a stdio server gets the token in.
+function M.env(spec, token)
+  local c = M.of(spec)
+  local names = c and #c.OAUTH_ENV_NAMES > 0 and c.OAUTH_ENV_NAMES or M.ENV_NAMES
+  local env = {}
+  for _, n in ipairs(names) do
+    if n == "OAUTH_TOKEN_TYPE" then
+      env[n] = "Bearer"
+    elseif n == "AUTHORIZATION" or n:find("^HTTP_HEADER_") or n == "AUTH_HEADER" then
+      env[n] = "Bearer " .. token
+    else
+      env[n] = token
+    end
+  end
+  return env
+end
+
+-- For get_oauth_metrics / the CLI: the seed's shape.
+function M.metrics()
+  local total = stats.fetched + stats.refreshed + stats.failed
+  local active = 0
+  for _, e in pairs(tokens) do
+    if e.token and smg.now() < (e.expires or 0) then active = active + 1 end
+  end
+  local lookups = stats.cache_hits + stats.fetched + stats.refreshed + stats.shared_hits
+  return { token_acquisitions_total = total, token_acquisitions_success = stats.fetched + stats.refreshed,
+    token_acquisitions_failure = stats.failed, token_refreshes = stats.refreshed, token_cache_hits = stats.cache_hits,
+    token_cache_misses = stats.fetched + stats.refreshed + stats.shared_hits, shared_cache_hits = stats.shared_hits,
+    cache_hit_ratio = lookups > 0 and stats.cache_hits / lookups or 0,
+    success_rate = total > 0 and (stats.fetched + stats.refreshed) / total or 1,
+    avg_latency_ms = total > 0 and stats.latency_sum / total * 1000 or 0, max_latency_ms = stats.latency_max * 1000,
+    active_tokens = active, invalidations = stats.invalidated, revocations = stats.revoked }
+end
+
+return M

@@ -1,0 +1,255 @@
+// Upstream OAuth (oauth_config, client credentials) end to end against a local
+// authorization server and an OAuth-protected MCP server (tests/fixtures/servers/
+// oauth_server.mjs): the gateway's own token reaches the server, the client's never does;
+// one token request for a burst of calls during a refresh; a 401 drops the token and the
+// call is retried once; transient failures are retried, refusals are not; a stdio server
+// gets the token in its environment; mutual TLS with certificates made by openssl here;
+// instances share a token through Redis; the token never appears in the log.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, FIXTURES, SMG, writeConfig, withGateway, startSmg, httpClient, textOf, sleep } from './helpers.mjs';
+
+const SERVER = join(FIXTURES, 'servers/oauth_server.mjs');
+const SECRET = 'client-secret-0123456789abcdef';
+
+async function authServer(args = []) {
+  const p = spawn(process.execPath, [SERVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [port, plainPort] = await new Promise((res, rej) => {
+    p.stdout.on('data', (d) => {
+      const m = /listening (\d+)(?: (\d+))?/.exec(String(d));
+      if (m) res([Number(m[1]), Number(m[2] ?? m[1])]);
+    });
+    p.on('exit', (c) => rej(new Error(`oauth server exited ${c}`)));
+  });
+  const scheme = args.includes('--tls') ? 'https' : 'http';
+  const base = `${scheme}://127.0.0.1:${port}`;
+  const plainBase = `http://127.0.0.1:${plainPort}`;
+  const ctl = (body) => fetch(`${plainBase}/_control`, { method: 'POST', body: JSON.stringify(body) });
+  const stats = async () => (await fetch(`${plainBase}/_stats`)).json();
+  return { base, plainBase, ctl, stats, stop: () => p.kill() };
+}
+
+const oauth = (base, extra = {}) => ({ enabled: true, OAUTH_VERSION: '2.0', OAUTH_TOKEN_URL: `${base}/token`,
+  OAUTH_CLIENT_ID: 'smg-client', OAUTH_CLIENT_SECRET: SECRET, OAUTH_SCOPE: 'mcp:tools',
+  OAUTH_REVOCATION_URL: `${base}/revoke`, ...extra });
+
+const config = (base, extra = {}, gateway = {}, common = {}) => writeConfig({
+  common_mcp_gateway_config: common,
+  mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot', config: { url: `${base}/mcp` },
+    oauth_config: oauth(base, extra) }] } },
+  gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c', ...gateway },
+});
+
+test('the gateway\'s token reaches the server, the client\'s never; refreshed once for a burst; 401 retried', async () => {
+  const as = await authServer();
+  try {
+    await withGateway(config(as.base, { OAUTH_TOKEN_EXPIRY_BUFFER: 1 }), async (gw) => {
+      const c = await httpClient(gw.url, { headers: { Authorization: 'Bearer the-clients-own-token' } });
+      const who = async () => textOf(await c.callTool({ name: 'prot__whoami', arguments: {} }));
+      const first = await who();
+      assert.match(first, /^Bearer tok-1-/);
+      let s = await as.stats();
+      assert.equal(s.tokenRequests, 1);
+      assert.equal(s.clientAuth[0].method, 'client_secret_basic');
+      assert.match(s.clientAuth[0].correlation, /^[0-9a-f]{16}$/, 'a correlation id');
+      assert.ok(!s.auth.some((a) => a.includes('the-clients-own-token')), 'the client\'s token is never forwarded');
+      assert.equal(await who(), first, 'cached');
+      assert.equal((await as.stats()).tokenRequests, 1);
+      // The server drops the token: 401, a new token, the call retried once and served.
+      await as.ctl({ rejectCurrent: true });
+      const second = await who();
+      assert.match(second, /^Bearer tok-2-/);
+      assert.match(gw.logs(), /refused the OAuth token \(401\)/);
+      // A token that lives 2 s with a 1 s buffer is due for refresh after 1 s: a burst of
+      // 100 calls then, while the token endpoint is slow, causes one token request.
+      await as.ctl({ lifetime: 2, delay: 300 });
+      await as.ctl({ rejectCurrent: true });
+      await who(); // tok-3 (lifetime 2 s), via the 401 path
+      const before = (await as.stats()).tokenRequests;
+      await sleep(1100); // past expires - min(buffer, life/2)
+      const c2 = await httpClient(gw.url); // (a session takes 64 calls in flight)
+      const all = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? who()
+        : c2.callTool({ name: 'prot__whoami', arguments: {} }).then(textOf))));
+      assert.equal((await as.stats()).tokenRequests, before + 1, 'one token request for 100 calls');
+      await c2.close();
+      assert.equal(new Set(all).size, 1);
+      // The token never appears whole in the log.
+      for (const t of [first, second, ...all]) assert.ok(!gw.logs().includes(t.slice(7)), 'token masked in logs');
+      await c.close();
+    });
+  } finally {
+    as.stop();
+  }
+});
+
+test('transient token failures are retried (2 s, 4 s...), a refusal is not; a stdio server gets the token in its env',
+  async () => {
+    const as = await authServer();
+    try {
+      await as.ctl({ failNext: 1, failStatus: 503 });
+      const envServer = join(ROOT, 'tests/fixtures/servers/env_echo.lua');
+      const cfg = writeConfig({
+        mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [
+          { server_name: 'prot', config: { url: `${as.base}/mcp` }, oauth_config: oauth(as.base) },
+          { server_name: 'local', config: { command: SMG, args: ['run', envServer] },
+            oauth_config: oauth(as.base, { OAUTH_USE_BASIC_AUTH: false }) },
+          { server_name: 'bad', config: { url: `${as.base}/mcp` },
+            oauth_config: oauth(as.base, { OAUTH_CLIENT_SECRET: 'wrong-secret-0000000000' }) },
+        ] } },
+        gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' },
+      });
+      await withGateway(cfg, async (gw) => {
+        const c = await httpClient(gw.url);
+        const t0 = Date.now();
+        assert.match(textOf(await c.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer tok-/);
+        assert.match(gw.logs(), /oauth prot: token request failed .*HTTP 503.*retrying in 2s/);
+        const env = JSON.parse(textOf(await c.callTool({ name: 'local__env', arguments: {} })));
+        assert.match(env.ENKRYPT_ACCESS_TOKEN, /^tok-/);
+        assert.equal(env.AUTHORIZATION, `Bearer ${env.ENKRYPT_ACCESS_TOKEN}`);
+        assert.equal(env.OAUTH_TOKEN_TYPE, 'Bearer');
+        const s = await as.stats();
+        assert.ok(s.clientAuth.some((a) => a.method === 'client_secret_post'), 'client_secret_post for that server');
+        // A wrong secret: refused at once (no retries), the server unavailable with the reason.
+        const n = s.tokenRequests;
+        const r = await c.callTool({ name: 'bad__whoami', arguments: {} }).catch((e) => e);
+        assert.match(String(r.message ?? JSON.stringify(r)), /invalid_client|unknown tool|not available|Unknown/i);
+        assert.ok(Date.now() - t0 < 15000);
+        assert.match(gw.logs(), /oauth bad: no token .*invalid_client/);
+        assert.ok((await as.stats()).tokenRequests - n <= 2, 'a refusal is not retried');
+        await c.close();
+      });
+    } finally {
+      as.stop();
+    }
+  });
+
+test('mutual TLS to the token endpoint with certificates made by openssl', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smg-mtls-'));
+  const ossl = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+  for (const [name, cn] of [['server', '127.0.0.1'], ['client', 'smg-client']]) {
+    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    const ext = join(dir, `${name}.ext`);
+    execFileSync('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1\\n' > ${ext}`]);
+    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`,
+      '-days', '1', '-extfile', ext);
+  }
+  const as = await authServer(['--tls', '--key', join(dir, 'server.key'), '--cert', join(dir, 'server.pem'), '--ca', join(dir, 'ca.pem')]);
+  try {
+    const mtls = { OAUTH_VERSION: '2.1', OAUTH_TOKEN_URL: `${as.base}/token`, OAUTH_REVOCATION_URL: `${as.base}/revoke`,
+      OAUTH_USE_MTLS: true, OAUTH_CLIENT_CERT_PATH: join(dir, 'client.pem'), OAUTH_CLIENT_KEY_PATH: join(dir, 'client.key'),
+      OAUTH_CA_BUNDLE_PATH: join(dir, 'ca.pem') };
+    // Tokens from the TLS endpoint (client certificate, the test CA trusted); the MCP
+    // endpoint of the same process over plain HTTP.
+    const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot',
+      config: { url: `${as.plainBase}/mcp` }, oauth_config: oauth(as.base, mtls) }] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(cfg, async (gw) => {
+      const c = await httpClient(gw.url);
+      assert.match(textOf(await c.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer tok-1-/);
+      const s = await as.stats();
+      assert.equal(s.clientAuth[0].cert, 'smg-client', 'the client certificate was presented');
+      await c.close();
+    });
+    // Without the client certificate the TLS handshake fails: no token, a clear error.
+    const noCert = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot',
+      config: { url: `${as.plainBase}/mcp` }, oauth_config: oauth(as.base, { ...mtls, OAUTH_USE_MTLS: false }) }] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(noCert, async (gw) => {
+      const c = await httpClient(gw.url);
+      await c.callTool({ name: 'prot__whoami', arguments: {} }).catch(() => {});
+      for (let i = 0; i < 40 && !/oauth prot: token request failed/.test(gw.logs()); i++) await sleep(50);
+      assert.match(gw.logs(), /oauth prot: token request failed \(token endpoint unreachable/);
+      await c.close();
+    });
+  } finally {
+    as.stop();
+  }
+});
+
+test('two instances share one token through Redis, sealed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smg-oauth-redis-'));
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir], { stdio: 'ignore' });
+  const as = await authServer();
+  try {
+    for (let i = 0; i < 100; i++) {
+      try { if (execFileSync('redis-cli', ['-p', String(port), 'PING'], { encoding: 'utf8' }).trim() === 'PONG') break; } catch { /* starting */ }
+      await sleep(50);
+    }
+    const common = { enkrypt_mcp_use_external_cache: true, enkrypt_cache_host: '127.0.0.1', enkrypt_cache_port: port };
+    const a = await startSmg(config(as.base, {}, {}, common));
+    const b = await startSmg(config(as.base, {}, {}, common));
+    try {
+      for (const gw of [a, b]) {
+        const c = await httpClient(gw.url);
+        assert.match(textOf(await c.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer tok-1-/);
+        await c.close();
+      }
+      assert.equal((await as.stats()).tokenRequests, 1, 'the second instance took the shared token');
+      const dump = execFileSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' });
+      for (const k of dump.trim().split('\n').filter(Boolean)) {
+        const v = execFileSync('redis-cli', ['-p', String(port), 'GET', k], { encoding: 'utf8' });
+        assert.ok(!v.includes('tok-1-'), 'Redis never holds the token in clear');
+      }
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  } finally {
+    as.stop();
+    redis.kill();
+  }
+});
+
+test('revocation (RFC 7009) through the admin API and at shutdown; the metrics in the seed\'s shape', async () => {
+  const as = await authServer();
+  const ADMIN = 'admin-key-0123456789abcdef0123456789abcdef';
+  try {
+    const cfg = writeConfig({ admin_apikey: ADMIN,
+      mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot', config: { url: `${as.base}/mcp` },
+        oauth_config: oauth(as.base, { OAUTH_REVOKE_ON_SHUTDOWN: true }) }] } },
+      gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c', admin: { port: 0 } } });
+    const gw = await startSmg(cfg);
+    let stopped = false;
+    try {
+      let base;
+      for (let i = 0; i < 50 && !base; i++) {
+        base = gw.logs().match(/admin API on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+        if (!base) await sleep(50);
+      }
+      const api = async (method, path, body) => {
+        const r = await fetch(base + path, { method, headers: { Authorization: `Bearer ${ADMIN}`,
+          'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+        return { status: r.status, body: await r.json() };
+      };
+      const c = await httpClient(gw.url);
+      const who = async () => textOf(await c.callTool({ name: 'prot__whoami', arguments: {} }));
+      const t1 = (await who()).slice(7);
+      let m = await api('GET', '/api/v1/oauth/metrics');
+      assert.equal(m.body.data.token_acquisitions_success, 1, JSON.stringify(m.body));
+      assert.equal(m.body.data.active_tokens, 1);
+      const r = await api('POST', '/api/v1/oauth/revoke', { server_name: 'prot' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual((await as.stats()).revoked, [t1]);
+      const t2 = (await who()).slice(7);
+      assert.notEqual(t2, t1, 'a new token after the revocation');
+      assert.equal((await api('POST', '/api/v1/oauth/revoke', { server_name: 'nope' })).status, 400);
+      m = await api('GET', '/api/v1/oauth/metrics');
+      assert.equal(m.body.data.revocations, 1);
+      await c.close();
+      assert.equal(await gw.stop(), 0);
+      stopped = true;
+      assert.deepEqual((await as.stats()).revoked, [t1, t2], 'revoked at shutdown');
+    } finally {
+      if (!stopped) await gw.stop();
+    }
+  } finally {
+    as.stop();
+  }
+});
