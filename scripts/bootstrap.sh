@@ -15,7 +15,7 @@ SUDO=""
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libluajit2-5.1-dev lua-cjson lua-cjson-dev libuv1-dev
       libcurl4-openssl-dev libhiredis-dev libssl-dev
-      lua-busted lua-check redis-server wrk nginx-light curl ca-certificates prometheus)
+      lua-busted lua-check redis-server wrk nginx-light curl ca-certificates openssl prometheus)
 
 missing=()
 for p in "${pkgs[@]}"; do

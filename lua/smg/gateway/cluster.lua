@@ -98,18 +98,20 @@ end
 local function publish(self, text)
   local r = self.cmd
   local seq, err, n
-  for _ = 1, 5 do -- another instance may take the seq between allocation and publication
-    seq, err = r:call("EVAL", ALLOCATE, "2", self.channel .. ":seq", self.channel .. ":latest_seq", self.seq)
-    if type(seq) ~= "number" then
-      n = nil
-      break
-    end
+  seq, err = r:call("EVAL", ALLOCATE, "2", self.channel .. ":seq", self.channel .. ":latest_seq", self.seq)
+  if type(seq) == "number" then
     local box = smg.crypto.b64encode(smg.crypto.aead_seal(self.key, text, aad(seq, self.id)))
     local msg = json.encode({ v = 1, seq = seq, origin = self.id, box = box })
     n, err = r:call("EVAL", PUBLISH, "2", self.channel .. ":latest", self.channel .. ":latest_seq", seq, msg,
       self.channel)
-    if n ~= -1 then break end
-    n, err = nil, "revision " .. seq .. " was overtaken"
+  end
+  if n == -1 then
+    -- Another instance published a later revision between our allocation and now: the
+    -- later one wins everywhere (it reaches us too); ours is not sent again over it, which
+    -- could bring an older state back.
+    events:inc(1, "stale")
+    log.info(("cluster: config revision %d was overtaken by a later one; not published"):format(seq))
+    return true
   end
   if type(n) ~= "number" then
     events:inc(1, "failed")
