@@ -1,5 +1,6 @@
 /* smg.core crypto: base64/base64url, public-key signature verification of JWS
- * (RS256/384/512, PS256, ES256/384) against a JWK for the JWT auth provider, HMAC-SHA256
+ * (RS256/384/512, PS256, ES256/384) against a JWK for the JWT auth provider, signing with
+ * a PEM private key (client assertions), HMAC-SHA256
  * and AES-256-GCM sealed boxes. Keys are
  * built from the JWK's components with OpenSSL 3's EVP_PKEY_fromdata; nothing here is
  * hand-rolled crypto. */
@@ -8,6 +9,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
@@ -210,6 +212,73 @@ static int l_verify(lua_State *L) {
   return 2;
 }
 
+/* sign(alg, pem_private_key, data) -> JWS signature (raw; ECDSA as r || s) | nil, err.
+ * For client assertions (RFC 7523 private_key_jwt). */
+static int l_sign(lua_State *L) {
+  const char *alg = luaL_checkstring(L, 1);
+  size_t pl, dlen;
+  const char *pem = luaL_checklstring(L, 2, &pl);
+  const char *data = luaL_checklstring(L, 3, &dlen);
+  const EVP_MD *md = NULL;
+  int rsa = 0, pss = 0;
+  size_t coord = 0;
+  if (!strcmp(alg, "RS256"))
+    md = EVP_sha256(), rsa = 1;
+  else if (!strcmp(alg, "RS384"))
+    md = EVP_sha384(), rsa = 1;
+  else if (!strcmp(alg, "RS512"))
+    md = EVP_sha512(), rsa = 1;
+  else if (!strcmp(alg, "PS256"))
+    md = EVP_sha256(), rsa = 1, pss = 1;
+  else if (!strcmp(alg, "ES256"))
+    md = EVP_sha256(), coord = 32;
+  else if (!strcmp(alg, "ES384"))
+    md = EVP_sha384(), coord = 48;
+  else {
+    lua_pushnil(L);
+    lua_pushfstring(L, "unsupported alg %s", alg);
+    return 2;
+  }
+  BIO *bio = BIO_new_mem_buf(pem, (int)pl);
+  EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+  BIO_free(bio);
+  if (!pkey || (rsa != (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA))) {
+    EVP_PKEY_free(pkey);
+    lua_pushnil(L);
+    lua_pushfstring(L, "the key is not a PEM %s private key", rsa ? "RSA" : "EC");
+    return 2;
+  }
+  EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+  EVP_PKEY_CTX *pctx = NULL;
+  unsigned char *sig = NULL;
+  size_t slen = 0;
+  int ok = mctx && EVP_DigestSignInit(mctx, &pctx, md, NULL, pkey) > 0;
+  if (ok && pss)
+    ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
+  ok = ok && EVP_DigestSign(mctx, NULL, &slen, (const unsigned char *)data, dlen) > 0 &&
+       (sig = OPENSSL_malloc(slen)) &&
+       EVP_DigestSign(mctx, sig, &slen, (const unsigned char *)data, dlen) > 0;
+  EVP_MD_CTX_free(mctx);
+  EVP_PKEY_free(pkey);
+  if (ok && !rsa) { /* DER -> r || s, each left-padded to the curve's size */
+    const unsigned char *p = sig;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)slen);
+    unsigned char raw[2 * 66];
+    ok = es && BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)coord) == (int)coord &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + coord, (int)coord) == (int)coord;
+    ECDSA_SIG_free(es);
+    if (ok) lua_pushlstring(L, (const char *)raw, 2 * coord);
+  } else if (ok) {
+    lua_pushlstring(L, (const char *)sig, slen);
+  }
+  OPENSSL_free(sig);
+  if (ok) return 1;
+  lua_pushnil(L);
+  lua_pushstring(L, "signing failed");
+  return 2;
+}
+
 /* hmac_sha256(key, data) -> raw digest (webhook signatures, cache keys). */
 static int l_hmac_sha256(lua_State *L) {
   size_t kl, dl;
@@ -301,12 +370,9 @@ static int l_aead_open(lua_State *L) {
 }
 
 void smg_lua_crypto_register(lua_State *L) {
-  static const luaL_Reg fns[] = {{"b64encode", l_b64encode},
-                                 {"b64decode", l_b64decode},
-                                 {"verify", l_verify},
-                                 {"hmac_sha256", l_hmac_sha256},
-                                 {"aead_seal", l_aead_seal},
-                                 {"aead_open", l_aead_open},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"b64encode", l_b64encode},     {"b64decode", l_b64decode},
+                                 {"verify", l_verify},           {"sign", l_sign},
+                                 {"hmac_sha256", l_hmac_sha256}, {"aead_seal", l_aead_seal},
+                                 {"aead_open", l_aead_open},     {NULL, NULL}};
   luaL_register(L, NULL, fns);
 }

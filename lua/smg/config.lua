@@ -77,7 +77,11 @@ local oauth_schema = obj({
   OAUTH_RESOURCE = str(nil, URL), -- RFC 8707 resource indicator
   OAUTH_TOKEN_EXPIRY_BUFFER = int(300, 0), -- seconds before expiry a token is refreshed
   OAUTH_USE_BASIC_AUTH = bool(true), -- client_secret_basic (true) or client_secret_post
-  OAUTH_TOKEN_ENDPOINT_AUTH = str(nil, { enum = { "client_secret_basic", "client_secret_post" } }),
+  OAUTH_TOKEN_ENDPOINT_AUTH = str(nil, { enum = { "client_secret_basic", "client_secret_post", "private_key_jwt" } }),
+  -- private_key_jwt (RFC 7523): a PEM private key signs the client assertion.
+  OAUTH_CLIENT_ASSERTION_KEY_PATH = str(nil),
+  OAUTH_CLIENT_ASSERTION_ALG = str("RS256", { enum = { "RS256", "RS384", "RS512", "PS256", "ES256", "ES384" } }),
+  OAUTH_CLIENT_ASSERTION_KID = str(nil),
   OAUTH_ENFORCE_HTTPS = bool(nil), -- default: on for 2.1
   OAUTH_TOKEN_IN_HEADER_ONLY = bool(true),
   OAUTH_USE_MTLS = bool(false), -- RFC 8705 client certificate on the token request
@@ -95,7 +99,9 @@ local oauth_schema = obj({
   if not c.enabled then return nil end
   if not c.OAUTH_TOKEN_URL then return "OAUTH_TOKEN_URL is required when enabled" end
   if not c.OAUTH_CLIENT_ID or c.OAUTH_CLIENT_ID == "" then return "OAUTH_CLIENT_ID is required for client_credentials" end
-  if not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "" then
+  if c.OAUTH_TOKEN_ENDPOINT_AUTH == "private_key_jwt" then
+    if not c.OAUTH_CLIENT_ASSERTION_KEY_PATH then return "OAUTH_CLIENT_ASSERTION_KEY_PATH is required for private_key_jwt" end
+  elseif not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "" then
     return "OAUTH_CLIENT_SECRET is required for client_credentials"
   end
   local https = c.OAUTH_ENFORCE_HTTPS

@@ -233,6 +233,9 @@ smg.crypto = {
   b64encode = function(s) return core.b64encode(s, false) end,
   b64url_encode = function(s) return core.b64encode(s, true) end,
   b64decode = core.b64decode,     -- either alphabet, padding optional; nil when malformed
+  -- sign_jws(alg, pem_private_key, signing_input) -> signature | nil, err (RS256/384/512,
+  -- PS256, ES256/384; ECDSA as r || s, as JWS wants it).
+  sign_jws = core.sign,
   -- verify_jws(alg, jwk, signing_input, signature) -> true | false, reason. jwk components
   -- (n, e / x, y) base64url-encoded as in a JWKS document.
   verify_jws = function(alg, jwk, data, sig)

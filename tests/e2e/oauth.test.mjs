@@ -253,3 +253,41 @@ test('revocation (RFC 7009) through the admin API and at shutdown; the metrics i
     as.stop();
   }
 });
+
+test('private_key_jwt (RFC 7523): a client assertion signed with the configured key, RSA and EC', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smg-pkjwt-'));
+  const ossl = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
+  for (const [name, alg] of [['rsa', 'RS256'], ['ec', 'ES256']]) {
+    if (name === 'rsa') ossl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', `${name}.key`);
+    else ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+    ossl('pkey', '-in', `${name}.key`, '-pubout', '-out', `${name}.pub`);
+    const as = await authServer(['--jwt-key', join(dir, `${name}.pub`)]);
+    try {
+      const cfg = config(as.base, { OAUTH_TOKEN_ENDPOINT_AUTH: 'private_key_jwt', OAUTH_CLIENT_SECRET: undefined,
+        OAUTH_CLIENT_ASSERTION_KEY_PATH: join(dir, `${name}.key`), OAUTH_CLIENT_ASSERTION_ALG: alg });
+      await withGateway(cfg, async (gw) => {
+        const c = await httpClient(gw.url);
+        assert.match(textOf(await c.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer tok-1-/, gw.logs());
+        assert.equal((await as.stats()).clientAuth[0].method, `private_key_jwt/${alg}`);
+        await c.close();
+      });
+    } finally {
+      as.stop();
+    }
+  }
+  // A key of the wrong kind for the algorithm: refused at once, the reason in the log.
+  const as = await authServer(['--jwt-key', join(dir, 'rsa.pub')]);
+  try {
+    const cfg = config(as.base, { OAUTH_TOKEN_ENDPOINT_AUTH: 'private_key_jwt', OAUTH_CLIENT_SECRET: undefined,
+      OAUTH_CLIENT_ASSERTION_KEY_PATH: join(dir, 'ec.key'), OAUTH_CLIENT_ASSERTION_ALG: 'RS256' });
+    await withGateway(cfg, async (gw) => {
+      const c = await httpClient(gw.url);
+      await c.callTool({ name: 'prot__whoami', arguments: {} }).catch(() => {});
+      assert.match(gw.logs(), /oauth prot: no token .*client assertion: the key is not a PEM RSA private key/);
+      assert.equal((await as.stats()).tokenRequests, 0);
+      await c.close();
+    });
+  } finally {
+    as.stop();
+  }
+});

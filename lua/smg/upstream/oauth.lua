@@ -46,7 +46,41 @@ local function key_of(spec, c)
 end
 
 local function shared_key(key) return "oauth-token:" .. smg.hash(key) end
-local function seal_key(c) return core.sha256("smg-oauth-token-v1\n" .. c.OAUTH_CLIENT_SECRET) end
+
+-- private_key_jwt's signing key, read once per config (smg.read_file: a small local file,
+-- read when the first token is needed, then kept).
+local assertion_keys = setmetatable({}, { __mode = "k" })
+local function assertion_key(c)
+  local k = assertion_keys[c]
+  if not k then
+    local pem, err = smg.read_file(c.OAUTH_CLIENT_ASSERTION_KEY_PATH)
+    if not pem then return nil, "OAUTH_CLIENT_ASSERTION_KEY_PATH: " .. tostring(err) end
+    k = pem
+    assertion_keys[c] = k
+  end
+  return k
+end
+
+-- What shared tokens are sealed under: a secret every instance using this client has.
+local function seal_key(c)
+  local secret = c.OAUTH_CLIENT_SECRET or assertion_key(c) or ""
+  return core.sha256("smg-oauth-token-v1\n" .. secret)
+end
+
+-- RFC 7523 client assertion: a short-lived JWT signed with the client's key, naming the
+-- token endpoint as its audience. Returns jwt | nil, err.
+local function client_assertion(c, url)
+  local pem, err = assertion_key(c)
+  if not pem then return nil, err end
+  local b64 = smg.crypto.b64url_encode
+  local now = math.floor(smg.now())
+  local header = b64(json.encode({ alg = c.OAUTH_CLIENT_ASSERTION_ALG, typ = "JWT", kid = c.OAUTH_CLIENT_ASSERTION_KID }))
+  local claims = b64(json.encode({ iss = c.OAUTH_CLIENT_ID, sub = c.OAUTH_CLIENT_ID, aud = url, iat = now, exp = now + 60,
+    jti = smg.random_hex(16) }))
+  local sig, serr = smg.crypto.sign_jws(c.OAUTH_CLIENT_ASSERTION_ALG, pem, header .. "." .. claims)
+  if not sig then return nil, "client assertion: " .. tostring(serr) end
+  return header .. "." .. claims .. "." .. b64(sig)
+end
 
 local function form(params)
   local parts = {}
@@ -66,7 +100,8 @@ local function words(s)
 end
 
 -- A request to the authorization server: the client authenticated as configured, mutual
--- TLS when on, a correlation id. Returns response | nil, err.
+-- TLS when on, a correlation id. Returns response | nil, err, ours (the failure is ours:
+-- the client assertion could not be made).
 local function post(c, url, params, correlation, timeout)
   local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", Accept = "application/json",
     ["X-Request-ID"] = correlation }
@@ -76,6 +111,12 @@ local function post(c, url, params, correlation, timeout)
     -- RFC 6749 2.3.1: both form-encoded before joining.
     local id, secret = form({ [c.OAUTH_CLIENT_ID] = "" }):sub(1, -2), form({ [c.OAUTH_CLIENT_SECRET] = "" }):sub(1, -2)
     headers.Authorization = "Basic " .. smg.crypto.b64encode(id .. ":" .. secret)
+  elseif method == "private_key_jwt" then
+    local jwt, err = client_assertion(c, c.OAUTH_TOKEN_URL)
+    if not jwt then return nil, err, true end -- ours, not the network's: no retry
+    params.client_id = c.OAUTH_CLIENT_ID
+    params.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    params.client_assertion = jwt
   else
     params.client_id, params.client_secret = c.OAUTH_CLIENT_ID, c.OAUTH_CLIENT_SECRET
   end
@@ -93,10 +134,11 @@ local function request_token(spec, c, correlation, timeout)
   if c.OAUTH_RESOURCE then params.resource = c.OAUTH_RESOURCE end
   for k, v in pairs(c.OAUTH_ADDITIONAL_PARAMS or {}) do params[k] = v end
   local t0 = smg.monotime()
-  local res, err = post(c, c.OAUTH_TOKEN_URL, params, correlation, timeout)
+  local res, err, ours = post(c, c.OAUTH_TOKEN_URL, params, correlation, timeout)
   local took = smg.monotime() - t0
   latency:observe(took, spec.server_name)
   stats.latency_sum, stats.latency_max = stats.latency_sum + took, math.max(stats.latency_max, took)
+  if not res and ours then return nil, err, false end
   if not res then return nil, "token endpoint unreachable: " .. tostring(err), true end
   local body = json.decode(res.body or "")
   if res.status ~= 200 then
