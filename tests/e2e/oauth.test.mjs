@@ -7,7 +7,7 @@
 // instances share a token through Redis; the token never appears in the log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,10 +242,20 @@ test('revocation (RFC 7009) through the admin API and at shutdown; the metrics i
       assert.equal((await api('POST', '/api/v1/oauth/revoke', { server_name: 'nope' })).status, 400);
       m = await api('GET', '/api/v1/oauth/metrics');
       assert.equal(m.body.data.revocations, 1);
+      // The CLI asks the running gateway through the same API.
+      const cli = (...a) => spawnSync(SMG, ['oauth', ...a, '--config', cfg], { encoding: 'utf8' });
+      let r2 = cli('revoke', '--server-name', 'prot');
+      assert.equal(r2.status, 0, r2.stderr);
+      assert.match(r2.stdout, /revoked the token for prot/);
+      assert.deepEqual((await as.stats()).revoked, [t1, t2]);
+      r2 = cli('metrics');
+      assert.equal(r2.status, 0, r2.stderr);
+      assert.match(r2.stdout, /0 token\(s\) active; 2 acquired .* 2 revoked/);
+      const t3 = (await who()).slice(7);
       await c.close();
       assert.equal(await gw.stop(), 0);
       stopped = true;
-      assert.deepEqual((await as.stats()).revoked, [t1, t2], 'revoked at shutdown');
+      assert.deepEqual((await as.stats()).revoked, [t1, t2, t3], 'revoked at shutdown');
     } finally {
       if (!stopped) await gw.stop();
     }

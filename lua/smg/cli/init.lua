@@ -16,7 +16,7 @@ local config = require "smg.config"
 
 local M = {}
 
-M.NOUNS = { "user", "project", "config", "system", "pins", "cache" }
+M.NOUNS = { "user", "project", "config", "system", "pins", "cache", "oauth" }
 
 local function write(fh, ...) fh:write(...) end
 
