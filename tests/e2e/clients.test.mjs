@@ -70,6 +70,12 @@ test('meta over HTTP: the seven gateway tools with the configured prefix', async
     assert.ok(cleared.structuredContent.cleared >= 1);
     const tm = await client.callTool({ name: 'enkrypt_get_timeout_metrics', arguments: {} });
     assert.ok(tm.structuredContent.timeout_metrics.tool_execution.operations >= 2);
+    // The seed's shape: per category (all seven), active operations, the configured budgets.
+    assert.deepEqual(Object.keys(tm.structuredContent.timeout_config).sort(), ['auth_timeout', 'cache_timeout',
+      'connectivity_timeout', 'default_timeout', 'discovery_timeout', 'guardrail_timeout', 'tool_execution_timeout']);
+    assert.equal(typeof tm.structuredContent.active_operations, 'number');
+    assert.equal(Object.keys(tm.structuredContent.timeout_metrics).length, 7);
+    assert.equal(tm.structuredContent.escalation_policies.fail_threshold, 1.2);
     const info = await client.callTool({ name: 'enkrypt_get_server_info', arguments: { server_name: 'echo' } });
     assert.equal(info.structuredContent.server_info.transport, 'stdio');
     await client.close();

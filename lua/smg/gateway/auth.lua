@@ -40,7 +40,9 @@ function M.authenticate(gw, creds, key)
     return nil, 503, "authentication is unavailable"
   end
   local p = set.auth
+  local t0 = smg.monotime()
   local ok, res, why = plugins.run_hook(p, "authenticate", gw.timeouts.auth_timeout, creds, p.config, gw.cfg)
+  gw.budgets:record(gw.timeouts, "auth", smg.monotime() - t0, gw.timeouts.auth_timeout, not ok and res == "timeout")
   if not ok then
     failures:inc(1, res)
     return nil, 503, "authentication failed: " .. tostring(res)

@@ -8,6 +8,7 @@
 local smg = require "smg"
 local plugins = require "smg.plugins"
 local plugin_set = require "smg.gateway.plugin_set"
+local Budgets = require "smg.gateway.budgets"
 local metrics = require "smg.metrics"
 local log = smg.log
 
@@ -136,7 +137,9 @@ function M.check(set, timeout, spec, direction, call, value, verdicts)
       else
         ok, res = plugins.run_hook(p, hook, timeout, call, value, policy, p.config)
       end
-      checks:observe(smg.monotime() - t0, p.name, direction)
+      local took = smg.monotime() - t0
+      checks:observe(took, p.name, direction)
+      Budgets.note("guardrail", took, timeout, not ok and res == "timeout")
       local types, redacted = M.judge(p, hook, ok, res, policy, fail_open, direction, spec.server_name, call.name)
       M.note(verdicts, p, direction, ok, res, types)
       if types then return M.blocked(spec, direction, p.name, types) end

@@ -38,11 +38,12 @@ function Gateway.new(cfg)
     tenants = Tenants.new(),
     rates = Rates.new({ tools = {} }, smg.cache.redis),
     discovery = Discovery.new(),
-    budgets = Budgets.new(),
+    budgets = false, -- (below: it reads the gateway's settings)
     stats = { requests = 0, errors = 0, upstream_restarts = 0 },
     draining = false,
     generation = 0,
   }, Gateway)
+  self.budgets = Budgets.new(self)
   self.pipeline = Pipeline.new(self)
   self.pool = Pool.new(self.pipeline.events, function() return self.settings_ end)
   local set, errors = plugin_set.build(cfg)

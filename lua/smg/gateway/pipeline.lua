@@ -229,13 +229,14 @@ end
 function Pipeline:send(session, spec, up, method, params, call)
   local gw = self.gw
   local budget, category = Budgets.of(gw.timeouts, method)
-  local t0 = smg.monotime()
+  local t0 = gw.budgets:begin()
   local res, err
   if call and session then
     res, err = call_translating(self, session, up, method, params, { timeout = budget, call = call })
   else
     res, err = up:call(method, params, { timeout = budget, call = call })
   end
+  gw.budgets:done()
   local timed_out = err and type(err.data) == "table" and err.data.reason == "timeout"
   gw.budgets:record(gw.timeouts, category, smg.monotime() - t0, budget, timed_out)
   local set = gw.plugins
@@ -462,9 +463,9 @@ end
 function Pipeline:clear_cache(server_name) return self.gw.discovery:clear(server_name) end
 
 function Pipeline:timeout_stats()
-  local cats = {}
-  for k, v in pairs(self.gw.budgets.categories) do cats[k] = v end
-  return { categories = cats, settings = self.gw.timeouts, upstream_restarts = self.gw.stats.upstream_restarts }
+  local st = self.gw.budgets:snapshot(self.gw.timeouts)
+  st.upstream_restarts = self.gw.stats.upstream_restarts
+  return st
 end
 
 ---------------------------------------------------------------------------- client -> upstream

@@ -192,12 +192,10 @@ function impl.clear_cache(r, session, args)
   return result("success", { cleared = n, server_name = args.server_name, cache_type = args.cache_type or "all" })
 end
 
+-- The seed's shape: {timeout_metrics, active_operations, timeout_config}, per category
+-- counts, escalations and latency; smg adds escalation_policies and upstream_restarts.
 function impl.get_timeout_metrics(r)
-  local st = r:timeout_stats()
-  local t = st.settings
-  return result("success", { timeout_metrics = st.categories, settings = { default_timeout = t.default_timeout,
-    tool_execution_timeout = t.tool_execution_timeout, discovery_timeout = t.discovery_timeout,
-    escalation_policies = t.escalation_policies }, upstream_restarts = st.upstream_restarts })
+  return result("success", r:timeout_stats())
 end
 
 function M.initialize(r)
