@@ -150,6 +150,32 @@ static unsigned char *ecdsa_der(const unsigned char *sig, size_t len, int *der_l
   return *der_len > 0 ? der : NULL;
 }
 
+/* A JWS algorithm: its digest, key type and (ECDSA) curve and coordinate size. */
+typedef struct {
+  const EVP_MD *md;
+  int rsa, pss;
+  const char *group;
+  size_t coord;
+} jws_alg_t;
+
+/* Returns 1 and fills `a` for a supported alg, else 0. */
+static int jws_alg(const char *alg, jws_alg_t *a) {
+  memset(a, 0, sizeof(*a));
+  if (!strcmp(alg, "RS256"))
+    a->md = EVP_sha256(), a->rsa = 1;
+  else if (!strcmp(alg, "RS384"))
+    a->md = EVP_sha384(), a->rsa = 1;
+  else if (!strcmp(alg, "RS512"))
+    a->md = EVP_sha512(), a->rsa = 1;
+  else if (!strcmp(alg, "PS256"))
+    a->md = EVP_sha256(), a->rsa = 1, a->pss = 1;
+  else if (!strcmp(alg, "ES256"))
+    a->md = EVP_sha256(), a->group = "prime256v1", a->coord = 32;
+  else if (!strcmp(alg, "ES384"))
+    a->md = EVP_sha384(), a->group = "secp384r1", a->coord = 48;
+  return a->md != NULL;
+}
+
 /* verify(alg, jwk, data, sig) -> true | false, reason. jwk: {kty, n, e} or {kty, crv, x, y}
  * with binary (decoded) components. */
 static int l_verify(lua_State *L) {
@@ -158,28 +184,13 @@ static int l_verify(lua_State *L) {
   size_t dlen, slen;
   const char *data = luaL_checklstring(L, 3, &dlen);
   const unsigned char *sig = (const unsigned char *)luaL_checklstring(L, 4, &slen);
-  const EVP_MD *md = NULL;
-  int rsa = 0, pss = 0;
-  size_t coord = 0;
-  const char *group = NULL;
-  if (!strcmp(alg, "RS256"))
-    md = EVP_sha256(), rsa = 1;
-  else if (!strcmp(alg, "RS384"))
-    md = EVP_sha384(), rsa = 1;
-  else if (!strcmp(alg, "RS512"))
-    md = EVP_sha512(), rsa = 1;
-  else if (!strcmp(alg, "PS256"))
-    md = EVP_sha256(), rsa = 1, pss = 1;
-  else if (!strcmp(alg, "ES256"))
-    md = EVP_sha256(), group = "prime256v1", coord = 32;
-  else if (!strcmp(alg, "ES384"))
-    md = EVP_sha384(), group = "secp384r1", coord = 48;
-  else {
+  jws_alg_t a;
+  if (!jws_alg(alg, &a)) {
     lua_pushboolean(L, 0);
     lua_pushfstring(L, "unsupported alg %s", alg);
     return 2;
   }
-  EVP_PKEY *pkey = rsa ? rsa_key(L, 2) : ec_key(L, 2, group, coord);
+  EVP_PKEY *pkey = a.rsa ? rsa_key(L, 2) : ec_key(L, 2, a.group, a.coord);
   if (!pkey) {
     lua_pushboolean(L, 0);
     lua_pushstring(L, "unusable key");
@@ -187,8 +198,8 @@ static int l_verify(lua_State *L) {
   }
   unsigned char *der = NULL;
   int der_len = 0;
-  if (!rsa) {
-    if (slen != 2 * coord || !(der = ecdsa_der(sig, slen, &der_len))) {
+  if (!a.rsa) {
+    if (slen != 2 * a.coord || !(der = ecdsa_der(sig, slen, &der_len))) {
       EVP_PKEY_free(pkey);
       lua_pushboolean(L, 0);
       lua_pushstring(L, "malformed signature");
@@ -198,8 +209,8 @@ static int l_verify(lua_State *L) {
   }
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();
   EVP_PKEY_CTX *pctx = NULL;
-  int ok = mctx && EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey) > 0;
-  if (ok && pss)
+  int ok = mctx && EVP_DigestVerifyInit(mctx, &pctx, a.md, NULL, pkey) > 0;
+  if (ok && a.pss)
     ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
   ok = ok && EVP_DigestVerify(mctx, sig, slen, (const unsigned char *)data, dlen) == 1;
@@ -219,22 +230,8 @@ static int l_sign(lua_State *L) {
   size_t pl, dlen;
   const char *pem = luaL_checklstring(L, 2, &pl);
   const char *data = luaL_checklstring(L, 3, &dlen);
-  const EVP_MD *md = NULL;
-  int rsa = 0, pss = 0;
-  size_t coord = 0;
-  if (!strcmp(alg, "RS256"))
-    md = EVP_sha256(), rsa = 1;
-  else if (!strcmp(alg, "RS384"))
-    md = EVP_sha384(), rsa = 1;
-  else if (!strcmp(alg, "RS512"))
-    md = EVP_sha512(), rsa = 1;
-  else if (!strcmp(alg, "PS256"))
-    md = EVP_sha256(), rsa = 1, pss = 1;
-  else if (!strcmp(alg, "ES256"))
-    md = EVP_sha256(), coord = 32;
-  else if (!strcmp(alg, "ES384"))
-    md = EVP_sha384(), coord = 48;
-  else {
+  jws_alg_t a;
+  if (!jws_alg(alg, &a)) {
     lua_pushnil(L);
     lua_pushfstring(L, "unsupported alg %s", alg);
     return 2;
@@ -242,18 +239,18 @@ static int l_sign(lua_State *L) {
   BIO *bio = BIO_new_mem_buf(pem, (int)pl);
   EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
   BIO_free(bio);
-  if (!pkey || (rsa != (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA))) {
+  if (!pkey || (a.rsa != (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA))) {
     EVP_PKEY_free(pkey);
     lua_pushnil(L);
-    lua_pushfstring(L, "the key is not a PEM %s private key", rsa ? "RSA" : "EC");
+    lua_pushfstring(L, "the key is not a PEM %s private key", a.rsa ? "RSA" : "EC");
     return 2;
   }
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();
   EVP_PKEY_CTX *pctx = NULL;
   unsigned char *sig = NULL;
   size_t slen = 0;
-  int ok = mctx && EVP_DigestSignInit(mctx, &pctx, md, NULL, pkey) > 0;
-  if (ok && pss)
+  int ok = mctx && EVP_DigestSignInit(mctx, &pctx, a.md, NULL, pkey) > 0;
+  if (ok && a.pss)
     ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
   ok = ok && EVP_DigestSign(mctx, NULL, &slen, (const unsigned char *)data, dlen) > 0 &&
@@ -261,14 +258,14 @@ static int l_sign(lua_State *L) {
        EVP_DigestSign(mctx, sig, &slen, (const unsigned char *)data, dlen) > 0;
   EVP_MD_CTX_free(mctx);
   EVP_PKEY_free(pkey);
-  if (ok && !rsa) { /* DER -> r || s, each left-padded to the curve's size */
+  if (ok && !a.rsa) { /* DER -> r || s, each left-padded to the curve's size */
     const unsigned char *p = sig;
     ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)slen);
     unsigned char raw[2 * 66];
-    ok = es && BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)coord) == (int)coord &&
-         BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + coord, (int)coord) == (int)coord;
+    ok = es && BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)a.coord) == (int)a.coord &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + a.coord, (int)a.coord) == (int)a.coord;
     ECDSA_SIG_free(es);
-    if (ok) lua_pushlstring(L, (const char *)raw, 2 * coord);
+    if (ok) lua_pushlstring(L, (const char *)raw, 2 * a.coord);
   } else if (ok) {
     lua_pushlstring(L, (const char *)sig, slen);
   }
