@@ -181,12 +181,7 @@ local function call_modern_both(self, session, up, method, params, opts)
   if type(params.inputResponses) == "table" then
     local answers, err = screen_round(self, up.spec, "c2s:result", params.inputResponses, session, opts.call)
     if not answers then return nil, err end
-    if answers ~= params.inputResponses then
-      local p = {}
-      for k, v in pairs(params) do p[k] = v end
-      p.inputResponses = answers
-      params = p
-    end
+    if answers ~= params.inputResponses then params = rpc.with(params, { inputResponses = answers }) end
   end
   local res, err = up:call(method, params, opts)
   if type(res) ~= "table" then return res, err end
@@ -213,10 +208,7 @@ local function call_translating(self, session, up, method, params, opts)
     end
     local responses, ferr = fulfil(self, up, res, opts.call)
     if not responses then return nil, ferr end
-    local retry = {}
-    for k, v in pairs(params) do retry[k] = v end
-    retry.inputResponses, retry.requestState = responses, res.requestState
-    res, err = up:call(method, retry, opts)
+    res, err = up:call(method, rpc.with(params, { inputResponses = responses, requestState = res.requestState }), opts)
   end
   if res ~= nil and not session.stateless and type(res) == "table" and res.resultType == "complete" then
     res.resultType = nil -- a 2026 field a 2025 client does not know
@@ -309,12 +301,8 @@ function Pipeline:call_tool(session, spec, params, call)
     local args
     blocked, args = guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts)
     if blocked then return self:guardrail_blocked(call, blocked) end
-    if args ~= params.arguments then
-      local p = {} -- everything else the request carries (requestState, inputResponses, task) goes on
-      for k, v in pairs(params) do p[k] = v end
-      p.arguments = args
-      params = p
-    end
+    -- (Everything else the request carries, requestState, inputResponses, task, goes on.)
+    if args ~= params.arguments then params = rpc.with(params, { arguments = args }) end
     local b
     b, params = hooks.run(set, timeout, "c2s:request", spec, "tools/call", params, session, call)
     if b then return blocked_answer(self, spec, "tools/call", b, call) end

@@ -65,10 +65,7 @@ function M.request(gw, session, method, params, call)
   if not spec then
     return rpc.fail(rpc.INVALID_PARAMS, "Invalid params: unknown task", { taskId = params and params.taskId })
   end
-  local p = {}
-  for k, v in pairs(params) do p[k] = v end
-  p.taskId = id
-  local res, err = gw.pipeline:forward(session, spec, method, p, call)
+  local res, err = gw.pipeline:forward(session, spec, method, rpc.with(params, { taskId = id }), call)
   return M.rewrite(gw, session, server, res), err
 end
 

@@ -37,6 +37,16 @@ function M.reply(id, res, err)
   return line or M.error(id, M.INTERNAL_ERROR, "result could not be encoded")
 end
 
+-- A copy of a message part (params, an item of a list) with `changes` applied (none:
+-- a plain copy), its metatable kept (the JSON object/array mark). The original stays as
+-- it was: other layers (guardrails, the audit log, a parked call) still hold it.
+function M.with(t, changes)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  for k, v in pairs(changes or {}) do o[k] = v end
+  return setmetatable(o, getmetatable(t))
+end
+
 -- An error object for results: M.fail(M.INVALID_PARAMS, "...") returns nil, err.
 function M.fail(code, message, data)
   return nil, { code = code, message = message, data = data }

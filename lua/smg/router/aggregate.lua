@@ -74,16 +74,8 @@ local function gather(r, session, method, transform)
   return merged
 end
 
-local function shallow(t)
-  local o = {}
-  for k, v in pairs(t) do o[k] = v end
-  return setmetatable(o, getmetatable(t))
-end
-
 local function named(r, spec, item)
-  local o = shallow(item)
-  o.name = spec.server_name .. r:setting("separator") .. tostring(item.name)
-  return o
+  return rpc.with(item, { name = spec.server_name .. r:setting("separator") .. tostring(item.name) })
 end
 
 local function tool_item(r, spec, t)
@@ -208,9 +200,7 @@ local function forward_named(r, session, method, params, call, kind)
   if kind == "tool" and not names.allowed(spec, inner) then
     return rpc.fail(rpc.INVALID_PARAMS, ("Invalid params: tool %s is not allowed by the gateway policy"):format(params.name))
   end
-  local p = shallow(params)
-  p.name = inner
-  return r:forward(session, spec, method, p, call)
+  return r:forward(session, spec, method, rpc.with(params, { name = inner }), call)
 end
 
 -- Gateway cursors. The merged list is rebuilt (from the discovery cache) for each page,
@@ -287,14 +277,11 @@ handlers["resources/unsubscribe"] = by_uri("resources/unsubscribe")
 
 handlers["completion/complete"] = function(r, session, params, call)
   local ref = type(params.ref) == "table" and params.ref or {}
-  local spec, p = nil, shallow(params)
+  local spec, p = nil, params
   if ref.type == "ref/prompt" then
     local inner
     spec, inner = resolve(r, session, ref.name)
-    if spec then
-      p.ref = shallow(ref)
-      p.ref.name = inner
-    end
+    if spec then p = rpc.with(params, { ref = rpc.with(ref, { name = inner }) }) end
   elseif ref.type == "ref/resource" then
     spec = find_owner(r, session, ref.uri)
   end

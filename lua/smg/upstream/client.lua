@@ -115,15 +115,9 @@ local function raw_call(self, method, params, opts, timeout, budget)
   end
   if params and type(params._meta) == "table" and params._meta.progressToken ~= nil then
     -- Our own token upstream; the client's is restored on the way back.
-    local p = {}
-    for k, v in pairs(params) do p[k] = v end
-    local meta = {}
-    for k, v in pairs(params._meta) do meta[k] = v end
-    entry.client_token = meta.progressToken
-    meta.progressToken = "smg-" .. id
-    p._meta = meta
-    params = p
-    self.by_token[meta.progressToken] = entry
+    entry.client_token = params._meta.progressToken
+    params = rpc.with(params, { _meta = rpc.with(params._meta, { progressToken = "smg-" .. id }) })
+    self.by_token[params._meta.progressToken] = entry
   end
   self.pending[id] = entry
   self.npending = self.npending + 1
