@@ -431,10 +431,8 @@ function M.parse(text, source)
     end
   end
   if #xerrs > 0 then return nil, xerrs, cfg end
-  for _, mc in pairs(cfg.mcp_configs) do
-    for _, spec in ipairs(mc.mcp_config) do
-      for _, name in ipairs(spec.denied_tools or {}) do spec.deny_tools[#spec.deny_tools + 1] = name end
-    end
+  for _, spec in ipairs(M.servers(cfg)) do
+    for _, name in ipairs(spec.denied_tools or {}) do spec.deny_tools[#spec.deny_tools + 1] = name end
   end
   cfg.raw = raw
   return cfg, warns
@@ -467,6 +465,15 @@ function M.load(opts)
     cfg.is_default = is_default
   end
   return cfg, list, path, partial
+end
+
+-- Every server entry of every mcp_config (a name may stand in several).
+function M.servers(cfg)
+  local list = {}
+  for _, mc in pairs(cfg.mcp_configs or {}) do
+    for _, spec in ipairs(mc.mcp_config or {}) do list[#list + 1] = spec end
+  end
+  return list
 end
 
 -- The mcp_config a request without an auth identity is served from.

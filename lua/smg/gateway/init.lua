@@ -282,10 +282,8 @@ end
 
 -- The entry of server `name` in any mcp_config (the first), or nil.
 function Gateway:server_spec(name)
-  for _, mc in pairs(self.cfg.mcp_configs or {}) do
-    for _, spec in ipairs(mc.mcp_config or {}) do
-      if spec.server_name == name then return spec end
-    end
+  for _, spec in ipairs(config.servers(self.cfg)) do
+    if spec.server_name == name then return spec end
   end
   return nil
 end

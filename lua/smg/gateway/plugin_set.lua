@@ -2,6 +2,7 @@
 -- (configured ones plus any a server policy names) and the telemetry providers. A set is
 -- built whole beside the running one and swapped in by the caller in one step, so a call
 -- sees one version from start to end (hot reload, lua/smg/gateway/reload.lua).
+local config = require "smg.config"
 local plugins = require "smg.plugins"
 local registration = require "smg.gateway.registration"
 
@@ -61,21 +62,19 @@ function M.build(cfg)
       wanted[#wanted + 1] = { name = name, config = {} }
     end
   end
-  for _, mc in pairs(cfg.mcp_configs) do
-    for _, spec in ipairs(mc.mcp_config) do
-      if spec.enable_tool_guardrails then
-        for _, pol in ipairs({ spec.input_guardrails_policy, spec.output_guardrails_policy }) do
-          for _, name in ipairs(pol.guardrails or {}) do want(name) end
-        end
+  for _, spec in ipairs(config.servers(cfg)) do
+    if spec.enable_tool_guardrails then
+      for _, pol in ipairs({ spec.input_guardrails_policy, spec.output_guardrails_policy }) do
+        for _, name in ipairs(pol.guardrails or {}) do want(name) end
       end
-      if registration.wanted(spec) then
-        -- Only for the registration checks: not in guardrail_list, so a policy that runs
-        -- "every configured provider" does not start running these on calls too.
-        for _, name in ipairs(registration.providers_for(spec.tool_guardrails_policy, false)) do
-          if not named[name] then
-            named[name] = true
-            wanted[#wanted + 1] = { name = name, config = {}, registration_only = true }
-          end
+    end
+    if registration.wanted(spec) then
+      -- Only for the registration checks: not in guardrail_list, so a policy that runs
+      -- "every configured provider" does not start running these on calls too.
+      for _, name in ipairs(registration.providers_for(spec.tool_guardrails_policy, false)) do
+        if not named[name] then
+          named[name] = true
+          wanted[#wanted + 1] = { name = name, config = {}, registration_only = true }
         end
       end
     end
