@@ -525,6 +525,16 @@ function Client:fail_unparsable(text, why, related, edges)
     data = { server = self.name, reason = "invalid_response" } })
 end
 
+-- A request its transport could not carry to an answer (a transfer error, an HTTP error
+-- without a JSON-RPC body, a dropped stream) fails now rather than at its timeout; a
+-- no-op once it was answered.
+function Client:fail_request(entry, message, status)
+  if not (entry and self.pending[entry.id]) then return end
+  self:_finish(entry)
+  entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = message,
+    data = { server = self.name, reason = "unavailable", status = status } })
+end
+
 -- Called by the HTTP transports with a JSON body or SSE event: one message or a batch.
 function Client:on_payload(text, related)
   local msg, why = json.decode(text)

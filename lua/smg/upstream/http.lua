@@ -88,11 +88,7 @@ function Http:send(line, entry)
         log.warn(("upstream %s: %s"):format(c.name, perr))
         self.calls[key] = nil
         call:cancel()
-        if entry and c.pending[entry.id] then
-          c:_finish(entry)
-          entry.future:set(nil, { code = -32603, message = ("upstream %s: %s"):format(c.name, perr),
-            data = { server = c.name, reason = "unavailable" } })
-        end
+        c:fail_request(entry, ("upstream %s: %s"):format(c.name, perr))
         if listen then entry.on_end("too large") end
       end
     else
@@ -101,14 +97,7 @@ function Http:send(line, entry)
   end, function(e)
     self.calls[key] = nil
     if listen then return entry.on_end(e or status) end
-    if e then
-      if entry and c.pending[entry.id] then
-        c:_finish(entry)
-        entry.future:set(nil, { code = -32603, message = ("upstream %s: %s"):format(c.name, e),
-          data = { server = c.name, reason = "unavailable" } })
-      end
-      return
-    end
+    if e then return c:fail_request(entry, ("upstream %s: %s"):format(c.name, e)) end
     if status == 404 and self.session_id and not (entry and entry.method == "initialize") then
       log.warn(("upstream %s: session expired, re-initializing"):format(c.name))
       self.session_id = nil
@@ -123,12 +112,8 @@ function Http:send(line, entry)
       end
     end
     -- A request that got no answer at all (an HTTP error without a JSON-RPC body, or a
-    -- stream that ended early) fails now rather than at its timeout.
-    if entry and c.pending[entry.id] then
-      c:_finish(entry)
-      entry.future:set(nil, { code = -32603, message = ("upstream %s answered HTTP %d without a response"):format(c.name, status),
-        data = { server = c.name, reason = "unavailable", status = status } })
-    end
+    -- stream that ended early).
+    c:fail_request(entry, ("upstream %s answered HTTP %d without a response"):format(c.name, status), status)
   end)
   if not call then return nil, err end
   self.calls[key] = call

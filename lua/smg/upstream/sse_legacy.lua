@@ -95,11 +95,7 @@ function Legacy:send(line, entry)
   function(st) status = st end, nil,
   function(e)
     self.posts[key] = nil
-    if (e or status >= 300) and entry and c.pending[entry.id] then
-      c:_finish(entry)
-      entry.future:set(nil, { code = -32603, message = ("upstream %s: %s"):format(c.name, e or ("HTTP " .. status)),
-        data = { server = c.name, reason = "unavailable", status = status } })
-    end
+    if e or status >= 300 then c:fail_request(entry, ("upstream %s: %s"):format(c.name, e or ("HTTP " .. status)), status) end
   end)
   if not call then return nil, err end
   self.posts[key] = call
