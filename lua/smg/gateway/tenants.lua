@@ -51,20 +51,23 @@ function Tenants:refusal(limits, identity_key, peer)
   return nil
 end
 
+-- Counts `s` (by +1 or -1) against the global, per-identity and per-peer limits.
+local function tally(self, s, by)
+  self.n = self.n + by
+  bump(self.by_identity, s.identity_key, by)
+  if s.peer then bump(self.by_peer, s.peer, by) end
+end
+
 function Tenants:add(s)
   self.sessions[s.id] = s
-  self.n = self.n + 1
-  bump(self.by_identity, s.identity_key, 1)
-  if s.peer then bump(self.by_peer, s.peer, 1) end
+  tally(self, s, 1)
 end
 
 -- Something that is not a session but holds what one does (an identity's home, which
 -- owns per_session upstreams for 2026 requests) counts against the same limits.
 function Tenants:hold(s, by)
-  self.n = self.n + by
+  tally(self, s, by)
   self.held = self.held + by
-  bump(self.by_identity, s.identity_key, by)
-  if s.peer then bump(self.by_peer, s.peer, by) end
 end
 
 -- Client sessions (listen streams included), not homes.
@@ -76,9 +79,7 @@ function Tenants:get(id) return self.sessions[id] end
 function Tenants:remove(s, reason)
   if s.id and self.sessions[s.id] == s then
     self.sessions[s.id] = nil
-    self.n = self.n - 1
-    bump(self.by_identity, s.identity_key, -1)
-    if s.peer then bump(self.by_peer, s.peer, -1) end
+    tally(self, s, -1)
   end
   s:close(reason)
 end
