@@ -121,6 +121,12 @@ local function blocked_answer(self, spec, method, b, call)
     violations = json.array(b.violations) } }
 end
 
+-- A message a guardrail stopped at a hook point (not a tool call's input or output):
+-- nil, the error its requester gets.
+local function withheld(code, message, b)
+  return rpc.fail(code, message, { reason = "guardrail", guardrail = b.guardrail, point = b.point })
+end
+
 -- A 2026 upstream's input_required, for a client that cannot take one (a 2025 session):
 -- each input request becomes a real request to the client (through the same guardrails
 -- and capability checks as a 2025 upstream's), and the call is retried with the answers
@@ -167,9 +173,8 @@ local function screen_round(self, spec, point, items, session, call)
       local b
       b, payload = hooks.run(set, timeout, point, spec, method, payload, session, call)
       if b then
-        return nil, { code = rpc.SERVER_ERROR, message = ("%s %s by guardrail %s"):format(method,
-          point == "s2c:request" and "refused" or "answer withheld", b.guardrail),
-        data = { reason = "guardrail", guardrail = b.guardrail, point = b.point } }
+        return withheld(rpc.SERVER_ERROR, ("%s %s by guardrail %s"):format(method,
+          point == "s2c:request" and "refused" or "answer withheld", b.guardrail), b)
       end
       out[key] = point == "s2c:request" and { method = method, params = payload } or payload
     end
@@ -243,10 +248,7 @@ function Pipeline:send(session, spec, up, method, params, call)
   if err and not ours and hooks.active(set, spec, "s2c:error") then
     local b
     b, err = hooks.run(set, gw.timeouts.guardrail_timeout, "s2c:error", spec, method, err, session, call)
-    if b then
-      return nil, { code = rpc.INTERNAL_ERROR, message = ("upstream error withheld by guardrail %s"):format(b.guardrail),
-        data = { reason = "guardrail", guardrail = b.guardrail, point = b.point } }
-    end
+    if b then return withheld(rpc.INTERNAL_ERROR, ("upstream error withheld by guardrail %s"):format(b.guardrail), b) end
   end
   return nil, err
 end
@@ -562,10 +564,7 @@ function Events:request(up, method, params, call)
   local set, timeout = gw.plugins, gw.timeouts.guardrail_timeout
   local b
   b, params = hooks.run(set, timeout, "s2c:request", up.spec, method, params, session, call)
-  if b then
-    return rpc.fail(rpc.SERVER_ERROR, ("%s refused by guardrail %s"):format(method, b.guardrail),
-      { reason = "guardrail", guardrail = b.guardrail, point = b.point })
-  end
+  if b then return withheld(rpc.SERVER_ERROR, ("%s refused by guardrail %s"):format(method, b.guardrail), b) end
   local res, err
   if session.stateless then
     res, err = parking.ask(gw, call, method, params)
@@ -578,8 +577,8 @@ function Events:request(up, method, params, call)
     b, err = hooks.run(set, timeout, "c2s:error", up.spec, method, err, session, call)
   end
   if b then
-    return rpc.fail(rpc.SERVER_ERROR, ("the client's answer to %s was withheld by guardrail %s"):format(method,
-      b.guardrail), { reason = "guardrail", guardrail = b.guardrail, point = b.point })
+    return withheld(rpc.SERVER_ERROR, ("the client's answer to %s was withheld by guardrail %s"):format(method,
+      b.guardrail), b)
   end
   return res, err
 end
