@@ -83,7 +83,7 @@ local oauth_schema = obj({
   OAUTH_CLIENT_ASSERTION_ALG = str("RS256", { enum = { "RS256", "RS384", "RS512", "PS256", "ES256", "ES384" } }),
   OAUTH_CLIENT_ASSERTION_KID = str(nil),
   OAUTH_ENFORCE_HTTPS = bool(nil), -- default: on for 2.1
-  OAUTH_TOKEN_IN_HEADER_ONLY = bool(true),
+  OAUTH_TOKEN_IN_HEADER_ONLY = bool(true), -- (the seed's; smg never puts a token anywhere else)
   OAUTH_USE_MTLS = bool(false), -- RFC 8705 client certificate on the token request
   OAUTH_CLIENT_CERT_PATH = str(nil),
   OAUTH_CLIENT_KEY_PATH = str(nil),

@@ -38,7 +38,6 @@ function Gateway.new(cfg)
     tenants = Tenants.new(),
     rates = Rates.new({ tools = {} }, smg.cache.redis),
     discovery = Discovery.new(),
-    budgets = false, -- (below: it reads the gateway's settings)
     stats = { requests = 0, errors = 0, upstream_restarts = 0 },
     draining = false,
     generation = 0,

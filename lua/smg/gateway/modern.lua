@@ -12,8 +12,6 @@ local rpc = require "smg.mcp.jsonrpc"
 
 local M = {}
 
--- server/discover: the mode's capabilities (the aggregate's, or the passthrough upstream's)
--- and the revisions served.
 -- Extension capabilities (the Tasks extension, any other) belong to the upstreams: the
 -- aggregate offers each one that some upstream offers (the requests that use it reach
 -- the upstream that owns them). nil when none does.
@@ -38,6 +36,8 @@ local function upstream_extensions(gw, session)
   return ext
 end
 
+-- server/discover: the mode's capabilities (the aggregate's, or the passthrough upstream's)
+-- and the revisions served.
 function M.discover(gw, session, params)
   local init, err = gw.router.initialize(gw.pipeline, session, params)
   if not init then return nil, err end

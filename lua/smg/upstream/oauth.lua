@@ -29,7 +29,7 @@ local ops = metrics.counter("smg_oauth_tokens_total",
   { "server", "event" })
 local latency = metrics.histogram("smg_oauth_token_seconds", "Upstream OAuth token request latency", { "server" })
 
-local tokens = {} -- key -> { token, type, scope, expires (wall clock), flight (future) }
+local tokens = {} -- key -> { token, scope, expires (wall clock), life (s), flight (future while fetching) }
 local stats = { fetched = 0, refreshed = 0, failed = 0, cache_hits = 0, shared_hits = 0, invalidated = 0,
   revoked = 0, latency_sum = 0, latency_max = 0 }
 
@@ -82,16 +82,17 @@ local function client_assertion(c, url)
   return header .. "." .. claims .. "." .. b64(sig)
 end
 
+-- application/x-www-form-urlencoded: everything but the unreserved characters escaped.
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+end
+
 local function form(params)
   local parts = {}
-  for k, v in pairs(params) do
-    local function enc(s) return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
-    parts[#parts + 1] = enc(k) .. "=" .. enc(v)
-  end
+  for k, v in pairs(params) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v) end
   table.sort(parts)
   return table.concat(parts, "&")
 end
-M.form = form
 
 local function words(s)
   local set = {}
@@ -109,8 +110,8 @@ local function post(c, url, params, correlation, timeout)
   local method = c.OAUTH_TOKEN_ENDPOINT_AUTH or (c.OAUTH_USE_BASIC_AUTH and "client_secret_basic" or "client_secret_post")
   if method == "client_secret_basic" then
     -- RFC 6749 2.3.1: both form-encoded before joining.
-    local id, secret = form({ [c.OAUTH_CLIENT_ID] = "" }):sub(1, -2), form({ [c.OAUTH_CLIENT_SECRET] = "" }):sub(1, -2)
-    headers.Authorization = "Basic " .. smg.crypto.b64encode(id .. ":" .. secret)
+    headers.Authorization = "Basic "
+      .. smg.crypto.b64encode(urlencode(c.OAUTH_CLIENT_ID) .. ":" .. urlencode(c.OAUTH_CLIENT_SECRET))
   elseif method == "private_key_jwt" then
     local jwt, err = client_assertion(c, c.OAUTH_TOKEN_URL)
     if not jwt then return nil, err, true end -- ours, not the network's: no retry
