@@ -42,6 +42,23 @@ async function post(url, body, headers = {}) {
 
 const H = (method, name) => ({ 'MCP-Protocol-Version': V, 'Mcp-Method': method, ...(name ? { 'Mcp-Name': name } : {}) });
 
+// A 2026-only Streamable HTTP upstream written inline: `handle(msg, req, res, reply)`
+// answers each POSTed message, reply(result) with a JSON-RPC result. Returns {url, close}.
+async function inlineUpstream(handle) {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
+      handle(msg, req, res, reply);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}/mcp`, close: () => server.close() };
+}
+
 for (const mode of [{ pin: V }, 'auto']) {
   test(`v2 client (${JSON.stringify(mode)}) through smg, statelessly`, async () => {
     await withGateway(config(), async (gw) => {
@@ -106,33 +123,25 @@ test('a 2026 client in front of a 2025 upstream: its sampling and elicitation re
 
 test('a 2026-only Streamable HTTP upstream: detected, no session, standard headers, Mcp-Param-* checked and rebuilt', async () => {
   const seen = [];
-  const upstream = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const msg = JSON.parse(body);
-      seen.push({ method: msg.method, headers: req.headers });
-      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
-      if (msg.method === 'server/discover') {
-        return reply({ supportedVersions: [V], capabilities: { tools: {} }, serverInfo: { name: 'h26', version: '1' },
-          resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
-      }
-      if (msg.method === 'tools/list') {
-        return reply({ tools: [{ name: 'hdr', inputSchema: { type: 'object', properties: {
-          region: { type: 'string', 'x-mcp-header': 'Region' }, note: { type: 'string' } } } }],
+  const upstream = await inlineUpstream((msg, req, res, reply) => {
+    seen.push({ method: msg.method, headers: req.headers });
+    if (msg.method === 'server/discover') {
+      return reply({ supportedVersions: [V], capabilities: { tools: {} }, serverInfo: { name: 'h26', version: '1' },
         resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
-      }
-      if (msg.method === 'tools/call') {
-        return reply({ content: [{ type: 'text', text: `region=${req.headers['mcp-param-region']} `
-          + `trace=${req.headers['mcp-param-trace']} note=${msg.params.arguments.note}` }], resultType: 'complete' });
-      }
-      res.writeHead(404, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
-    });
+    }
+    if (msg.method === 'tools/list') {
+      return reply({ tools: [{ name: 'hdr', inputSchema: { type: 'object', properties: {
+        region: { type: 'string', 'x-mcp-header': 'Region' }, note: { type: 'string' } } } }],
+      resultType: 'complete', ttlMs: 60000, cacheScope: 'public' });
+    }
+    if (msg.method === 'tools/call') {
+      return reply({ content: [{ type: 'text', text: `region=${req.headers['mcp-param-region']} `
+        + `trace=${req.headers['mcp-param-trace']} note=${msg.params.arguments.note}` }], resultType: 'complete' });
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  const { url } = upstream;
   try {
     const pii = { enabled: true, policy_name: 'p', block: [], guardrails: ['pii'], additional_config: {} };
     const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url },
@@ -649,34 +658,27 @@ test('a 2026 request that needs a new home past the session limits is refused', 
 test('2026 HTTP upstream: timed-out and cancelled calls close their streams; a listen stream that ends is reopened', async () => {
   let listens = 0;
   const closed = [];
-  const upstream = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const msg = JSON.parse(body);
-      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', ...result } })); };
-      if (msg.method === 'server/discover') {
-        return reply({ supportedVersions: [V], capabilities: { tools: { listChanged: true } },
-          serverInfo: { name: 'h26', version: '1' }, ttlMs: 0, cacheScope: 'private' });
-      }
-      if (msg.method === 'tools/list') return reply({ tools: [{ name: 'hang', inputSchema: { type: 'object' } }], ttlMs: 0, cacheScope: 'private' });
-      if (msg.method === 'subscriptions/listen') {
-        listens++;
-        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged',
-          params: { _meta: { 'io.modelcontextprotocol/subscriptionId': msg.id } } })}\n\n`);
-        return setTimeout(() => res.end(), 100); // the server ends it
-      }
-      if (msg.method === 'tools/call') {
-        res.on('close', () => closed.push(msg.params.arguments.tag)); // never answered
-        return;
-      }
-      res.writeHead(202).end();
-    });
+  const upstream = await inlineUpstream((msg, req, res, reply) => {
+    const done = (result) => reply({ resultType: 'complete', ...result });
+    if (msg.method === 'server/discover') {
+      return done({ supportedVersions: [V], capabilities: { tools: { listChanged: true } },
+        serverInfo: { name: 'h26', version: '1' }, ttlMs: 0, cacheScope: 'private' });
+    }
+    if (msg.method === 'tools/list') return done({ tools: [{ name: 'hang', inputSchema: { type: 'object' } }], ttlMs: 0, cacheScope: 'private' });
+    if (msg.method === 'subscriptions/listen') {
+      listens++;
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged',
+        params: { _meta: { 'io.modelcontextprotocol/subscriptionId': msg.id } } })}\n\n`);
+      return setTimeout(() => res.end(), 100); // the server ends it
+    }
+    if (msg.method === 'tools/call') {
+      res.on('close', () => closed.push(msg.params.arguments.tag)); // never answered
+      return;
+    }
+    res.writeHead(202).end();
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  const { url } = upstream;
   try {
     const cfg = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'h26', config: { url } }] } },
       common_mcp_gateway_config: { timeout_settings: { tool_execution_timeout: 1 } },
@@ -712,38 +714,30 @@ test('Tasks extension: task ids routed to their upstream, bound to the identity 
   const TASKS = 'io.modelcontextprotocol/tasks';
   const seen = [];
   let polls = 0;
-  const upstream = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const msg = JSON.parse(body);
-      seen.push({ method: msg.method, name: req.headers['mcp-name'], params: msg.params });
-      const reply = (result) => { res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
-      const task = (status, extra = {}) => ({ taskId: 'up-7', status, createdAt: '2026-12-03T00:00:00Z',
-        lastUpdatedAt: '2026-12-03T00:00:01Z', ttlMs: 60000, ...extra });
-      if (msg.method === 'server/discover') {
-        return reply({ supportedVersions: [V], capabilities: { tools: {}, extensions: { [TASKS]: {} } },
-          serverInfo: { name: 'tk', version: '1' }, resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
-      }
-      if (msg.method === 'tools/list') {
-        return reply({ tools: [{ name: 'report', inputSchema: { type: 'object' } }], resultType: 'complete', ttlMs: 0,
-          cacheScope: 'private' });
-      }
-      if (msg.method === 'tools/call') return reply({ resultType: 'task', ...task('working') });
-      if (msg.method === 'tasks/get') {
-        polls++;
-        return reply({ resultType: 'complete', ...(polls === 1 ? task('input_required', { inputRequests: {
-          ok: { method: 'elicitation/create', params: { message: 'go?', requestedSchema: { type: 'object' } } } } })
-          : task('completed', { result: { content: [{ type: 'text', text: 'the report' }] } })) });
-      }
-      if (msg.method === 'tasks/update' || msg.method === 'tasks/cancel') return reply({ resultType: 'complete' });
-      res.writeHead(404, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
-    });
+  const upstream = await inlineUpstream((msg, req, res, reply) => {
+    seen.push({ method: msg.method, name: req.headers['mcp-name'], params: msg.params });
+    const task = (status, extra = {}) => ({ taskId: 'up-7', status, createdAt: '2026-12-03T00:00:00Z',
+      lastUpdatedAt: '2026-12-03T00:00:01Z', ttlMs: 60000, ...extra });
+    if (msg.method === 'server/discover') {
+      return reply({ supportedVersions: [V], capabilities: { tools: {}, extensions: { [TASKS]: {} } },
+        serverInfo: { name: 'tk', version: '1' }, resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
+    }
+    if (msg.method === 'tools/list') {
+      return reply({ tools: [{ name: 'report', inputSchema: { type: 'object' } }], resultType: 'complete', ttlMs: 0,
+        cacheScope: 'private' });
+    }
+    if (msg.method === 'tools/call') return reply({ resultType: 'task', ...task('working') });
+    if (msg.method === 'tasks/get') {
+      polls++;
+      return reply({ resultType: 'complete', ...(polls === 1 ? task('input_required', { inputRequests: {
+        ok: { method: 'elicitation/create', params: { message: 'go?', requestedSchema: { type: 'object' } } } } })
+        : task('completed', { result: { content: [{ type: 'text', text: 'the report' }] } })) });
+    }
+    if (msg.method === 'tasks/update' || msg.method === 'tasks/cancel') return reply({ resultType: 'complete' });
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  const { url } = upstream;
   const KA = 'key-alpha-0123456789abcdef0123456789';
   const KB = 'key-beta-0123456789abcdef01234567890';
   try {
