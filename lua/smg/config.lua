@@ -24,6 +24,34 @@ local function bool(d) return { type = "boolean", default = d } end
 local function str_array() return { type = "array", items = { type = "string" }, default = json.array({}) } end
 local function map_of(node) return { type = "object", values = node, default = {} } end
 
+-- redis://[user[:password]@]host[:port][/db] -> { host, port, db, username, password } |
+-- nil, err. TLS (rediss://) is refused: hiredis 0.14, the Debian library smg links, has
+-- no TLS; a local TLS terminator (stunnel, a sidecar) in front of a TLS Redis does it.
+function M.parse_redis_url(url)
+  local scheme, rest = tostring(url):match("^(%a+)://(.*)$")
+  if scheme == "rediss" then
+    return nil, "TLS to Redis (rediss://) is not available in this build; connect through a local TLS terminator"
+  end
+  if scheme ~= "redis" then return nil, "expected redis://[user[:password]@]host[:port][/db]" end
+  local function unescape(v) return v and (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
+  local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
+  hostpart = hostpart or rest
+  local user, pass
+  if userinfo then
+    user, pass = userinfo:match("^([^:]*):(.*)$")
+    if not user then user = userinfo end
+  end
+  local hostport, db = hostpart:match("^([^/]*)/?(%d*)/?$")
+  if not hostport then return nil, "bad database number in " .. smg.mask(url) end
+  local host, port = hostport:match("^%[(.+)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then return nil, "no host in the Redis URL" end
+  port = port ~= "" and tonumber(port) or 6379
+  if port < 1 or port > 65535 then return nil, "port out of range in the Redis URL" end
+  return { host = host, port = port, db = db ~= "" and tonumber(db) or 0,
+    username = user ~= "" and unescape(user) or nil, password = pass ~= nil and pass ~= "" and unescape(pass) or nil }
+end
+
 -- A token bucket: `rate` tokens a second (0: no limit), up to `burst` saved (default: rate,
 -- at least 1).
 local function bucket(extra)
@@ -329,6 +357,20 @@ M.schema = obj({
         if type(v) == "string" and #v < 32 then return "at least 32 characters (a shared secret, e.g. `openssl rand -hex 32`)" end
       end }),
       channel = str("smg:config", { pattern = "^[%w:_%-%.]+$" }),
+    }, { unknown = "error" }),
+    -- The two-level cache (lua/smg/cache/): the in-process first level's bounds; with the
+    -- external cache on, how long an entry read from Redis may be served from memory
+    -- before Redis is asked again (how late an instance sees another's change or clear),
+    -- and optionally the Redis to use as a URL (replaces enkrypt_cache_host/port/db/password).
+    cache = obj({
+      max_bytes = int(64 * 1024 * 1024, 65536),
+      max_entries = int(100000, 16),
+      near_ttl = num(30, 0),
+      url = str(nil, { check = function(v)
+        if v == nil then return end
+        local _, err = M.parse_redis_url(v)
+        return err
+      end }),
     }, { unknown = "error" }),
     -- Token buckets, in Redis when the external cache is on (shared by every instance).
     rate_limits = obj({

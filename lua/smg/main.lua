@@ -102,9 +102,13 @@ local function start_admin(gw)
   if cfg.is_default or not cfg.admin_apikey or not cfg.gateway.admin.enabled then return end
   local server, err = require("smg.admin").start(cfg, { admin_key = function() return gw.cfg.admin_apikey end,
     inproc = {
-      cache_status = function() return gw.pipeline:cache_stats() end,
+      cache_status = function() return gw.pipeline:cache_status(nil) end,
       cache_clear = function(o)
-        return { cleared = gw.pipeline:clear_cache(o.server_name), server_name = o.server_name }
+        local out = gw.pipeline:clear_cache(nil, { server_name = o.server_name, cache_type = o.cache_type,
+          config_id = o.config_id })
+        if out.status == "error" then return nil, out.message end
+        out.server_name, out.config_id = o.server_name, o.config_id
+        return out
       end,
       oauth_metrics = function() return require("smg.upstream.oauth").metrics() end,
       oauth_revoke = function(o)

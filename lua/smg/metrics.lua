@@ -192,4 +192,13 @@ function M.render()
   return table.concat(out, "\n")
 end
 
+-- Operations timed against a timeout budget (the timeout manager's categories: "cache",
+-- "connectivity", "auth", ...). Lower layers report here; the gateway's timeout manager
+-- (gateway/budgets.lua) sets the sink. Without one (a CLI command), nothing is recorded.
+M.operation_sink = nil
+function M.operation(category, elapsed, budget, timed_out)
+  local sink = M.operation_sink
+  if sink then sink(category, elapsed, budget, timed_out) end
+end
+
 return M

@@ -4,6 +4,7 @@
 -- queueing, so callers can fall back (smg.cache does) and nothing piles up.
 local core = require "smg.core"
 local async = require "smg.async"
+local metrics = require "smg.metrics"
 local log = require("smg").log
 
 local Redis = {}
@@ -11,9 +12,10 @@ Redis.__index = Redis
 
 local BACKOFF_MIN, BACKOFF_MAX = 0.1, 5
 
--- opts: host, port, password, db, timeout (s)
+-- opts: host, port, username (ACL), password, db, timeout (s)
 function Redis.new(opts)
   return setmetatable({ host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
+    username = opts.username,
     db = opts.db or 0, timeout = opts.timeout or 5, state = "idle", backoff = BACKOFF_MIN, waiters = {},
     retry_at = 0 }, Redis)
 end
@@ -24,8 +26,19 @@ local function settle(self, ok, err)
   for _, f in ipairs(waiters) do f:set(ok, err) end
 end
 
+-- A connection attempt, timed in the timeout manager's "connectivity" category.
+local function connected(self, ok)
+  local t0 = self.connect_t0
+  if not t0 then return end
+  self.connect_t0 = nil
+  metrics.operation("connectivity", core.hrtime() - t0, self.timeout, not ok)
+end
+
+-- One warning per outage: failed reconnection attempts are not news.
 local function down(self, why)
-  if self.state ~= "down" and not self.closed then
+  connected(self, false)
+  if not self.outage and not self.closed then
+    self.outage = true
     log.warn(("redis %s:%d unavailable: %s"):format(self.host, self.port, tostring(why)))
   end
   self.state = "down"
@@ -43,12 +56,15 @@ end
 
 local function connect(self)
   self.state = "connecting"
+  self.connect_t0 = core.hrtime()
   local conn, err
   conn, err = core.redis_connect(self.host, self.port, function(cerr)
     if cerr then return down(self, cerr) end
     -- AUTH and SELECT before anyone else may send.
     local steps = {}
-    if self.password and self.password ~= "" then steps[#steps + 1] = { "AUTH", self.password } end
+    if self.password and self.password ~= "" then
+      steps[#steps + 1] = self.username and { "AUTH", self.username, self.password } or { "AUTH", self.password }
+    end
     if self.db ~= 0 then steps[#steps + 1] = { "SELECT", tostring(self.db) } end
     local i = 0
     local function next_step(_, serr)
@@ -58,7 +74,8 @@ local function connect(self)
       end
       i = i + 1
       if steps[i] then return raw(self, steps[i], next_step) end
-      self.state, self.backoff = "ready", BACKOFF_MIN
+      self.state, self.backoff, self.outage = "ready", BACKOFF_MIN, nil
+      connected(self, true)
       log.info(("redis %s:%d connected"):format(self.host, self.port))
       settle(self, true)
     end

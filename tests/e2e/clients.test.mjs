@@ -64,10 +64,24 @@ test('meta over HTTP: the seven gateway tools with the configured prefix', async
       server_name: 'faulty', tool_calls: [{ name: 'crash', args: {} }] } });
     assert.equal(blocked.isError, true);
     assert.equal(blocked.structuredContent.results[0].status, 'blocked');
-    const cache = await client.callTool({ name: 'enkrypt_get_cache_status', arguments: {} });
-    assert.ok(cache.structuredContent.cache.total_tool_caches >= 1);
-    const cleared = await client.callTool({ name: 'enkrypt_clear_cache', arguments: {} });
+    // The seed's shapes: global totals, and per server of the caller's tenant.
+    const cache = (await client.callTool({ name: 'enkrypt_get_cache_status', arguments: {} })).structuredContent;
+    assert.ok(cache.cache_status.global.total_tool_caches >= 1, JSON.stringify(cache));
+    assert.equal(cache.cache_status.global.cache_type, 'local');
+    assert.equal(cache.cache_status.global.tool_cache_expiration_hours, 4);
+    const echo = cache.cache_status.gateway_specific.tools.servers.echo;
+    assert.equal(echo.exists, true, JSON.stringify(cache));
+    assert.ok(echo.tool_count >= 1);
+    assert.match(echo.expires_at, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    assert.ok(echo.expires_in_hours > 3.9 && echo.expires_in_hours <= 4);
+    const cleared = await client.callTool({ name: 'enkrypt_clear_cache', arguments: { cache_type: 'all' } });
     assert.ok(cleared.structuredContent.cleared >= 1);
+    assert.equal(cleared.structuredContent.status, 'success');
+    const after = (await client.callTool({ name: 'enkrypt_get_cache_status', arguments: {} })).structuredContent;
+    assert.equal(after.cache_status.gateway_specific.tools.servers.echo.needs_discovery, true);
+    const cfgType = await client.callTool({ name: 'enkrypt_clear_cache', arguments: { cache_type: 'gateway_config' } });
+    assert.equal(cfgType.structuredContent.status, 'info');
+    assert.notEqual(cfgType.isError, true);
     const tm = await client.callTool({ name: 'enkrypt_get_timeout_metrics', arguments: {} });
     assert.ok(tm.structuredContent.timeout_metrics.tool_execution.operations >= 2);
     // The seed's shape: per category (all seven), active operations, the configured budgets.

@@ -9,7 +9,10 @@ local LUA = root .. "/lua/"
 
 -- The layer a module name belongs to.
 local function layer_of(mod)
-  local sub = mod:match("^smg%.([%w_]+)%.") or (mod == "smg.cache" and "base")
+  -- The binding's store (smg.cache) and its first level are base; the discovery cache
+  -- built on them is the cache layer.
+  if mod == "smg.cache" or mod == "smg.cache.lru" then return "base" end
+  local sub = mod:match("^smg%.([%w_]+)%.")
   if sub == "mcp" or sub == "router" or sub == "upstream" or sub == "gateway" then return sub end
   if sub == "cache" then return "cache" end
   if sub == "cli" or mod == "smg.cli" then return "cli" end

@@ -1,6 +1,8 @@
 -- The Redis client and the Redis-backed smg.cache against a real redis-server on a random
 -- loopback port: AUTH and SELECT, replies, hashed keys, TTLs, and losing Redis mid-run
--- (calls are answered locally, then Redis is used again once it is back).
+-- (calls are answered locally, then Redis is used again once it is back); the two levels
+-- (an L1 miss filled from Redis, near_ttl, clearing by prefix in both, the discovery
+-- cache's shared, private and per-session lists).
 local Redis = require "smg.redis"
 local smg = require "smg"
 
@@ -110,7 +112,7 @@ describe("redis", function()
     local raw = Redis.new({ port = port, password = "s3cret-pass", db = 1 })
     local keys = raw:call("KEYS", "*")
     assert.are.equal(1, #keys)
-    assert.matches("^smg:cache:%x+$", keys[1], "identifiers are hashed, as the seed does")
+    assert.matches("^smg:c:p:%x+:%x+:%x+$", keys[1], "identifiers are hashed, as the seed does")
     smg.cache.set("short", "lived", 0.05)
     assert.are.equal("lived", smg.cache.get("short"))
     smg.sleep(0.1)
@@ -140,6 +142,44 @@ describe("redis", function()
     assert.is_true(back)
     raw = Redis.new({ port = port, password = "s3cret-pass", db = 1 })
     assert.are.equal(1, #raw:call("KEYS", "*"))
+    raw:close()
+  end)
+  it("is two-level: Redis fills the first level, which serves for near_ttl, and clears reach both", function()
+    smg.cache.configure({ enkrypt_mcp_use_external_cache = true, timeout_settings = { cache_timeout = 1 } },
+      { url = ("redis://:s3cret-pass@127.0.0.1:%d/2"):format(port), near_ttl = 0.2 })
+    local raw = Redis.new({ port = port, password = "s3cret-pass", db = 2 })
+    raw:call("FLUSHDB")
+    smg.cache.set("shared", { v = 1 }, 60)
+    smg.cache.flush_local() -- another instance: only Redis knows the entry
+    local before = smg.cache.stats().l2_hits
+    assert.are.same({ v = 1 }, smg.cache.get("shared"))
+    assert.are.equal(before + 1, smg.cache.stats().l2_hits)
+    -- Another instance changes it: this one sees the change once near_ttl has passed.
+    local k = smg.cache.key("p", nil, nil, "shared")
+    raw:call("SET", k, smg.json.encode({ { v = 2 }, smg.now() + 60 }))
+    assert.are.same({ v = 1 }, smg.cache.get("shared"), "served from L1 within near_ttl")
+    smg.sleep(0.3)
+    assert.are.same({ v = 2 }, smg.cache.get("shared"))
+
+    -- The discovery cache: a shared list lands in Redis, a private one per identity, a
+    -- per-session one never; clearing a tenant empties both levels.
+    local Discovery = require "smg.cache.discovery"
+    local d = Discovery.new()
+    local spec = { server_name = "a", config = { command = "x" } }
+    local up = { name = "a", config_id = "t1", spec = spec }
+    d:put(up, "tools/list", { "t" }, 60)
+    d:put(up, "prompts/list", { "p" }, 60, { identity_key = "alice" }, { scope = "private" })
+    d:put({ name = "a", config_id = "t1", spec = spec, session = {} }, "resources/list", { "r" }, 60)
+    local prefix = smg.cache.prefix("d", "t1")
+    assert.are.equal(2, #raw:call("KEYS", prefix .. "*"))
+    assert.are.equal(0, #raw:call("KEYS", smg.cache.prefix("s") .. "*"), "per-session lists stay in process")
+    smg.cache.flush_local()
+    local other = Discovery.new() -- another instance
+    assert.are.same({ "t" }, other:get({ name = "a", config_id = "t1", spec = spec }, "tools/list"))
+    assert.are.equal(2, d:count("t1"), "the per-session list went with this process's first level")
+    assert.are.equal(2, d:clear("t1"))
+    assert.are.equal(0, #raw:call("KEYS", prefix .. "*"))
+    assert.is_nil(other:get({ name = "a", config_id = "t1", spec = spec }, "tools/list"))
     raw:close()
   end)
 end)

@@ -1,146 +1,282 @@
--- smg.cache: the gateway-wide key/value cache plugins share (tool pins, verdicts, tokens).
--- In-process by default; with common_mcp_gateway_config.enkrypt_mcp_use_external_cache it
--- lives in Redis (shared by every smg instance, kept across restarts), keys hashed as the
--- seed does so identifiers never appear in Redis. Calls yield. While Redis is unreachable
--- the local store answers, so a lost Redis degrades sharing, never a call.
--- Values must be JSON-encodable.
+-- smg.cache: the gateway's two-level cache. L1 is an in-process LRU with expiry and a
+-- memory bound (cache/lru.lua); L2, with common_mcp_gateway_config.enkrypt_mcp_use_external_cache,
+-- is Redis, shared by every instance and kept across restarts. Discovery lists, upstream
+-- OAuth tokens (sealed) and plugin state go through it.
+--
+-- Keys are namespaced and hashed as the seed does, so no identifier appears in Redis:
+--   smg:c:<ns>:<h(tenant)>:<h(server)>:<sha256(name)>
+-- (h: the first 16 hex digits of SHA-256), which lets one tenant's or one server's entries
+-- be listed and cleared without knowing their names.
+--
+-- Reads try L1, then L2 (an L2 hit refills L1). With Redis on, an L1 entry is fresh for
+-- gateway.cache.near_ttl seconds, then Redis is asked again, which bounds how late an
+-- instance sees another's change or clear. While Redis is unreachable the calls go on from
+-- L1, stale copies included (one warning per outage, from the Redis client, which
+-- reconnects with backoff); a lost Redis degrades sharing, never a call. Values must be
+-- JSON-encodable.
+-- Calls that reach Redis yield.
 local core = require "smg.core"
 local metrics = require "smg.metrics"
+local LRU = require "smg.cache.lru"
 -- (smg requires this module, so the binding's pieces are taken from smg.core directly.)
 local json = { encode = core.json_encode, decode = core.json_decode, null = core.json_null }
 
 local M = {}
 
-local MAX_ENTRIES = 100000
-local store, count = {}, 0
-local backend -- nil (local) | { redis = client, prefix = "smg:" }
-local errors = metrics.counter("smg_cache_backend_errors_total", "Cache calls Redis could not serve (answered locally)",
+local PREFIX = "smg:c:"
+local SCAN_LIMIT = 100000 -- keys one status or clear walks in Redis at most
+
+local l1 = LRU.new(64 * 1024 * 1024, 100000)
+local near_ttl = 30
+local backend -- nil (L1 only) | { redis = client }
+local stats = { hits = 0, l2_hits = 0, misses = 0, sets = 0 }
+
+local errors = metrics.counter("smg_cache_backend_errors_total", "Cache calls Redis could not serve (answered from L1)",
   { "op" })
+local lookups = metrics.counter("smg_cache_lookups_total", "Two-level cache lookups by the level that answered",
+  { "level" })
 
-local function now() return core.hrtime() end
+local function now() return core.now() end
 
-local function local_get(key)
-  local e = store[key]
-  if not e then return nil end
-  if e.expires and e.expires <= now() then
-    store[key] = nil
-    count = count - 1
-    return nil
+---------------------------------------------------------------------------- keys
+local short = {} -- tenant or server name -> its 16-digit hash (config-bounded; reset if not)
+local nshort = 0
+local function h16(s)
+  s = s or ""
+  local v = short[s]
+  if not v then
+    if nshort >= 4096 then short, nshort = {}, 0 end
+    v = core.hex(core.sha256(s)):sub(1, 16)
+    short[s], nshort = v, nshort + 1
   end
-  return e.value
+  return v
 end
 
-local function evict()
-  local t = now()
-  for k, e in pairs(store) do
-    if e.expires and e.expires <= t then
-      store[k] = nil
-      count = count - 1
-    end
-  end
-  -- Still full: drop an arbitrary half rather than grow without bound.
-  if count >= MAX_ENTRIES then
-    local n = 0
-    for k in pairs(store) do
-      store[k] = nil
-      n = n + 1
-      if n >= MAX_ENTRIES / 2 then break end
-    end
-    count = count - n
-  end
+-- The prefix of every key of `ns` (and of one tenant, and of one server of it).
+function M.prefix(ns, tenant, server)
+  local p = PREFIX .. ns .. ":"
+  if tenant == nil then return p end
+  p = p .. h16(tenant) .. ":"
+  if server == nil then return p end
+  return p .. h16(server) .. ":"
 end
 
-local function local_set(key, value, ttl)
-  if not store[key] then
-    if count >= MAX_ENTRIES then evict() end
-    count = count + 1
-  end
-  store[key] = { value = value, expires = ttl and ttl > 0 and now() + ttl or nil }
+-- The full key of `name` in namespace `ns` for `tenant` and `server` (either may be nil).
+function M.key(ns, tenant, server, name)
+  return M.prefix(ns, tenant or "", server or "") .. core.hex(core.sha256(name))
 end
 
-local function local_del(key)
-  if store[key] then
-    store[key] = nil
-    count = count - 1
-  end
+---------------------------------------------------------------------------- levels
+-- One Redis call of the cache, timed in the timeout manager's "cache" category.
+local function l2(...)
+  local t0 = core.hrtime()
+  local v, err = backend.redis:call(...)
+  metrics.operation("cache", core.hrtime() - t0, backend.redis.timeout, v == nil and err == "redis call timed out")
+  return v, err
 end
-
-local function rkey(key) return backend.prefix .. core.hex(core.sha256(key)) end
 
 local function failed(op, err)
   errors:inc(1, op)
-  core.log(0, ("cache: redis %s failed (%s); answered locally"):format(op, tostring(err)))
+  core.log(0, ("cache: redis %s failed (%s); answered from L1"):format(op, tostring(err)))
 end
 
--- get(key) -> value | nil
-function M.get(key)
+-- Behind a shared L2, an L1 entry is fresh for near_ttl seconds; past that Redis is asked
+-- again, and the L1 copy is served only while Redis cannot answer.
+local function l1_store(k, value, size, expires)
+  local e = l1:set(k, value, size, expires)
+  if e and backend then e.fresh_until = now() + near_ttl end
+end
+
+local function hit(e, level)
+  stats.hits = stats.hits + 1
+  lookups:inc(1, level)
+  return e.value, e.expires
+end
+
+-- fetch(k) -> value, expires (wall seconds | nil) | nil. Yields on an L1 miss (or a stale
+-- L1 entry) with Redis on.
+function M.fetch(k)
+  local t = now()
+  local e = l1:entry(k, t)
+  if e and (not backend or (e.fresh_until or 0) > t) then return hit(e, "l1") end
   if backend then
-    local v, err = backend.redis:call("GET", rkey(key))
-    if v ~= nil then
-      if v == false then return nil end
+    local v, err = l2("GET", k)
+    if v == nil then
+      failed("get", err)
+      if e then return hit(e, "l1_stale") end
+    elseif v ~= false then
       local decoded = json.decode(v)
-      if decoded == nil then return nil end
-      return decoded[1]
+      if type(decoded) == "table" and decoded[1] ~= nil then
+        local expires = type(decoded[2]) == "number" and decoded[2] or nil
+        if not expires or expires > t then
+          stats.l2_hits = stats.l2_hits + 1
+          lookups:inc(1, "l2")
+          l1_store(k, decoded[1], #v, expires)
+          return decoded[1], expires
+        end
+      end
     end
-    failed("get", err)
+    if e then l1:del(k) end -- Redis no longer has it: another instance cleared or replaced it
   end
-  return local_get(key)
+  stats.misses = stats.misses + 1
+  lookups:inc(1, "miss")
+  return nil
 end
 
--- set(key, value[, ttl_seconds]) -> true
-function M.set(key, value, ttl)
-  if value == nil then return M.del(key) end
-  if backend then
-    local enc = json.encode({ value })
+-- The L1 entry of k without asking Redis or counting: value, expires | nil.
+function M.peek(k)
+  local e = l1:peek(k, now())
+  if e then return e.value, e.expires end
+  return nil
+end
+
+-- store(k, value[, ttl_seconds[, local_only]]) -> true. `local_only` keeps it out of
+-- Redis (entries private to this process: a session's own upstream's lists).
+function M.store(k, value, ttl, local_only)
+  if value == nil then return M.drop(k) end
+  local expires = ttl and ttl > 0 and now() + ttl or nil
+  local enc = json.encode({ value, expires or json.null })
+  if not enc then error("smg.cache: the value is not JSON-encodable", 2) end
+  stats.sets = stats.sets + 1
+  l1_store(k, value, #enc, expires)
+  if backend and not local_only then
     local ok, err
-    if enc then
-      if ttl and ttl > 0 then
-        ok, err = backend.redis:call("SET", rkey(key), enc, "PX", tostring(math.max(1, math.floor(ttl * 1000))))
-      else
-        ok, err = backend.redis:call("SET", rkey(key), enc)
-      end
-      if ok then return true end
+    if expires then
+      ok, err = l2("SET", k, enc, "PX", tostring(math.max(1, math.floor(ttl * 1000))))
     else
-      err = "value is not JSON-encodable"
+      ok, err = l2("SET", k, enc)
     end
-    failed("set", err)
+    if not ok then failed("set", err) end
   end
-  local_set(key, value, ttl)
   return true
 end
 
--- del(key) -> true
-function M.del(key)
+function M.drop(k)
+  l1:del(k)
   if backend then
-    local ok, err = backend.redis:call("DEL", rkey(key))
+    local ok, err = l2("DEL", k)
     if not ok then failed("del", err) end
   end
-  local_del(key)
   return true
 end
 
-function M.stats()
-  return { backend = backend and "redis" or "local", entries = count, max_entries = MAX_ENTRIES,
-    redis_state = backend and backend.redis.state or nil }
+-- Every Redis key under `prefix` (SCAN, at most SCAN_LIMIT): list | nil, err.
+local function scan(prefix)
+  local keys, cursor = {}, "0"
+  repeat
+    local r, err = l2("SCAN", cursor, "MATCH", prefix .. "*", "COUNT", "500")
+    if type(r) ~= "table" then return nil, err or "bad SCAN reply" end
+    cursor = r[1]
+    for _, k in ipairs(type(r[2]) == "table" and r[2] or {}) do keys[#keys + 1] = k end
+  until cursor == "0" or #keys >= SCAN_LIMIT
+  return keys
 end
 
--- Chooses the backend from the gateway config (called on start and on every reload).
-function M.configure(common)
+-- Forgets every entry under `prefix` in both levels. Returns how many keys went (Redis's
+-- count when it answered, else L1's).
+function M.clear_prefix(prefix)
+  local n = 0
+  l1:each(prefix, now(), function(k)
+    l1:del(k)
+    n = n + 1
+  end)
+  if not backend then return n end
+  local keys, err = scan(prefix)
+  if not keys then
+    failed("clear", err)
+    return n
+  end
+  for i = 1, #keys, 500 do
+    local batch = { "DEL" }
+    for j = i, math.min(i + 499, #keys) do batch[#batch + 1] = keys[j] end
+    local ok, derr = l2(unpack(batch))
+    if not ok then
+      failed("clear", derr)
+      return n
+    end
+  end
+  return math.max(n, #keys)
+end
+
+-- How many entries live under `prefix`: { l1 = n, l2 = n | nil }, and fn(key) over the
+-- union of their keys when given.
+function M.census(prefix, fn)
+  local seen, l1n, l2n = {}, 0, nil
+  l1:each(prefix, now(), function(k)
+    l1n = l1n + 1
+    seen[k] = true
+    if fn then fn(k) end
+  end)
+  if backend then
+    local keys = scan(prefix)
+    if keys then
+      l2n = #keys
+      for _, k in ipairs(keys) do
+        if not seen[k] and fn then fn(k) end
+      end
+    end
+  end
+  return { l1 = l1n, l2 = l2n }
+end
+
+-- The Redis time to live of k in seconds (status reports), or nil.
+function M.l2_expiry(k)
+  if not backend then return nil end
+  local ms = l2("PTTL", k)
+  if type(ms) == "number" and ms > 0 then return now() + ms / 1000 end
+  return nil
+end
+
+---------------------------------------------------------------------------- the binding
+-- smg.cache.get/set/del: plugins' keys, in a namespace of their own.
+local function pkey(key) return M.key("p", nil, nil, tostring(key)) end
+
+function M.get(key) return (M.fetch(pkey(key))) end
+function M.set(key, value, ttl) return M.store(pkey(key), value, ttl) end
+function M.del(key) return M.drop(pkey(key)) end
+
+function M.stats()
+  return { backend = backend and "redis" or "local", cache_type = backend and "external" or "local",
+    l1 = { entries = l1.n, bytes = l1.bytes, max_bytes = l1.max_bytes, max_entries = l1.max_entries,
+      evictions = l1.evictions },
+    -- (kept for callers of the one-level cache)
+    entries = l1.n, max_entries = l1.max_entries,
+    hits = stats.hits, l2_hits = stats.l2_hits, misses = stats.misses, sets = stats.sets,
+    near_ttl = backend and near_ttl or nil, redis_state = backend and backend.redis.state or nil }
+end
+
+---------------------------------------------------------------------------- configuration
+-- Applies the config (on start and on every reload): `common` is common_mcp_gateway_config,
+-- `opts` gateway.cache. L1's bounds change in place (entries beyond them go at the next
+-- store); a changed Redis target reconnects.
+function M.configure(common, opts)
+  opts = opts or {}
+  l1.max_bytes = opts.max_bytes or l1.max_bytes
+  l1.max_entries = opts.max_entries or l1.max_entries
+  near_ttl = opts.near_ttl or near_ttl
   local want = common and common.enkrypt_mcp_use_external_cache
-  local host, port = common and common.enkrypt_cache_host, common and common.enkrypt_cache_port
-  local db, pass = common and common.enkrypt_cache_db or 0, common and common.enkrypt_cache_password
-  if pass == json.null then pass = nil end
+  local target
+  if want then
+    if opts.url then
+      target = require("smg.config").parse_redis_url(opts.url)
+    else
+      local pass = common.enkrypt_cache_password
+      target = { host = common.enkrypt_cache_host, port = common.enkrypt_cache_port, db = common.enkrypt_cache_db or 0,
+        password = pass ~= json.null and pass or nil }
+    end
+    target.timeout = common.timeout_settings and common.timeout_settings.cache_timeout or 5
+  end
   if backend then
     local r = backend.redis
-    if want and r.host == host and r.port == port and r.db == db and r.password == pass then return end
+    if target and r.host == target.host and r.port == target.port and r.db == target.db
+      and r.password == target.password and r.username == target.username then
+      r.timeout = target.timeout
+      return
+    end
     r:close()
     backend = nil
   end
-  if want then
-    local Redis = require "smg.redis"
-    backend = { prefix = "smg:cache:", redis = Redis.new({ host = host, port = port, db = db, password = pass,
-      timeout = common.timeout_settings and common.timeout_settings.cache_timeout or 5 }) }
-  end
+  if target then backend = { redis = require("smg.redis").new(target) } end
 end
 
 -- The Redis client when the external cache is on, else nil: other gateway state that is
@@ -154,5 +290,8 @@ function M.close()
     backend = nil
   end
 end
+
+-- Empties L1 (tests; a process that wants a cold start).
+function M.flush_local() l1 = LRU.new(l1.max_bytes, l1.max_entries) end
 
 return M

@@ -29,7 +29,10 @@ local DISCOVERY = { ["tools/list"] = true, ["prompts/list"] = true, ["resources/
 -- `gw` (optional): whose timeout settings the module-level Budgets.note uses.
 function Budgets.new(gw)
   local b = setmetatable({ gw = gw, categories = {}, active = 0 }, Budgets)
-  if gw then Budgets.current = b end
+  if gw then
+    Budgets.current = b
+    metrics.operation_sink = Budgets.note
+  end
   return b
 end
 

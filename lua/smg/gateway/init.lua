@@ -4,6 +4,7 @@
 -- pipeline (gateway/pipeline.lua) carries them to the upstream clients (upstream/) and
 -- back through the hook points, the discovery cache (cache/) remembers lists.
 local smg = require "smg"
+local async = require "smg.async"
 local config = require "smg.config"
 local rpc = require "smg.mcp.jsonrpc"
 local version = require "smg.mcp.version"
@@ -73,7 +74,8 @@ function Gateway:apply(cfg, set)
   self.router = require(Gateway.ROUTERS[self.mode])
   self.generation = self.generation + 1
   smg._set_config(cfg)
-  smg.cache.configure(cfg.common_mcp_gateway_config)
+  smg.cache.configure(cfg.common_mcp_gateway_config, g.cache)
+  self.discovery:set_salt(smg.hash(smg.json.canonical(cfg.plugins)))
   self.has_telemetry = #set.telemetry > 0
   self.rates:configure(g.rate_limits)
   self:open_audit(g.audit)
@@ -87,7 +89,7 @@ end
 -- may appear or go, so every cached list is dropped and every session told.
 function Gateway:pins_changed(taken)
   if not taken and not smg.pins.reload() then return end
-  self.discovery:clear()
+  async.spawn(function() self.discovery:clear() end)
   -- (The meta mode lists no prompts or resources: its clients hear of tools only.)
   local lists = self.mode == "meta" and { "notifications/tools/list_changed" } or { "notifications/tools/list_changed",
     "notifications/prompts/list_changed", "notifications/resources/list_changed" }

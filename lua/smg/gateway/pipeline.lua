@@ -15,7 +15,7 @@
 --   r:screen(session, spec, method, result)        s2c:result on a result the router built
 --   r:screen_list(session, spec, list, items)      the discovery guardrails on one page
 --   r:broadcast(session, method, params, capability)  to the session's own ready upstreams
---   r:cache_stats(), r:clear_cache(server), r:timeout_stats()
+--   r:cache_status(session), r:clear_cache(session, opts), r:timeout_stats()
 --
 -- Its `events` member is the sink the upstream clients report to (upstream/client.lua:
 -- ready, down, notification, request). It is an object of its own so that its method
@@ -34,6 +34,7 @@ local telemetry = require "smg.gateway.telemetry"
 local Budgets = require "smg.gateway.budgets"
 local Client = require "smg.upstream.client"
 local parking = require "smg.gateway.parking"
+local cache_status = require "smg.gateway.cache_status"
 local json = smg.json
 local log = smg.log
 
@@ -385,30 +386,37 @@ local LIST_KEY = { ["tools/list"] = "tools", ["prompts/list"] = "prompts", ["res
   ["resources/templates/list"] = "resourceTemplates" }
 
 -- Cached discovery (tools/list and friends), all pages merged. Each fetched page passes
--- s2c:result; a tools list then the discovery guardrails. Returns list | nil, err, source.
+-- s2c:result; a tools list then the discovery guardrails. The upstream's 2026 caching
+-- hints (the smallest ttlMs of its pages, "private" if any page says so) bound how long
+-- and for whom the list is kept. Returns list | nil, err, source.
 function Pipeline:discover(session, spec, method)
   local gw = self.gw
   local refused = home_refused(self, session, spec)
   if refused then return nil, refused end
   local up = self:upstream(session, spec)
-  local hit = gw.discovery:get(up, method)
+  local hit = gw.discovery:get(up, method, session)
   if hit then return hit, nil, "cache" end
   local key = LIST_KEY[method]
-  local all, cursor, pages = json.array({}), nil, 0
+  local all, cursor, pages, hints = json.array({}), nil, 0, {}
   repeat
     local res, err = self:send(session, spec, up, method, cursor and { cursor = cursor } or nil, nil)
     if not res then return nil, err end
     for _, item in ipairs(type(res[key]) == "table" and res[key] or {}) do all[#all + 1] = item end
+    if type(res.ttlMs) == "number" and res.ttlMs >= 0 and res.ttlMs < (hints.ttl_ms or math.huge) then
+      hints.ttl_ms = res.ttlMs
+    end
+    if res.cacheScope == "private" then hints.scope = "private" end
     cursor = res.nextCursor
     pages = pages + 1
   until cursor == nil or cursor == json.null or pages >= 100
   all = self:screen_list(session, spec, key, all)
-  gw.discovery:put(up, method, all, gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600)
+  gw.discovery:put(up, method, all, gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration * 3600, session,
+    hints)
   return all, nil, "discovery"
 end
 
 function Pipeline:cached(session, spec, method)
-  return self.gw.discovery:peek(self:upstream(session, spec), method)
+  return self.gw.discovery:peek(self:upstream(session, spec), method, session)
 end
 
 -- Resource subscriptions, counted per upstream and URI (gateway/subscriptions.lua).
@@ -444,13 +452,17 @@ function Pipeline:broadcast(session, method, params, capability)
   end
 end
 
-function Pipeline:cache_stats()
-  local st = self.gw.discovery:stats()
-  st.expiration_hours = self.gw.cfg.common_mcp_gateway_config.enkrypt_tool_cache_expiration
-  return st
+-- The cache status in the seed's shape ({gateway_specific, global}) for the session's
+-- tenant, or for every tenant (`session` nil: the admin API), plus smg's own figures.
+function Pipeline:cache_status(session)
+  return cache_status.report(self, session)
 end
 
-function Pipeline:clear_cache(server_name) return self.gw.discovery:clear(server_name) end
+-- Clears cached lists: `opts` { server_name, cache_type, config_id (admin only) }.
+-- Returns { status, message, cleared }.
+function Pipeline:clear_cache(session, opts)
+  return cache_status.clear(self, session, opts)
+end
 
 function Pipeline:timeout_stats()
   local st = self.gw.budgets:snapshot(self.gw.timeouts)

@@ -29,10 +29,13 @@ local TOOLS = {
       tool_calls = { type = "array", items = obj_schema({ name = { type = "string" },
         args = { type = "object" } }, { "name" }) },
     }, { "server_name", "tool_calls" }) },
-  { name = "get_cache_status", description = "Discovery cache statistics.", inputSchema = obj_schema() },
-  { name = "clear_cache", description = "Clear the discovery cache, for one server or all.",
-    inputSchema = obj_schema({ server_name = { type = "string" },
-      cache_type = { type = "string", enum = arr({ "all", "server_config", "gateway_config" }) } }) },
+  { name = "get_cache_status", description = "What the cache holds for your servers: per server whether its tools "
+    .. "are cached and until when, and the cache's totals.", inputSchema = obj_schema() },
+  { name = "clear_cache", description = "Clear cached tool lists, for one server or all (they are discovered again "
+    .. "on next use).",
+    inputSchema = obj_schema({ id = { type = "string", description = "Accepted for compatibility: a caller clears "
+      .. "its own tenant's entries" }, server_name = { type = "string" },
+      cache_type = { type = "string", description = "all | server_config (default) | gateway_config" } }) },
   { name = "get_timeout_metrics", description = "Operation counts, timeouts and escalation warnings per timeout category.",
     inputSchema = obj_schema() },
 }
@@ -40,7 +43,7 @@ local TOOLS = {
 local function result(status, data)
   data.status = status
   return { content = arr({ { type = "text", text = json.encode(data) } }), structuredContent = data,
-    isError = status ~= "success" or nil }
+    isError = status == "error" or nil }
 end
 
 local function server_summary(r, session, spec, tools, source)
@@ -178,18 +181,20 @@ function impl.secure_call_tools(r, session, args, call)
     summary = { total = #args.tool_calls, successful = #results - failed, failed = failed } })
 end
 
-function impl.get_cache_status(r)
-  local st = r:cache_stats()
-  return result("success", { cache = { backend = st.backend, total_tool_caches = #st.entries, hits = st.hits,
-    misses = st.misses, entries = st.entries, tool_cache_expiration_hours = st.expiration_hours } })
+-- The seed's shapes (gateway/cache_status.lua), for the caller's own tenant.
+function impl.get_cache_status(r, session)
+  return result("success", { cache_status = r:cache_status(session) })
 end
 
 function impl.clear_cache(r, session, args)
   if args.server_name and not r:server(session, args.server_name) then
     return result("error", { error = "Server not available: " .. tostring(args.server_name) })
   end
-  local n = r:clear_cache(args.server_name)
-  return result("success", { cleared = n, server_name = args.server_name, cache_type = args.cache_type or "all" })
+  local out = r:clear_cache(session, { server_name = args.server_name, cache_type = args.cache_type })
+  local status = out.status
+  out.status = nil
+  out.server_name, out.cache_type = args.server_name, args.cache_type
+  return result(status, out)
 end
 
 -- The seed's shape: {timeout_metrics, active_operations, timeout_config}, per category

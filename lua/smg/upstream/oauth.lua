@@ -138,6 +138,7 @@ local function request_token(spec, c, correlation, timeout)
   local res, err, ours = post(c, c.OAUTH_TOKEN_URL, params, correlation, timeout)
   local took = smg.monotime() - t0
   latency:observe(took, spec.server_name)
+  metrics.operation("auth", took, timeout, not res and tostring(err):find("timed out", 1, true) ~= nil)
   stats.latency_sum, stats.latency_max = stats.latency_sum + took, math.max(stats.latency_max, took)
   if not res and ours then return nil, err, false end
   if not res then return nil, "token endpoint unreachable: " .. tostring(err), true end
