@@ -10,7 +10,9 @@
  * multi handle only once curl has returned. */
 #include "http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@ struct smg_http_call_s {
   smg_http_call_t *next_doomed, *next_add;
   smg_http_call_t *prev, *next;
   char errbuf[CURL_ERROR_SIZE];
+  char refused[96]; /* why a public_only call refused an address (curl rewrites errbuf) */
 };
 
 typedef struct {
@@ -216,6 +219,50 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp) {
   return call->cancelled ? 0 : len;
 }
 
+/* Whether an IPv4 address (host order) is one a public_only call may not reach. */
+static int v4_restricted(uint32_t a) {
+  return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 20) == 0xAC1 /* 172.16/12 */
+         || (a >> 16) == 0xC0A8              /* 192.168/16 */
+         || (a >> 16) == 0xA9FE              /* 169.254/16 */
+         || (a >> 22) == (0x64400000u >> 22) /* 100.64/10 */
+         || (a >> 28) >= 0xE;                /* multicast, reserved */
+}
+
+static int addr_restricted(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) {
+    return v4_restricted(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+  }
+  if (sa->sa_family == AF_INET6) {
+    const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    static const uint8_t zero[10] = {0};
+    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) /* IPv4-mapped */
+      return v4_restricted((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                           b[15]);
+    int low_zero = 1; /* :: and ::1 */
+    for (int i = 0; i < 15; i++) low_zero &= b[i] == 0;
+    return low_zero || (b[0] & 0xfe) == 0xfc /* fc00::/7 */ ||
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff;
+  }
+  return 1;
+}
+
+static curl_socket_t open_public_socket(void *userp, curlsocktype purpose,
+                                        struct curl_sockaddr *addr) {
+  smg_http_call_t *call = userp;
+  (void)purpose;
+  if (addr_restricted(&addr->addr)) {
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const void *src = addr->family == AF_INET
+                          ? (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr
+                          : (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr;
+    inet_ntop(addr->family, src, ip, sizeof(ip));
+    snprintf(call->refused, sizeof(call->refused),
+             "refused to connect to %s: a loopback, private or link-local address", ip);
+    return CURL_SOCKET_BAD;
+  }
+  return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 static void check_done(smg_http_client_t *c) {
   CURLMsg *msg;
   int left;
@@ -227,7 +274,9 @@ static void check_done(smg_http_client_t *c) {
     CURLcode res = msg->data.result;
     const char *err = NULL;
     if (res != CURLE_OK)
-      err = call->errbuf[0] ? call->errbuf : curl_easy_strerror(res);
+      err = call->refused[0]  ? call->refused
+            : call->errbuf[0] ? call->errbuf
+                              : curl_easy_strerror(res);
     else
       deliver_headers(call);
     call->cancelled = 1; /* no callback after done */
@@ -265,6 +314,13 @@ int smg_http_call_start(smg_http_client_t *c, const smg_http_call_opts_t *o,
   if (o->client_cert) curl_easy_setopt(e, CURLOPT_SSLCERT, o->client_cert);
   if (o->client_key) curl_easy_setopt(e, CURLOPT_SSLKEY, o->client_key);
   if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+  if (o->public_only) {
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call);
+    /* A pooled connection was not opened through the check: never reuse one. */
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  }
   const char *method = o->method ? o->method : "GET";
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

@@ -33,6 +33,10 @@ typedef struct {
   const char *client_cert;
   const char *client_key;
   const char *ca_file;
+  /* Refuse to connect to loopback, private, link-local, CGNAT, multicast and unspecified
+   * addresses (checked on every address curl connects to, after resolution, so a name
+   * that resolves to one is refused too): fetches of URLs a remote party chose. */
+  int public_only;
 } smg_http_call_opts_t;
 
 /* max_host_connections: the connection cap per host (0: none). */

@@ -414,7 +414,7 @@ static int call_cancel(lua_State *L) {
 #define REQUEST_HOST_CONNECTIONS 64L
 
 /* http_request{method, url, headers = {"K: v", ...}, body, timeout_ms, max_response,
- *              stream = bool, client_cert, client_key, ca_file},
+ *              stream = bool, client_cert, client_key, ca_file, public_only = bool},
  *              on_headers(status, raw), on_data(chunk), on_done(err)
  * stream = true: a long-lived transfer, kept out of the request pool. */
 static int l_http_request(lua_State *L) {
@@ -444,6 +444,8 @@ static int l_http_request(lua_State *L) {
   o.client_key = luaL_optstring(L, -1, NULL);
   lua_getfield(L, 1, "ca_file");
   o.ca_file = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "public_only");
+  o.public_only = lua_toboolean(L, -1);
   const char *hdrs[65];
   int nh = 0;
   lua_getfield(L, 1, "headers");

@@ -105,7 +105,8 @@ local oauth_schema = obj({
   OAUTH_RESOURCE = str(nil, URL), -- RFC 8707 resource indicator
   OAUTH_TOKEN_EXPIRY_BUFFER = int(300, 0), -- seconds before expiry a token is refreshed
   OAUTH_USE_BASIC_AUTH = bool(true), -- client_secret_basic (true) or client_secret_post
-  OAUTH_TOKEN_ENDPOINT_AUTH = str(nil, { enum = { "client_secret_basic", "client_secret_post", "private_key_jwt" } }),
+  OAUTH_TOKEN_ENDPOINT_AUTH = str(nil, { enum = { "client_secret_basic", "client_secret_post", "private_key_jwt",
+    "none" } }),
   -- private_key_jwt (RFC 7523): a PEM private key signs the client assertion.
   OAUTH_CLIENT_ASSERTION_KEY_PATH = str(nil),
   OAUTH_CLIENT_ASSERTION_ALG = str("RS256", { enum = { "RS256", "RS384", "RS512", "PS256", "ES256", "ES384" } }),
@@ -123,13 +124,25 @@ local oauth_schema = obj({
   OAUTH_CUSTOM_HEADERS = { type = "object", values = { type = "string" }, default = {} },
   -- The environment variables a stdio server gets the token in (default: the seed's).
   OAUTH_ENV_NAMES = str_array(),
+  -- The MCP authorization flow (remote servers): the token endpoint is found from the
+  -- server's 401 challenge, its Protected Resource Metadata and the authorization server's
+  -- metadata instead of OAUTH_TOKEN_URL. On by default when OAUTH_TOKEN_URL is absent.
+  OAUTH_DISCOVERY = bool(nil),
+  -- Discovery fetches URLs the server chose: loopback, private and link-local addresses
+  -- are refused unless this is on (then plain HTTP is accepted too, for a server whose
+  -- own URL is http://: a development setup).
+  OAUTH_ALLOW_PRIVATE_NETWORKS = bool(false),
+  OAUTH_MAX_STEP_UPS = int(2, 0, 10), -- 403 insufficient_scope re-authorizations per request
 }, { default = nil, check = function(c)
   if not c.enabled then return nil end
-  if not c.OAUTH_TOKEN_URL then return "OAUTH_TOKEN_URL is required when enabled" end
+  if c.OAUTH_DISCOVERY == nil then c.OAUTH_DISCOVERY = c.OAUTH_TOKEN_URL == nil end
+  if not c.OAUTH_TOKEN_URL and not c.OAUTH_DISCOVERY then return "OAUTH_TOKEN_URL is required when enabled" end
   if not c.OAUTH_CLIENT_ID or c.OAUTH_CLIENT_ID == "" then return "OAUTH_CLIENT_ID is required for client_credentials" end
   if c.OAUTH_TOKEN_ENDPOINT_AUTH == "private_key_jwt" then
     if not c.OAUTH_CLIENT_ASSERTION_KEY_PATH then return "OAUTH_CLIENT_ASSERTION_KEY_PATH is required for private_key_jwt" end
-  elseif not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "" then
+  elseif c.OAUTH_TOKEN_ENDPOINT_AUTH == "none" then
+    if c.OAUTH_CLIENT_SECRET then return "OAUTH_CLIENT_SECRET is set but OAUTH_TOKEN_ENDPOINT_AUTH is none" end
+  elseif (not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "") and not c.OAUTH_DISCOVERY then
     return "OAUTH_CLIENT_SECRET is required for client_credentials"
   end
   local https = c.OAUTH_ENFORCE_HTTPS
@@ -214,7 +227,13 @@ local server_schema = obj({
   denied_tools = str_array(),
   max_restarts = int(100, 0),
   restart_backoff_max = num(30, 0.1),
-})
+}, { check = function(s)
+  local o = s.oauth_config
+  if type(o) == "table" and o.enabled and o.OAUTH_DISCOVERY and not (type(s.config) == "table" and s.config.url) then
+    return "oauth_config: the MCP authorization flow (OAUTH_DISCOVERY) needs a remote server (config.url); "
+      .. "a stdio server needs OAUTH_TOKEN_URL"
+  end
+end })
 
 local timeout_schema = obj({
   default_timeout = num(30, 0.001),

@@ -297,7 +297,8 @@ end
 http.header_list = header_list
 
 -- request{method, url, headers = {k = v}, body, timeout (s), max_response (bytes),
---   client_cert, client_key (PEM files: mutual TLS), ca_file (PEM: the CAs to trust)}
+--   client_cert, client_key (PEM files: mutual TLS), ca_file (PEM: the CAs to trust),
+--   public_only (refuse loopback, private and link-local addresses: URLs a remote chose)}
 --   -> {status, headers, body} | nil, err. Yields.
 local active = setmetatable({}, { __mode = "k" }) -- call -> coroutine waiting on it
 
@@ -314,6 +315,7 @@ function http.request(opts)
     timeout_ms = (opts.timeout or 30) * 1000,
     max_response = opts.max_response or 64 * 1024 * 1024,
     client_cert = opts.client_cert, client_key = opts.client_key, ca_file = opts.ca_file,
+    public_only = opts.public_only,
   }, function(status, raw)
     resp.status = status
     resp.headers = parse_headers(raw)

@@ -301,3 +301,69 @@ test('private_key_jwt (RFC 7523): a client assertion signed with the configured 
     as.stop();
   }
 });
+
+test('the MCP authorization flow: 401 challenge, PRM, authorization server metadata, resource, step-up', async () => {
+  const as = await authServer();
+  const discover = (extra = {}) => writeConfig({
+    mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot', config: { url: `${as.base}/mcp` },
+      oauth_config: { enabled: true, OAUTH_CLIENT_ID: 'smg-client', OAUTH_CLIENT_SECRET: SECRET,
+        OAUTH_ALLOW_PRIVATE_NETWORKS: true, ...extra } }] } },
+    gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+  try {
+    await withGateway(discover(), async (gw) => {
+      const c = await httpClient(gw.url);
+      assert.match(textOf(await c.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer tok-1-/);
+      let s = await as.stats();
+      assert.deepEqual(s.metadataFetches, ['/.well-known/oauth-protected-resource/mcp',
+        '/.well-known/oauth-authorization-server/as'], 'the challenge\'s resource_metadata, then RFC 8414 with the path');
+      assert.equal(s.clientAuth[0].resource, `${as.base}/mcp`, 'RFC 8707 resource on the token request');
+      assert.equal(s.clientAuth[0].scope, 'mcp:read', 'the challenge\'s scope');
+      assert.equal(s.clientAuth[0].method, 'client_secret_post', 'what the metadata lists for a secret');
+      // 403 insufficient_scope: a token with the union of scopes, then the call goes through.
+      assert.match(textOf(await c.callTool({ name: 'prot__admin', arguments: {} })), /^Bearer tok-2-/);
+      s = await as.stats();
+      assert.equal(s.clientAuth[1].scope, 'mcp:read mcp:admin');
+      await c.close();
+    });
+
+    // The step-up is bounded: a server that keeps refusing gets OAUTH_MAX_STEP_UPS tries.
+    await as.ctl({ scope: 'mcp:read' }); // the authorization server never grants mcp:admin
+    await withGateway(discover({ OAUTH_MAX_STEP_UPS: 2 }), async (gw) => {
+      const c = await httpClient(gw.url);
+      await c.callTool({ name: 'prot__whoami', arguments: {} }); // authorized (401, token) before counting
+      const before = (await as.stats()).tokenRequests;
+      const r = await c.callTool({ name: 'prot__admin', arguments: {} }).catch((e) => ({ isError: true, error: e }));
+      assert.equal(r.isError, true);
+      assert.equal((await as.stats()).tokenRequests - before, 2, 'two step-ups, no more');
+      await c.close();
+    });
+    await as.ctl({ scope: null });
+
+    // Metadata that names another resource, or an issuer other than the one asked for, is refused.
+    for (const [ctl, why] of [[{ prmResource: 'https://elsewhere.example/mcp' }, /names https:\/\/elsewhere.example\/mcp, not this server/],
+      [{ issuer: 'https://evil.example/as' }, /names issuer https:\/\/evil.example\/as/]]) {
+      await as.ctl({ prmResource: null, issuer: null, ...ctl });
+      await withGateway(discover(), async (gw) => {
+        const c = await httpClient(gw.url);
+        await c.callTool({ name: 'prot__whoami', arguments: {} }).catch(() => {});
+        for (let i = 0; i < 40 && !why.test(gw.logs()); i++) await sleep(50);
+        assert.match(gw.logs(), why);
+        await c.close();
+      });
+    }
+    await as.ctl({ prmResource: null, issuer: null });
+
+    // SSRF: without OAUTH_ALLOW_PRIVATE_NETWORKS the metadata on a loopback address is not fetched.
+    const fetches = (await as.stats()).metadataFetches.length;
+    await withGateway(discover({ OAUTH_ALLOW_PRIVATE_NETWORKS: false }), async (gw) => {
+      const c = await httpClient(gw.url);
+      await c.callTool({ name: 'prot__whoami', arguments: {} }).catch(() => {});
+      for (let i = 0; i < 40 && !/refused a plain HTTP URL|refused to connect/.test(gw.logs()); i++) await sleep(50);
+      assert.match(gw.logs(), /refused a plain HTTP URL|refused to connect to 127\.0\.0\.1/);
+      await c.close();
+    });
+    assert.equal((await as.stats()).metadataFetches.length, fetches, 'nothing fetched');
+  } finally {
+    as.stop();
+  }
+});

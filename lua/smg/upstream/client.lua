@@ -183,6 +183,38 @@ local function client_capabilities(self)
   return caps
 end
 
+-- A request carrying the gateway's own token (oauth_config). A 401 gets a new token (in
+-- discovery mode by following the server's challenge: PRM, authorization server, token
+-- endpoint) and one more try; a 403 insufficient_scope a token with the union of the
+-- scopes held and challenged, up to OAUTH_MAX_STEP_UPS times. The challenge is not
+-- passed on. Returns result | nil, err.
+local function authorized_call(self, method, params, opts, timeout, budget)
+  local c = oauth.of(self.spec)
+  local t0 = smg.monotime()
+  local res, e = raw_call(self, method, params, opts, timeout, budget)
+  if not c then return res, e end
+  local retried, step_ups = false, 0
+  while not res and type(e) == "table" and type(e.data) == "table" do
+    local status = e.data.status
+    if not ((status == 401 and not retried) or (status == 403 and step_ups < c.OAUTH_MAX_STEP_UPS)) then break end
+    if status == 401 then retried = true else step_ups = step_ups + 1 end
+    log.warn(("upstream %s refused the request (HTTP %d): %s"):format(self.name, status,
+      status == 401 and "authorizing" or "asking for more scope"))
+    local tok, aerr = oauth.challenged(self.spec, status, e.data.www_authenticate,
+      self.timeouts and self.timeouts.auth_timeout)
+    if not tok then
+      e = down_error(self, "OAuth: " .. tostring(aerr))
+      break
+    end
+    self.transport.bearer = tok
+    local left = timeout - (smg.monotime() - t0)
+    if left <= 0 then break end
+    res, e = raw_call(self, method, params, opts, left, budget)
+  end
+  if type(e) == "table" and type(e.data) == "table" then e.data.www_authenticate = nil end
+  return res, e
+end
+
 -- Starts the transport and runs the MCP handshake in its own coroutine. self.attempt is
 -- the future of this start: true once initialized, or nil, err.
 -- With oauth_config: the gateway's token for this server, which the transport presents
@@ -190,7 +222,8 @@ end
 function Client:_authorize()
   if not oauth.of(self.spec) then return true end
   local tok, err = oauth.token(self.spec, self.timeouts and self.timeouts.auth_timeout)
-  if not tok then return nil, "OAuth: " .. tostring(err) end
+  -- (Discovery mode before the first challenge: no token yet, the request goes without.)
+  if not tok and err then return nil, "OAuth: " .. tostring(err) end
   self.transport.bearer = tok
   return true
 end
@@ -219,7 +252,7 @@ function Client:start()
       end
       if ok then
         local t = self.timeouts and self.timeouts.discovery_timeout or 20
-        res, e = raw_call(self, "initialize", {
+        res, e = authorized_call(self, "initialize", {
           protocolVersion = self.protocol_version,
           capabilities = client_capabilities(self),
           clientInfo = CLIENT_INFO,
@@ -278,7 +311,7 @@ function Client:_probe(attempt)
   local era = self.spec.era or "auto"
   if era == "legacy" or self.spec.config.transport == "sse" then return nil end
   local t = era == "modern" and (self.timeouts and self.timeouts.discovery_timeout or 20) or PROBE_TIMEOUT
-  local res = raw_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
+  local res = authorized_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
   if self.attempt ~= attempt or not (type(res) == "table" and type(res.supportedVersions) == "table") then return nil end
   for _, v in ipairs(res.supportedVersions) do
     if v == modern.VERSION then return res end
@@ -447,20 +480,11 @@ function Client:call(method, params, opts)
   local left = math.max(0.001, timeout - (smg.monotime() - t0))
   self.stats.calls = self.stats.calls + 1
   params = self:_era_params(params, opts.call)
-  local authorized = oauth.of(self.spec) ~= nil
-  if authorized then
+  if oauth.of(self.spec) then
     local aok, aerr = self:_authorize() -- a cached token, or a refreshed one
     if not aok then return nil, down_error(self, aerr) end
   end
-  local res, e = raw_call(self, method, params, opts, left, timeout)
-  if not res and authorized and e and type(e.data) == "table" and e.data.status == 401 then
-    -- The server refused our token (revoked, rotated): a new one, and one more try.
-    log.warn(("upstream %s refused the OAuth token (401): fetching a new one"):format(self.name))
-    oauth.invalidate(self.spec)
-    local aok, aerr = self:_authorize()
-    if not aok then return nil, down_error(self, aerr) end
-    res, e = raw_call(self, method, params, opts, math.max(0.001, timeout - (smg.monotime() - t0)), timeout)
-  end
+  local res, e = authorized_call(self, method, params, opts, left, timeout)
   if not res then self.stats.errors = self.stats.errors + 1 end
   return res, e
 end
@@ -528,11 +552,11 @@ end
 -- A request its transport could not carry to an answer (a transfer error, an HTTP error
 -- without a JSON-RPC body, a dropped stream) fails now rather than at its timeout; a
 -- no-op once it was answered.
-function Client:fail_request(entry, message, status)
+function Client:fail_request(entry, message, status, challenge)
   if not (entry and self.pending[entry.id]) then return end
   self:_finish(entry)
   entry.future:set(nil, { code = rpc.INTERNAL_ERROR, message = message,
-    data = { server = self.name, reason = "unavailable", status = status } })
+    data = { server = self.name, reason = "unavailable", status = status, www_authenticate = challenge } })
 end
 
 -- Called by the HTTP transports with a JSON body or SSE event: one message or a batch.

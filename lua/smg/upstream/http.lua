@@ -60,7 +60,7 @@ end
 function Http:send(line, entry)
   if not self.open_ then return nil, "not connected" end
   local c = self.client
-  local status, ctype, is_sse, parser, chunks = 0, "", false, nil, {}
+  local status, ctype, is_sse, parser, chunks, challenge = 0, "", false, nil, {}, nil
   local key = {}
   local listen = entry and entry.listen
   local call, err
@@ -75,6 +75,7 @@ function Http:send(line, entry)
     local h = smg.http.parse_headers(raw)
     ctype = (h["content-type"] or ""):lower()
     is_sse = ctype:find("text/event-stream", 1, true) ~= nil
+    if status == 401 or status == 403 then challenge = h["www-authenticate"] end
     if entry and entry.method == "initialize" and h["mcp-session-id"] then self.session_id = h["mcp-session-id"] end
     if is_sse and status == 200 then
       parser = sse.parser(function(data) c:on_payload(data, entry) end, c.limits.max_message_bytes)
@@ -113,7 +114,8 @@ function Http:send(line, entry)
     end
     -- A request that got no answer at all (an HTTP error without a JSON-RPC body, or a
     -- stream that ended early).
-    c:fail_request(entry, ("upstream %s answered HTTP %d without a response"):format(c.name, status), status)
+    c:fail_request(entry, ("upstream %s answered HTTP %d without a response"):format(c.name, status), status,
+      challenge)
   end)
   if not call then return nil, err end
   self.calls[key] = call

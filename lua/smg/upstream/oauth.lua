@@ -13,6 +13,7 @@ local smg = require "smg"
 local async = require "smg.async"
 local core = require "smg.core"
 local metrics = require "smg.metrics"
+local discovery = require "smg.upstream.oauth_discovery"
 local json = smg.json
 local log = smg.log
 
@@ -38,6 +39,20 @@ function M.of(spec)
   local c = spec and spec.oauth_config
   if type(c) == "table" and c.enabled then return c end
   return nil
+end
+
+-- MCP authorization discovery (OAUTH_DISCOVERY): what a server's challenges taught us,
+-- per server entry: { view (the oauth_config with the discovered token endpoint, scope
+-- and resource), issuer, scopes }. Until the first 401 there is none, and requests go
+-- without a token.
+local discovered = setmetatable({}, { __mode = "k" }) -- oauth_config -> state
+
+-- The config a token is requested with: the configured one, or its discovered view.
+local function effective(spec)
+  local c = M.of(spec)
+  if not c or not c.OAUTH_DISCOVERY then return c end
+  local st = discovered[c]
+  return st and st.view or nil
 end
 
 local function key_of(spec, c)
@@ -112,6 +127,8 @@ local function post(c, url, params, correlation, timeout)
     -- RFC 6749 2.3.1: both form-encoded before joining.
     headers.Authorization = "Basic "
       .. smg.crypto.b64encode(urlencode(c.OAUTH_CLIENT_ID) .. ":" .. urlencode(c.OAUTH_CLIENT_SECRET))
+  elseif method == "none" then
+    params.client_id = c.OAUTH_CLIENT_ID -- a public client: identified, not authenticated
   elseif method == "private_key_jwt" then
     local jwt, err = client_assertion(c, c.OAUTH_TOKEN_URL)
     if not jwt then return nil, err, true end -- ours, not the network's: no retry
@@ -122,7 +139,8 @@ local function post(c, url, params, correlation, timeout)
     params.client_id, params.client_secret = c.OAUTH_CLIENT_ID, c.OAUTH_CLIENT_SECRET
   end
   return smg.http.request({ method = "POST", url = url, headers = headers, body = form(params), timeout = timeout,
-    max_response = 1024 * 1024, client_cert = c.OAUTH_USE_MTLS and c.OAUTH_CLIENT_CERT_PATH or nil,
+    max_response = 1024 * 1024, public_only = c.discovered and not c.OAUTH_ALLOW_PRIVATE_NETWORKS or nil,
+    client_cert = c.OAUTH_USE_MTLS and c.OAUTH_CLIENT_CERT_PATH or nil,
     client_key = c.OAUTH_USE_MTLS and c.OAUTH_CLIENT_KEY_PATH or nil, ca_file = c.OAUTH_CA_BUNDLE_PATH })
 end
 
@@ -212,7 +230,7 @@ end
 -- The access token for `spec` (nil when it has no OAuth). Yields while one is fetched.
 -- Returns token | nil, err.
 function M.token(spec, timeout)
-  local c = M.of(spec)
+  local c = effective(spec)
   if not c then return nil end
   local key = key_of(spec, c)
   local entry = tokens[key]
@@ -244,7 +262,7 @@ end
 
 -- The upstream refused the token (401): forgotten here and in the shared cache.
 function M.invalidate(spec)
-  local c = M.of(spec)
+  local c = effective(spec)
   if not c then return end
   local key = key_of(spec, c)
   if tokens[key] and not tokens[key].flight then tokens[key] = nil end
@@ -256,8 +274,8 @@ end
 -- RFC 7009: revokes the current token at OAUTH_REVOCATION_URL and forgets it.
 -- Returns true | nil, err.
 function M.revoke(spec, timeout)
-  local c = M.of(spec)
-  if not c then return nil, "no OAuth configured for " .. tostring(spec and spec.server_name) end
+  local c = effective(spec)
+  if not c then return nil, "no OAuth configured (or no token yet) for " .. tostring(spec and spec.server_name) end
   if not c.OAUTH_REVOCATION_URL then return nil, "OAUTH_REVOCATION_URL is not set for " .. spec.server_name end
   local key = key_of(spec, c)
   local entry = tokens[key]
@@ -272,6 +290,83 @@ function M.revoke(spec, timeout)
   ops:inc(1, spec.server_name, "revoked")
   log.info(("oauth %s: token revoked"):format(spec.server_name))
   return true
+end
+
+-- The client authentication to use at a discovered token endpoint: the configured one, else
+-- the best the authorization server lists for the credentials we have.
+local function auth_method(c, meta)
+  if c.OAUTH_TOKEN_ENDPOINT_AUTH then return c.OAUTH_TOKEN_ENDPOINT_AUTH end
+  if c.OAUTH_CLIENT_ASSERTION_KEY_PATH then return "private_key_jwt" end
+  if not c.OAUTH_CLIENT_SECRET or c.OAUTH_CLIENT_SECRET == "" then return "none" end
+  local listed = {}
+  for _, m in ipairs(type(meta.token_endpoint_auth_methods_supported) == "table"
+    and meta.token_endpoint_auth_methods_supported or { "client_secret_basic" }) do listed[m] = true end
+  if listed.client_secret_basic then return "client_secret_basic" end
+  if listed.client_secret_post then return "client_secret_post" end
+  return "client_secret_basic"
+end
+
+local function union(a, b)
+  local seen, out = {}, {}
+  for _, s in ipairs({ a or "", b or "" }) do
+    for w in s:gmatch("%S+") do
+      if not seen[w] then
+        seen[w] = true
+        out[#out + 1] = w
+      end
+    end
+  end
+  return #out > 0 and table.concat(out, " ") or nil
+end
+
+-- The server refused a request with 401, or 403 insufficient_scope: `www_authenticate`
+-- is its challenge. In discovery mode the challenge is followed (PRM, authorization
+-- server metadata, its token endpoint; on 403 the union of the scopes held and those
+-- challenged); in both modes the token is dropped, and a new one fetched. Returns
+-- token | nil, err.
+function M.challenged(spec, status, www_authenticate, timeout)
+  local c = M.of(spec)
+  if not c then return nil, "no OAuth configured" end
+  local ch = discovery.challenge(www_authenticate)
+  if status == 403 and not (ch and ch.error == "insufficient_scope") then
+    return nil, "the server refused the token (403" .. (ch and ch.error and (" " .. ch.error) or "") .. ")"
+  end
+  M.invalidate(spec)
+  if c.OAUTH_DISCOVERY then
+    local st = discovered[c]
+    local url = spec.config.url
+    local opts = { allow_private = c.OAUTH_ALLOW_PRIVATE_NETWORKS,
+      allow_http = c.OAUTH_ALLOW_PRIVATE_NETWORKS and url:find("^http://") ~= nil, timeout = timeout,
+      ca_file = c.OAUTH_CA_BUNDLE_PATH }
+    local prm, err = discovery.protected_resource(url, ch, opts)
+    if not prm then return nil, err end
+    local issuer = prm.authorization_servers[1]
+    local meta
+    meta, err = discovery.authorization_server(issuer, opts)
+    if not meta then return nil, err end
+    if st and st.issuer ~= issuer then
+      log.warn(("oauth %s: the server now names authorization server %s (was %s)"):format(spec.server_name, issuer,
+        st.issuer))
+      st = nil -- its tokens are another issuer's: not reused
+    end
+    local scope
+    if status == 403 then
+      scope = union(st and st.scopes, ch.scope)
+    else
+      scope = ch and ch.scope or (type(prm.scopes_supported) == "table" and #prm.scopes_supported > 0
+        and table.concat(prm.scopes_supported, " ")) or nil
+    end
+    if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
+    if not scope then scope = c.OAUTH_SCOPE end
+    local view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
+      OAUTH_RESOURCE = discovery.canonical(url), OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta),
+      OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
+      discovered = true }, { __index = c })
+    discovered[c] = { view = view, issuer = issuer, scopes = scope }
+    log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
+      meta.token_endpoint, tostring(scope)))
+  end
+  return M.token(spec, timeout)
 end
 
 -- The environment a stdio server gets the token in.
