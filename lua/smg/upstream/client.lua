@@ -198,8 +198,8 @@ local function authorized_call(self, method, params, opts, timeout, budget)
     local status = e.data.status
     if not ((status == 401 and not retried) or (status == 403 and step_ups < c.OAUTH_MAX_STEP_UPS)) then break end
     if status == 401 then retried = true else step_ups = step_ups + 1 end
-    log.warn(("upstream %s refused the request (HTTP %d): %s"):format(self.name, status,
-      status == 401 and "authorizing" or "asking for more scope"))
+    log.warn(("upstream %s refused the OAuth token (%d): %s"):format(self.name, status,
+      status == 401 and "authorizing again" or "asking for more scope"))
     local tok, aerr = oauth.challenged(self.spec, status, e.data.www_authenticate,
       self.timeouts and self.timeouts.auth_timeout)
     if not tok then
