@@ -370,12 +370,28 @@ function Pipeline:screen(session, spec, method, result)
   return res
 end
 
+-- The tools of a list whose Mcp-Param declarations are well formed; the others are left
+-- out, as a client must (SEP-2243), with the reason logged.
+local function well_formed(spec, tools)
+  local out = json.array({})
+  for _, t in ipairs(tools) do
+    local why = type(t) == "table" and param_headers.malformed(t.inputSchema)
+    if why then
+      log.warn(("upstream %s: tool %s left out: %s"):format(spec.server_name, tostring(t.name), why))
+    else
+      out[#out + 1] = t
+    end
+  end
+  return out
+end
+
 -- The discovery checks on one page of a list (`list`: tools, prompts, resources or
 -- resourceTemplates): for tools the seed's registration checks first
 -- (tool_guardrails_policy, server info validation), then the policy's providers.
 function Pipeline:screen_list(session, spec, list, items)
   local gw = self.gw
   if list == "tools" then
+    items = well_formed(spec, items)
     local up = self:upstream(session, spec)
     items = registration.screen(gw.plugins, gw.timeouts.guardrail_timeout, spec, items, up.init)
   end

@@ -13,7 +13,9 @@ M.MAX = 32 -- Mcp-Param-* headers a request may carry
 
 local SENTINEL_OPEN, SENTINEL_CLOSE = "=?base64?", "?="
 local TOKEN = "^[!#$%%&'*+%-.^_`|~0-9A-Za-z]+$" -- RFC 9110 token
-local TYPES = { string = true, integer = true, boolean = true, number = true }
+-- What x-mcp-header may mark (SEP-2243): strings, integers and booleans; not numbers,
+-- whose text forms differ between implementations.
+local TYPES = { string = true, integer = true, boolean = true }
 
 -- The declarations of a tool's inputSchema: { {path = {...}, name, type} } reachable
 -- through `properties` only; a malformed one (bad token, duplicate) is left out, as the
@@ -48,6 +50,36 @@ function M.declarations(schema)
   table.sort(out, function(a, b) return a.name < b.name end)
   memo[schema] = out
   return out
+end
+
+-- Why a tool's x-mcp-header declarations are malformed (an empty or non-token name, one
+-- on a non-primitive parameter, a name used twice in any case), or nil when they are all
+-- well formed. A client MUST leave such a tool out (SEP-2243): the gateway, as the
+-- upstream's client, does not list or call it.
+function M.malformed(schema)
+  if type(schema) ~= "table" then return nil end
+  local seen, why = {}, nil
+  local function visit(node, depth)
+    if why or type(node) ~= "table" or depth > 16 then return end
+    local name = node["x-mcp-header"]
+    if name ~= nil and depth > 0 then
+      if type(name) ~= "string" or name == "" then
+        why = "an x-mcp-header that is not a non-empty string"
+      elseif not name:match(TOKEN) then
+        why = ("x-mcp-header %q is not a valid header name"):format(name)
+      elseif not TYPES[node.type] then
+        why = ("x-mcp-header %q is on a parameter of type %s, not a primitive"):format(name, tostring(node.type))
+      elseif seen[name:lower()] then
+        why = ("x-mcp-header %q is declared twice"):format(name)
+      end
+      seen[type(name) == "string" and name:lower() or ""] = true
+    end
+    if type(node.properties) == "table" and not json.is_array(node.properties) then
+      for _, v in pairs(node.properties) do visit(v, depth + 1) end
+    end
+  end
+  visit(schema, 0)
+  return why
 end
 
 local function value_at(args, path)

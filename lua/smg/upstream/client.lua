@@ -310,8 +310,23 @@ local PROBE_TIMEOUT = 2
 function Client:_probe(attempt)
   local era = self.spec.era or "auto"
   if era == "legacy" or self.spec.config.transport == "sse" then return nil end
-  local t = era == "modern" and (self.timeouts and self.timeouts.discovery_timeout or 20) or PROBE_TIMEOUT
-  local res = authorized_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
+  -- A stdio server may stay silent on a method it does not know: the probe is short. An
+  -- HTTP server answers every POST (a result, an error, a 4xx): it gets the full budget,
+  -- so a slow one is not taken for a 2025 server.
+  local full = era == "modern" or self.spec.config.url ~= nil
+  local t = full and (self.timeouts and self.timeouts.discovery_timeout or 20) or PROBE_TIMEOUT
+  local res, e = authorized_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
+  if not res and type(e) == "table" and e.code == modern.UNSUPPORTED_VERSION and type(e.data) == "table"
+    and type(e.data.supported) == "table" then
+    -- -32022 lists what it supports: when that includes ours, the refusal was of something
+    -- else (a version it had not expected first): asked once more.
+    for _, v in ipairs(e.data.supported) do
+      if v == modern.VERSION then
+        res = authorized_call(self, "server/discover", { _meta = self:_modern_meta(nil) }, nil, t)
+        break
+      end
+    end
+  end
   if self.attempt ~= attempt or not (type(res) == "table" and type(res.supportedVersions) == "table") then return nil end
   for _, v in ipairs(res.supportedVersions) do
     if v == modern.VERSION then return res end

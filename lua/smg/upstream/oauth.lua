@@ -130,7 +130,9 @@ local function post(c, url, params, correlation, timeout)
   elseif method == "none" then
     params.client_id = c.OAUTH_CLIENT_ID -- a public client: identified, not authenticated
   elseif method == "private_key_jwt" then
-    local jwt, err = client_assertion(c, c.OAUTH_TOKEN_URL)
+    -- Its audience: the authorization server's issuer when we know it (discovery, as
+    -- RFC 7523bis asks), else the token endpoint (what a configured one expects).
+    local jwt, err = client_assertion(c, c.assertion_audience or c.OAUTH_TOKEN_URL)
     if not jwt then return nil, err, true end -- ours, not the network's: no retry
     params.client_id = c.OAUTH_CLIENT_ID
     params.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -359,7 +361,8 @@ function M.challenged(spec, status, www_authenticate, timeout)
     if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
     if not scope then scope = c.OAUTH_SCOPE end
     local view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
-      OAUTH_RESOURCE = discovery.canonical(url), OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta),
+      -- The resource exactly as the metadata publishes it (RFC 9728: no re-serialisation).
+      OAUTH_RESOURCE = prm.resource, OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta), assertion_audience = issuer,
       OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
       discovered = true }, { __index = c })
     discovered[c] = { view = view, issuer = issuer, scopes = scope }
