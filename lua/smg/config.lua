@@ -95,7 +95,11 @@ local URL = { pattern = "^https?://", pattern_desc = "an http:// or https:// URL
 local oauth_schema = obj({
   enabled = bool(false),
   OAUTH_VERSION = str("2.0", { enum = { "2.0", "2.1" } }),
-  OAUTH_GRANT_TYPE = str("client_credentials", { enum = { "client_credentials" } }),
+  -- authorization_code: a person authorizes once (the MCP authorization flow; see
+  -- upstream/oauth_code.lua), the gateway keeps and refreshes the tokens.
+  OAUTH_GRANT_TYPE = str("client_credentials", { enum = { "client_credentials", "authorization_code" } }),
+  OAUTH_REDIRECT_URI = str(nil, URL), -- default: the admin API's /oauth/callback
+  OAUTH_CLIENT_METADATA_URL = str(nil, URL), -- a Client ID Metadata Document this gateway is known by
   OAUTH_TOKEN_URL = str(nil, URL),
   OAUTH_CLIENT_ID = str(nil),
   OAUTH_CLIENT_SECRET = str(nil),
@@ -137,6 +141,10 @@ local oauth_schema = obj({
   if not c.enabled then return nil end
   if c.OAUTH_DISCOVERY == nil then c.OAUTH_DISCOVERY = c.OAUTH_TOKEN_URL == nil end
   if not c.OAUTH_TOKEN_URL and not c.OAUTH_DISCOVERY then return "OAUTH_TOKEN_URL is required when enabled" end
+  if c.OAUTH_GRANT_TYPE == "authorization_code" then
+    if not c.OAUTH_DISCOVERY then return "OAUTH_GRANT_TYPE authorization_code needs the MCP authorization flow (OAUTH_DISCOVERY)" end
+    return nil -- the client may be registered dynamically; the rest is found at run time
+  end
   if not c.OAUTH_CLIENT_ID or c.OAUTH_CLIENT_ID == "" then return "OAUTH_CLIENT_ID is required for client_credentials" end
   if c.OAUTH_TOKEN_ENDPOINT_AUTH == "private_key_jwt" then
     if not c.OAUTH_CLIENT_ASSERTION_KEY_PATH then return "OAUTH_CLIENT_ASSERTION_KEY_PATH is required for private_key_jwt" end

@@ -111,6 +111,8 @@ local function start_admin(gw)
         return out
       end,
       oauth_metrics = function() return require("smg.upstream.oauth").metrics() end,
+      oauth_pending = function() return require("smg.upstream.oauth").pending() end,
+      oauth_callback = function(q) return require("smg.upstream.oauth").callback(q, gw.timeouts.auth_timeout) end,
       oauth_revoke = function(o)
         local spec = gw:server_spec(o.server_name)
         if not spec then return nil, "no server named " .. tostring(o.server_name) end
@@ -124,7 +126,13 @@ local function start_admin(gw)
     return
   end
   gw.admin_server = server
-  require("smg").log.info(("admin API on http://%s:%d"):format(cfg.gateway.admin.host, server:port()))
+  local host = cfg.gateway.admin.host
+  local base = ("http://%s:%d"):format(host:find(":") and ("[" .. host .. "]") or host, server:port())
+  local oauth = require("smg.upstream.oauth")
+  oauth.set_redirect_base(base)
+  -- An upstream just authorized is started again now, not after its restart backoff.
+  oauth.on_authorized = function(name) gw:restart_upstreams(name) end
+  require("smg").log.info("admin API on " .. base)
 end
 
 local SERVE_USAGE = [[

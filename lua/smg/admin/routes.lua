@@ -116,6 +116,8 @@ M.list = {
     inproc = "oauth_metrics" },
   { "POST", "/api/v1/oauth/revoke", nil, nil, "Revoke a server's upstream OAuth token (RFC 7009) and forget it",
     inproc = "oauth_revoke", body = { "server_name" } },
+  { "GET", "/api/v1/oauth/pending", nil, nil, "Upstream authorizations waiting for a person (the URLs to open)",
+    inproc = "oauth_pending" },
 }
 
 -- Compiles each route's path into a Lua pattern and its parameter names.

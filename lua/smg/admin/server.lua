@@ -157,6 +157,7 @@ function M.handle(self, req)
     end
     return reply(req, 200, openapi.document())
   end
+  if path == "/oauth/callback" then return self:oauth_callback(req, method) end
   local ok, status, code, message = authorized(self, req)
   if not ok then
     log.warn(("admin API: refused %s %s from %s: %s"):format(method, M.loggable(path), req:peer(), code))
@@ -209,6 +210,33 @@ function M.handle(self, req)
     if value == nil then return fail(req, st, c, M.as_fields(tostring(err))) end
     if self.on_change and method ~= "GET" then self.on_change() end
     reply(req, st, { message = route.summary, data = value, timestamp = now_iso() })
+  end)
+end
+
+-- The authorization server sends a person's browser here after they authorized an
+-- upstream (OAUTH_GRANT_TYPE authorization_code). No admin key: the single-use state the
+-- gateway put in the authorization URL is what this request must carry.
+function M.oauth_callback(self, req, method)
+  local page = function(status, text)
+    if not req:alive() then return end
+    req:respond(status, { ["Content-Type"] = "text/plain; charset=utf-8", ["Cache-Control"] = "no-store",
+      ["X-Frame-Options"] = "DENY", ["Referrer-Policy"] = "no-referrer" }, text .. "\n")
+  end
+  if method ~= "GET" then return page(405, "GET only") end
+  local fn = self.inproc and self.inproc.oauth_callback
+  if not fn then return page(503, "no gateway runs in this process") end
+  local q = query_of(req)
+  return smg.spawn(function()
+    local fine, name, err = pcall(fn, q)
+    if not fine then
+      log.error("admin API: oauth callback: " .. tostring(name))
+      return page(500, "internal error")
+    end
+    if not name then
+      log.warn(("admin API: oauth callback refused from %s: %s"):format(req:peer(), tostring(err)))
+      return page(400, "Authorization failed: " .. tostring(err))
+    end
+    page(200, ("Authorized: smg now holds a token for %s. You can close this window."):format(name))
   end)
 end
 

@@ -1,4 +1,4 @@
--- `smg oauth metrics|revoke --server-name S`: the upstream OAuth tokens of the gateway
+-- `smg oauth metrics|pending|revoke --server-name S`: the upstream OAuth tokens of the gateway
 -- running on this config, through its admin API (the tokens live in that process).
 local ask = require("smg.cli.gateway_api").ask
 
@@ -17,5 +17,16 @@ C.revoke = { flags = { { "--server-name", required = true, help = "the server wh
   help = "Revoke the running gateway's token for a server (RFC 7009) and forget it; the next call fetches a new one",
   run = function(opts, ctx) return ask(ctx, "POST", "/api/v1/oauth/revoke", { server_name = opts.server_name }) end,
   text = function(v) return ("revoked the token for %s"):format(tostring(v.server_name)) end }
+
+C.pending = { flags = {}, help = "Upstreams waiting for a person to authorize them: the URLs to open in a browser",
+  run = function(_, ctx) return ask(ctx, "GET", "/api/v1/oauth/pending") end,
+  text = function(v)
+    if #v == 0 then return "no authorization pending" end
+    local lines = {}
+    for _, p in ipairs(v) do
+      lines[#lines + 1] = ("%s (expires in %ds):\n  %s"):format(p.server_name, p.expires_in, p.authorization_url)
+    end
+    return table.concat(lines, "\n")
+  end }
 
 return { summary = "The running gateway's upstream OAuth tokens (through its admin API).", commands = C }

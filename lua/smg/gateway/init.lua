@@ -289,6 +289,16 @@ function Gateway:server_spec(name)
   return nil
 end
 
+-- Restarts now every client of server `name` that is down (shared and per session).
+function Gateway:restart_upstreams(name)
+  for _, up in pairs(self.pool.shared) do
+    if up.name == name then up:restart_now() end
+  end
+  for _, mine in pairs(self.pool.by_session) do
+    if mine[name] then mine[name]:restart_now() end
+  end
+end
+
 function Gateway:find_session(id) return self.tenants:get(id) end
 function Gateway:remove_session(s, reason) self.tenants:remove(s, reason) end
 function Gateway:sweep_sessions()

@@ -538,6 +538,21 @@ function Client:_down(why)
   self.restart_timer = t
 end
 
+-- Starts again now a client waiting out its restart backoff (or one that gave up): what
+-- kept it down was fixed (an operator authorized it).
+function Client:restart_now()
+  if self.state ~= "backoff" and self.state ~= "failed" then return end
+  if self.restart_timer then
+    self.restart_timer:close()
+    self.restart_timer = nil
+  end
+  local wait = self.restart_wait
+  self.restart_wait = nil
+  self.state, self.backoff = "idle", 0.25
+  self:start()
+  if wait and not wait.done then wait:set(self.attempt) end
+end
+
 -- A message from the upstream that could not be decoded (invalid UTF-8, nested too
 -- deep, cut off): the request it answers fails now instead of at its timeout. `related`
 -- is that request when the transport knows it (an HTTP response); else the id is read off

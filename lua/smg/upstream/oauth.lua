@@ -14,6 +14,7 @@ local async = require "smg.async"
 local core = require "smg.core"
 local metrics = require "smg.metrics"
 local discovery = require "smg.upstream.oauth_discovery"
+local code = require "smg.upstream.oauth_code"
 local json = smg.json
 local log = smg.log
 
@@ -78,8 +79,15 @@ end
 
 -- What shared tokens are sealed under: a secret every instance using this client has.
 local function seal_key(c)
-  local secret = c.OAUTH_CLIENT_SECRET or assertion_key(c) or ""
+  local secret = c.OAUTH_CLIENT_SECRET or (c.OAUTH_CLIENT_ASSERTION_KEY_PATH and assertion_key(c)) or ""
   return core.sha256("smg-oauth-token-v1\n" .. secret)
+end
+
+-- A public client (no secret, no key) has nothing to seal a shared token under: its
+-- tokens stay in this process.
+local function shareable(c)
+  return not c.no_share and ((c.OAUTH_CLIENT_SECRET and c.OAUTH_CLIENT_SECRET ~= "")
+    or c.OAUTH_CLIENT_ASSERTION_KEY_PATH ~= nil)
 end
 
 -- RFC 7523 client assertion: a short-lived JWT signed with the client's key, naming the
@@ -147,9 +155,11 @@ local function post(c, url, params, correlation, timeout)
 end
 
 -- One token request. Returns token entry | nil, err, transient.
-local function request_token(spec, c, correlation, timeout)
-  local params = { grant_type = "client_credentials" }
-  if c.OAUTH_SCOPE then params.scope = c.OAUTH_SCOPE end
+local function request_token(spec, c, correlation, timeout, grant)
+  local params = grant or { grant_type = "client_credentials" }
+  if c.OAUTH_SCOPE and params.scope == nil and params.grant_type ~= "authorization_code" then
+    params.scope = c.OAUTH_SCOPE
+  end
   if c.OAUTH_AUDIENCE then params.audience = c.OAUTH_AUDIENCE end
   if c.OAUTH_ORGANIZATION then params.organization = c.OAUTH_ORGANIZATION end
   if c.OAUTH_RESOURCE then params.resource = c.OAUTH_RESOURCE end
@@ -182,7 +192,15 @@ local function request_token(spec, c, correlation, timeout)
     end
   end
   local life = tonumber(body.expires_in) or 3600
-  return { token = body.access_token, scope = body.scope, expires = smg.now() + life, life = life }
+  return { token = body.access_token, scope = body.scope, expires = smg.now() + life, life = life,
+    refresh_token = type(body.refresh_token) == "string" and body.refresh_token or nil }
+end
+M.request_token = request_token
+
+local function rpc_copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
 end
 
 local function fresh(entry, c)
@@ -192,8 +210,16 @@ end
 -- Fetches (with retries), shares and records a token. Returns entry | nil, err.
 local function fetch(spec, c, key, refreshing, timeout)
   local correlation = smg.random_hex(8)
+  -- A user-delegated token (authorization code) is renewed with its refresh token, and
+  -- only where it was granted: never shared.
+  local grant
+  if c.grant then
+    local gerr
+    grant, gerr = c.grant()
+    if not grant then return nil, gerr end
+  end
   -- Another instance may have fetched it already.
-  local shared = smg.cache.get(shared_key(key))
+  local shared = shareable(c) and smg.cache.get(shared_key(key))
   if type(shared) == "table" and type(shared.box) == "string" then
     local plain = smg.crypto.aead_open(seal_key(c), smg.crypto.b64decode(shared.box) or "", key)
     local entry = plain and json.decode(plain)
@@ -210,7 +236,7 @@ local function fetch(spec, c, key, refreshing, timeout)
         RETRIES[attempt]))
       async.sleep(RETRIES[attempt])
     end
-    entry, err, transient = request_token(spec, c, correlation, timeout)
+    entry, err, transient = request_token(spec, c, correlation, timeout, grant and rpc_copy(grant))
     if entry or not transient then break end
   end
   if not entry then
@@ -224,8 +250,11 @@ local function fetch(spec, c, key, refreshing, timeout)
   ops:inc(1, spec.server_name, event)
   log.info(("oauth %s: token %s [%s], expires in %ds, token %s"):format(spec.server_name, event, correlation,
     entry.life, smg.mask(entry.token)))
-  local box = smg.crypto.aead_seal(seal_key(c), json.encode(entry), key)
-  smg.cache.set(shared_key(key), { box = smg.crypto.b64encode(box) }, math.max(1, entry.expires - smg.now()))
+  if c.on_token then c.on_token(entry) end
+  if shareable(c) then
+    local box = smg.crypto.aead_seal(seal_key(c), json.encode(entry), key)
+    smg.cache.set(shared_key(key), { box = smg.crypto.b64encode(box) }, math.max(1, entry.expires - smg.now()))
+  end
   return entry
 end
 
@@ -360,17 +389,49 @@ function M.challenged(spec, status, www_authenticate, timeout)
     end
     if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
     if not scope then scope = c.OAUTH_SCOPE end
-    local view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
-      -- The resource exactly as the metadata publishes it (RFC 9728: no re-serialisation).
-      OAUTH_RESOURCE = prm.resource, OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta), assertion_audience = issuer,
-      OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
-      discovered = true }, { __index = c })
+    local view
+    if c.OAUTH_GRANT_TYPE == "authorization_code" then
+      view, err = code.view(spec, c, meta, prm, issuer, scope, opts)
+      if not view then return nil, err end
+      -- A refresh token held for the same authorization server carries over.
+      -- A refresh token held for the same server and scopes carries over (more scope
+      -- needs a new authorization: a refresh cannot widen it).
+      if st and st.view and st.view.refresh_token and st.issuer == issuer and st.scopes == scope then
+        view.refresh_token = st.view.refresh_token
+      end
+    else
+      view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
+        -- The resource exactly as the metadata publishes it (RFC 9728: no re-serialisation).
+        OAUTH_RESOURCE = prm.resource, OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta), assertion_audience = issuer,
+        OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
+        discovered = true }, { __index = c })
+    end
     discovered[c] = { view = view, issuer = issuer, scopes = scope }
     log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
       meta.token_endpoint, tostring(scope)))
   end
   return M.token(spec, timeout)
 end
+
+-- Keeps a token obtained outside fetch (an authorization code redeemed) for `view`.
+local function store(spec, view, entry)
+  tokens[key_of(spec, view)] = entry
+  stats.fetched = stats.fetched + 1
+  ops:inc(1, spec.server_name, "fetched")
+end
+
+-- Called when a person authorized an upstream (the server name): the gateway restarts
+-- its clients of that server at once instead of after their backoff.
+M.on_authorized = nil
+
+-- The authorizations waiting for a person, and the redirect back from one.
+function M.pending() return code.list() end
+function M.callback(q, timeout)
+  local name, err = code.complete(q, store, request_token, timeout)
+  if name and M.on_authorized then M.on_authorized(name) end
+  return name, err
+end
+function M.set_redirect_base(base) code.redirect_base = base end
 
 -- The environment a stdio server gets the token in.
 function M.env(spec, token)
