@@ -204,6 +204,7 @@ local function authorized_call(self, method, params, opts, timeout, budget)
       self.timeouts and self.timeouts.auth_timeout)
     if not tok then
       e = down_error(self, "OAuth: " .. tostring(aerr))
+      e.data.oauth = true
       break
     end
     self.transport.bearer = tok
@@ -240,7 +241,9 @@ function Client:start()
       local ok, oerr = self:_authorize()
       if ok then ok, oerr = self.transport:open() end
       self.modern, self.dual = false, false
-      local disc = ok and self:_probe(attempt)
+      local disc, perr
+      if ok then disc, perr = self:_probe(attempt) end
+      if perr then ok, oerr = false, perr end
       if self.attempt ~= attempt or self.state ~= "starting" then return end -- superseded
       -- era "modern" speaks 2026-07-28 only, even to a server that also offers 2025.
       if disc and (self.spec.era == "modern" or not offers_legacy(disc)) then
@@ -327,6 +330,8 @@ function Client:_probe(attempt)
       end
     end
   end
+  -- Not being authorized is not an answer about the era: the start fails with it.
+  if not res and type(e) == "table" and type(e.data) == "table" and e.data.oauth then return nil, e.message end
   if self.attempt ~= attempt or not (type(res) == "table" and type(res.supportedVersions) == "table") then return nil end
   for _, v in ipairs(res.supportedVersions) do
     if v == modern.VERSION then return res end

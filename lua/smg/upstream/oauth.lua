@@ -362,7 +362,8 @@ function M.challenged(spec, status, www_authenticate, timeout)
   if status == 403 and not (ch and ch.error == "insufficient_scope") then
     return nil, "the server refused the token (403" .. (ch and ch.error and (" " .. ch.error) or "") .. ")"
   end
-  M.invalidate(spec)
+  -- (A 403 leaves the token: it is valid, only not enough for that request.)
+  if status == 401 then M.invalidate(spec) end
   if c.OAUTH_DISCOVERY then
     local st = discovered[c]
     local url = spec.config.url
@@ -383,6 +384,11 @@ function M.challenged(spec, status, www_authenticate, timeout)
     local scope
     if status == 403 then
       scope = union(st and st.scopes, ch.scope)
+      if st and scope == st.scopes then
+        -- Nothing new to ask for: the server refuses scopes it was already given. Asking
+        -- again would loop; the call fails instead.
+        return nil, ("the server still asks for scope %q, which the token already has"):format(tostring(ch.scope))
+      end
     else
       scope = ch and ch.scope or (type(prm.scopes_supported) == "table" and #prm.scopes_supported > 0
         and table.concat(prm.scopes_supported, " ")) or nil
