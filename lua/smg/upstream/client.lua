@@ -203,6 +203,7 @@ local function authorized_call(self, method, params, opts, timeout, budget)
     local tok, aerr = oauth.challenged(self.spec, status, e.data.www_authenticate,
       self.timeouts and self.timeouts.auth_timeout)
     if not tok then
+      log.warn(("upstream %s: OAuth: %s"):format(self.name, tostring(aerr)))
       e = down_error(self, "OAuth: " .. tostring(aerr))
       e.data.oauth = true
       break
