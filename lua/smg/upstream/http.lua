@@ -112,6 +112,11 @@ function Http:send(line, entry)
         c:on_payload(body, entry)
       end
     end
+    if parser and entry and parser.last_id and c.pending[entry.id] then
+      -- The server ended the response stream before the answer (SEP-1699 polling): it is
+      -- resumed from its last event id, after the retry the stream asked for.
+      return self:_resume(entry, parser.last_id, parser.retry, 1)
+    end
     -- A request that got no answer at all (an HTTP error without a JSON-RPC body, or a
     -- stream that ended early).
     c:fail_request(entry, ("upstream %s answered HTTP %d without a response"):format(c.name, status), status,
@@ -131,6 +136,43 @@ function Http:abandon(entry)
     self.calls[entry.transfer] = nil
     call:cancel()
   end
+end
+
+local MAX_RESUMES = 5
+
+-- Resumes the response stream of `entry` with a GET carrying Last-Event-ID, `retry_ms`
+-- (the stream's retry field, default 1 s) after it ended; again while events keep coming
+-- and the answer does not, at most MAX_RESUMES times.
+function Http:_resume(entry, last_id, retry_ms, attempt)
+  local c = self.client
+  if attempt > MAX_RESUMES then
+    return c:fail_request(entry, ("upstream %s: the response stream ended %d times without the answer"):format(c.name,
+      MAX_RESUMES))
+  end
+  local key = {}
+  entry.transfer = key
+  local t
+  t = smg.timer((retry_ms or 1000) / 1000, function()
+    t:close()
+    if not self.open_ or not c.pending[entry.id] or entry.transfer ~= key then return end
+    local parser = sse.parser(function(data) c:on_payload(data, entry) end, c.limits.max_message_bytes)
+    local ok_status, call = false, nil
+    call = core.http_request({ method = "GET", url = c.spec.config.url, timeout_ms = 0, stream = true,
+      headers = headers(self, { "Last-Event-ID: " .. last_id }, nil) },
+      function(st) ok_status = st == 200 end,
+      function(chunk)
+        if ok_status and not parser:feed(chunk) then call:cancel() end
+      end,
+      function(e)
+        self.calls[key] = nil
+        if not c.pending[entry.id] then return end
+        if ok_status and not e then return self:_resume(entry, parser.last_id or last_id, parser.retry or retry_ms,
+          attempt + 1) end
+        c:fail_request(entry, ("upstream %s: resuming the response stream failed (%s)"):format(c.name,
+          tostring(e or "HTTP error")))
+      end)
+    if call then self.calls[key] = call end
+  end)
 end
 
 -- Opens the standalone GET stream for server-initiated messages; reconnects while open.
