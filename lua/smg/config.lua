@@ -97,7 +97,11 @@ local oauth_schema = obj({
   OAUTH_VERSION = str("2.0", { enum = { "2.0", "2.1" } }),
   -- authorization_code: a person authorizes once (the MCP authorization flow; see
   -- upstream/oauth_code.lua), the gateway keeps and refreshes the tokens.
-  OAUTH_GRANT_TYPE = str("client_credentials", { enum = { "client_credentials", "authorization_code" } }),
+  -- token_exchange (RFC 8693): per caller, the caller's validated inbound token is
+  -- exchanged for one for this server (never passed on itself); needs sharing per_session.
+  OAUTH_GRANT_TYPE = str("client_credentials", { enum = { "client_credentials", "authorization_code",
+    "token_exchange" } }),
+  OAUTH_SUBJECT_TOKEN_TYPE = str("urn:ietf:params:oauth:token-type:access_token"),
   OAUTH_REDIRECT_URI = str(nil, URL), -- default: the admin API's /oauth/callback
   OAUTH_CLIENT_METADATA_URL = str(nil, URL), -- a Client ID Metadata Document this gateway is known by
   OAUTH_TOKEN_URL = str(nil, URL),
@@ -237,6 +241,9 @@ local server_schema = obj({
   restart_backoff_max = num(30, 0.1),
 }, { check = function(s)
   local o = s.oauth_config
+  if type(o) == "table" and o.enabled and o.OAUTH_GRANT_TYPE == "token_exchange" and s.sharing ~= "per_session" then
+    return "oauth_config: OAUTH_GRANT_TYPE token_exchange gives each caller its own token: set sharing to per_session"
+  end
   if type(o) == "table" and o.enabled and o.OAUTH_DISCOVERY and not (type(s.config) == "table" and s.config.url) then
     return "oauth_config: the MCP authorization flow (OAUTH_DISCOVERY) needs a remote server (config.url); "
       .. "a stdio server needs OAUTH_TOKEN_URL"

@@ -154,6 +154,8 @@ function M.authenticate(req, config, gw)
     user_id = claims.sub, email = claims.email, project_id = claims[config.project_claim],
     mcp_config_id = cfg_id or config.mcp_config_id, scopes = claims.scopes, client_id = claims.client_id or claims.azp,
     expires_at = claims.exp,
+    -- The validated token, for upstreams that exchange it (RFC 8693); never sent upstream.
+    subject_token = token,
   }
 end
 

@@ -369,3 +369,52 @@ test('the MCP authorization flow: 401 challenge, PRM, authorization server metad
     as.stop();
   }
 });
+
+test('token exchange (RFC 8693): each caller\'s validated token is exchanged, never passed upstream', async () => {
+  const { generateKeyPairSync, sign } = await import('node:crypto');
+  const { writeFileSync } = await import('node:fs');
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const dir = mkdtempSync(join(tmpdir(), 'smg-xchg-'));
+  const jwks = join(dir, 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...rsa.publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] }));
+  const b64url = (b) => Buffer.from(b).toString('base64url');
+  const jwt = (sub) => {
+    const h = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'k1' }));
+    const p = b64url(JSON.stringify({ iss: 'https://idp.example.test', aud: 'http://127.0.0.1/mcp', sub,
+      exp: Math.floor(Date.now() / 1000) + 300 }));
+    return `${h}.${p}.${b64url(sign('sha256', Buffer.from(`${h}.${p}`), rsa.privateKey))}`;
+  };
+  const as = await authServer();
+  try {
+    const cfg = writeConfig({
+      plugins: { auth: { provider: 'jwt', config: { issuer: 'https://idp.example.test', audience: 'http://127.0.0.1/mcp',
+        jwks_file: jwks, mcp_config_id: 'c' } } },
+      mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot', config: { url: `${as.base}/mcp` },
+        sharing: 'per_session', oauth_config: oauth(as.base, { OAUTH_GRANT_TYPE: 'token_exchange',
+          OAUTH_RESOURCE: `${as.base}/mcp` }) }] } },
+      gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
+    await withGateway(cfg, async (gw) => {
+      const alice = jwt('alice');
+      const a = await httpClient(gw.url, { headers: { Authorization: `Bearer ${alice}` } });
+      const b = await httpClient(gw.url, { headers: { Authorization: `Bearer ${jwt('bob')}` } });
+      assert.match(textOf(await a.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer xtok-alice-/);
+      assert.match(textOf(await b.callTool({ name: 'prot__whoami', arguments: {} })), /^Bearer xtok-bob-/);
+      const s = await as.stats();
+      const exchanges = s.clientAuth.filter((x) => x.subject);
+      assert.equal(exchanges.length, 2, 'one exchange per caller');
+      assert.equal(exchanges.find((x) => x.subject === alice)?.resource, `${as.base}/mcp`);
+      assert.ok(!s.auth.some((h) => h.includes(alice)), 'the caller\'s own token never reaches the server');
+      assert.ok(!gw.logs().includes(alice), 'nor the log');
+      await a.close();
+      await b.close();
+    });
+    // A config that would share one upstream between callers is refused at load.
+    const bad = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot',
+      config: { url: `${as.base}/mcp` }, oauth_config: oauth(as.base, { OAUTH_GRANT_TYPE: 'token_exchange' }) }] } } });
+    const r = spawnSync(SMG, ['config', 'validate', '--config', bad], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stdout + r.stderr, /token_exchange gives each caller its own token: set sharing to per_session/);
+  } finally {
+    as.stop();
+  }
+});

@@ -200,8 +200,9 @@ local function authorized_call(self, method, params, opts, timeout, budget)
     if status == 401 then retried = true else step_ups = step_ups + 1 end
     log.warn(("upstream %s refused the OAuth token (%d): %s"):format(self.name, status,
       status == 401 and "authorizing again" or "asking for more scope"))
+    local owner = opts and opts.call and opts.call.session or self.session
     local tok, aerr = oauth.challenged(self.spec, status, e.data.www_authenticate,
-      self.timeouts and self.timeouts.auth_timeout)
+      self.timeouts and self.timeouts.auth_timeout, owner and owner.subject_token)
     if not tok then
       log.warn(("upstream %s: OAuth: %s"):format(self.name, tostring(aerr)))
       e = down_error(self, "OAuth: " .. tostring(aerr))
@@ -221,9 +222,11 @@ end
 -- the future of this start: true once initialized, or nil, err.
 -- With oauth_config: the gateway's token for this server, which the transport presents
 -- (HTTP: Authorization; stdio: the environment at spawn). Returns true | nil, err.
-function Client:_authorize()
+function Client:_authorize(call)
   if not oauth.of(self.spec) then return true end
-  local tok, err = oauth.token(self.spec, self.timeouts and self.timeouts.auth_timeout)
+  -- (Token exchange: the caller's validated token; a 2026 request's own session has it.)
+  local owner = call and call.session or self.session
+  local tok, err = oauth.token(self.spec, self.timeouts and self.timeouts.auth_timeout, owner and owner.subject_token)
   -- (Discovery mode before the first challenge: no token yet, the request goes without.)
   if not tok and err then return nil, "OAuth: " .. tostring(err) end
   self.transport.bearer = tok
@@ -502,7 +505,7 @@ function Client:call(method, params, opts)
   self.stats.calls = self.stats.calls + 1
   params = self:_era_params(params, opts.call)
   if oauth.of(self.spec) then
-    local aok, aerr = self:_authorize() -- a cached token, or a refreshed one
+    local aok, aerr = self:_authorize(opts.call) -- a cached token, or a refreshed one
     if not aok then return nil, down_error(self, aerr) end
   end
   local res, e = authorized_call(self, method, params, opts, left, timeout)

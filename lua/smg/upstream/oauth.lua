@@ -32,6 +32,7 @@ local ops = metrics.counter("smg_oauth_tokens_total",
 local latency = metrics.histogram("smg_oauth_token_seconds", "Upstream OAuth token request latency", { "server" })
 
 local tokens = {} -- key -> { token, scope, expires (wall clock), life (s), flight (future while fetching) }
+local exchange_view, bound_exchanged -- (defined below)
 local stats = { fetched = 0, refreshed = 0, failed = 0, cache_hits = 0, shared_hits = 0, invalidated = 0,
   revoked = 0, latency_sum = 0, latency_max = 0 }
 
@@ -260,10 +261,21 @@ end
 
 -- The access token for `spec` (nil when it has no OAuth). Yields while one is fetched.
 -- Returns token | nil, err.
-function M.token(spec, timeout)
+function M.token(spec, timeout, subject)
   local c = effective(spec)
   if not c then return nil end
   local key = key_of(spec, c)
+  if c.OAUTH_GRANT_TYPE == "token_exchange" then
+    -- RFC 8693: the caller's validated token is the subject; each caller (each subject)
+    -- gets a token of its own, kept in this process only.
+    if type(subject) ~= "string" or subject == "" then
+      return nil, "token exchange needs the caller's validated bearer token (an auth plugin that returns "
+        .. "subject_token, such as jwt)"
+    end
+    key = key .. "\nsubject:" .. core.hex(core.sha256(subject))
+    c = exchange_view(c, subject)
+    if not tokens[key] then bound_exchanged() end
+  end
   local entry = tokens[key]
   if fresh(entry, c) then
     stats.cache_hits = stats.cache_hits + 1
@@ -292,10 +304,11 @@ function M.token(spec, timeout)
 end
 
 -- The upstream refused the token (401): forgotten here and in the shared cache.
-function M.invalidate(spec)
+function M.invalidate(spec, subject)
   local c = effective(spec)
   if not c then return end
   local key = key_of(spec, c)
+  if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then key = key .. "\nsubject:" .. core.hex(core.sha256(subject)) end
   if tokens[key] and not tokens[key].flight then tokens[key] = nil end
   smg.cache.del(shared_key(key))
   stats.invalidated = stats.invalidated + 1
@@ -355,7 +368,7 @@ end
 -- server metadata, its token endpoint; on 403 the union of the scopes held and those
 -- challenged); in both modes the token is dropped, and a new one fetched. Returns
 -- token | nil, err.
-function M.challenged(spec, status, www_authenticate, timeout)
+function M.challenged(spec, status, www_authenticate, timeout, subject)
   local c = M.of(spec)
   if not c then return nil, "no OAuth configured" end
   local ch = discovery.challenge(www_authenticate)
@@ -363,7 +376,7 @@ function M.challenged(spec, status, www_authenticate, timeout)
     return nil, "the server refused the token (403" .. (ch and ch.error and (" " .. ch.error) or "") .. ")"
   end
   -- (A 403 leaves the token: it is valid, only not enough for that request.)
-  if status == 401 then M.invalidate(spec) end
+  if status == 401 then M.invalidate(spec, subject) end
   if c.OAUTH_DISCOVERY then
     local st = discovered[c]
     local url = spec.config.url
@@ -416,7 +429,44 @@ function M.challenged(spec, status, www_authenticate, timeout)
     log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
       meta.token_endpoint, tostring(scope)))
   end
-  return M.token(spec, timeout)
+  return M.token(spec, timeout, subject)
+end
+
+-- Exchanged tokens are one per caller: past MAX_EXCHANGED held, the expired ones go, and
+-- if that is not enough, all (they are exchanged again on use).
+local MAX_EXCHANGED, exchanged = 10000, 0
+bound_exchanged = function()
+  exchanged = exchanged + 1
+  if exchanged <= MAX_EXCHANGED then return end
+  local now, n = smg.now(), 0
+  for k, e in pairs(tokens) do
+    if k:find("\nsubject:%x+$") and not e.flight then
+      if e.expires <= now or exchanged > 2 * MAX_EXCHANGED then tokens[k] = nil else n = n + 1 end
+    end
+  end
+  exchanged = n
+end
+
+-- The request view of a token exchange for `subject` (the subject itself is never logged
+-- nor shared).
+local exchange_views = setmetatable({}, { __mode = "k" })
+exchange_view = function(c, subject)
+  local by_subject = exchange_views[c]
+  if not by_subject then
+    by_subject = setmetatable({}, { __mode = "v" })
+    exchange_views[c] = by_subject
+  end
+  local v = by_subject[subject]
+  if not v then
+    v = setmetatable({ no_share = true, grant = function()
+      return { grant_type = "urn:ietf:params:oauth:grant-type:token-exchange", subject_token = subject,
+        subject_token_type = c.OAUTH_SUBJECT_TOKEN_TYPE,
+        requested_token_type = "urn:ietf:params:oauth:token-type:access_token", resource = c.OAUTH_RESOURCE,
+        audience = c.OAUTH_AUDIENCE, scope = c.OAUTH_SCOPE }
+    end }, { __index = c })
+    by_subject[subject] = v
+  end
+  return v
 end
 
 -- Keeps a token obtained outside fetch (an authorization code redeemed) for `view`.
