@@ -52,6 +52,14 @@ test('auth, health, no CORS, answers in the seed shape, stable errors', async ()
     let r = await api('GET', '/health', null, null);
     assert.equal(r.status, 200);
     assert.ok(r.body.version && r.body.config_path);
+    // The OAuth callback needs no admin key, but only a state the gateway issued redeems.
+    r = await api('GET', '/oauth/callback?code=c&state=forged', null, null);
+    assert.equal(r.status, 400);
+    assert.match(r.body, /unknown or expired state/);
+    assert.equal((await api('POST', '/oauth/callback?state=forged', null, null)).status, 405);
+    r = await api('GET', '/api/v1/oauth/pending');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.data, []);
     r = await api('GET', '/api/v1/users', null, null);
     assert.equal(r.status, 401);
     assert.equal(r.body.error.code, 'unauthorized');
@@ -189,7 +197,7 @@ test('/openapi.json documents every route it serves, and serves every route it d
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops)) {
         operations++;
-        if (path === '/health' || path === '/openapi.json') continue;
+        if (path === '/health' || path === '/openapi.json' || path === '/oauth/callback') continue;
         // answered in process: covered below and in oauth.test.mjs
         if (path.startsWith('/api/v1/cache/') || path.startsWith('/api/v1/oauth/')) continue;
         const concrete = path.replace('{c}', 'main_config').replace('{p}', 'nope').replace('{u}', 'nobody@example.com')
@@ -199,7 +207,8 @@ test('/openapi.json documents every route it serves, and serves every route it d
         assert.ok(!(r.status === 404 && /^no route/.test(r.body.detail || '')), `${method} ${path} is served`);
       }
     }
-    assert.equal(operations, 65, "the seed's 57 routes (with /health), /openapi.json, pins (3), cache (2), oauth (2)");
+    assert.equal(operations, 67,
+      "the seed's 57 routes (with /health), /openapi.json, pins (3), cache (2), oauth (3) and its callback");
   });
 });
 

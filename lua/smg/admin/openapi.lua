@@ -80,6 +80,14 @@ function M.document()
     security = json.array({}), responses = { ["200"] = { description = "{status, version, config_path}" } } } }
   paths["/openapi.json"] = { get = { summary = "This document", operationId = "openapi", security = json.array({}),
     responses = { ["200"] = { description = "OpenAPI 3.1" } } } }
+  paths["/oauth/callback"] = { get = { summary = "Where an authorization server sends a person back after they "
+    .. "authorized an upstream (no admin key: the single-use state is the credential)", operationId = "oauthCallback",
+    security = json.array({}), parameters = json.array({
+      { name = "code", ["in"] = "query", schema = { type = "string" } },
+      { name = "state", ["in"] = "query", required = true, schema = { type = "string" } },
+      { name = "iss", ["in"] = "query", schema = { type = "string" } } }),
+    responses = { ["200"] = { description = "authorized (a short text page)" },
+      ["400"] = { description = "unknown state, iss mismatch, or the code was refused" } } } }
   cached = {
     openapi = "3.1.0",
     info = { title = "smg admin API", version = core.version,

@@ -106,17 +106,7 @@ local function client_assertion(c, url)
   return header .. "." .. claims .. "." .. b64(sig)
 end
 
--- application/x-www-form-urlencoded: everything but the unreserved characters escaped.
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
-end
-
-local function form(params)
-  local parts = {}
-  for k, v in pairs(params) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v) end
-  table.sort(parts)
-  return table.concat(parts, "&")
-end
+local urlencode, form = discovery.urlencode, discovery.form
 
 local function words(s)
   local set = {}

@@ -13,6 +13,7 @@
 -- indicator (RFC 8707) on the authorization and token requests; offline_access asked for
 -- when the server lists it, so a refresh token comes back.
 local smg = require "smg"
+local discovery = require "smg.upstream.oauth_discovery"
 local json = smg.json
 local log = smg.log
 
@@ -24,19 +25,6 @@ local MAX_PENDING = 64
 local pending = {} -- state -> { spec, view, verifier, redirect_uri, expires, url }
 local registrations = {} -- oauth_config -> { [issuer] = { client_id, client_secret, method } }
 M.redirect_base = nil -- "http://127.0.0.1:8001" once the admin API listens
-
-local function urlencode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
-end
-
-local function query(params)
-  local keys = {}
-  for k in pairs(params) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(params[k]) end
-  return table.concat(parts, "&")
-end
 
 local function listed(list, v)
   for _, x in ipairs(type(list) == "table" and list or {}) do
@@ -117,7 +105,7 @@ local function start(spec, view)
     state = state, code_challenge = challenge, code_challenge_method = "S256", resource = view.OAUTH_RESOURCE,
     scope = view.OAUTH_SCOPE }
   local ep = view.meta.authorization_endpoint
-  local url = ep .. (ep:find("?", 1, true) and "&" or "?") .. query(params)
+  local url = ep .. (ep:find("?", 1, true) and "&" or "?") .. discovery.form(params)
   pending[state] = { spec = spec, view = view, verifier = verifier, expires = smg.now() + PENDING_TTL, url = url }
   log.warn(("oauth %s: authorization needed: open %s (also listed by `smg oauth pending`)"):format(spec.server_name,
     url))

@@ -17,6 +17,19 @@ local MAX_REDIRECTS = 3
 local MAX_BYTES = 256 * 1024
 
 ---------------------------------------------------------------------------- URLs
+-- application/x-www-form-urlencoded: everything but the unreserved characters escaped.
+function M.urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+end
+
+-- A form body or query string of `params`, in a stable order.
+function M.form(params)
+  local parts = {}
+  for k, v in pairs(params) do parts[#parts + 1] = M.urlencode(k) .. "=" .. M.urlencode(v) end
+  table.sort(parts)
+  return table.concat(parts, "&")
+end
+
 -- scheme, authority, path (no query, no fragment) of an absolute http(s) URL, or nil.
 local function split(url)
   local scheme, authority, rest = tostring(url):match("^(%a[%w+.-]*)://([^/?#]+)(.*)$")
