@@ -44,7 +44,7 @@ struct smg_http_call_s {
   smg_http_call_t *next_doomed, *next_add;
   smg_http_call_t *prev, *next;
   char errbuf[CURL_ERROR_SIZE];
-  char refused[96]; /* why a public_only call refused an address (curl rewrites errbuf) */
+  char refused[128]; /* why a public_only call refused an address (curl rewrites errbuf) */
 };
 
 typedef struct {

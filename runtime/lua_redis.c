@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 
+#include "lua_redis.h"
 #include "lua_vm.h"
 
 /* ---- the event adapter ----------------------------------------------------------------
@@ -76,8 +77,7 @@ typedef struct {
   int connect_ref, disconnect_ref, self_ref;
 } lredis_t;
 
-/* Pushes a reply as Lua values: value | nil, err. Returns the number pushed. */
-static int push_reply(lua_State *L, redisReply *r, int depth) {
+int smg_redis_push_reply(lua_State *L, redisReply *r, int depth) {
   if (!r) {
     lua_pushnil(L);
     lua_pushstring(L, "connection lost");
@@ -102,7 +102,7 @@ static int push_reply(lua_State *L, redisReply *r, int depth) {
       }
       lua_createtable(L, (int)r->elements, 0);
       for (size_t i = 0; i < r->elements; i++) {
-        int n = push_reply(L, r->element[i], depth + 1);
+        int n = smg_redis_push_reply(L, r->element[i], depth + 1);
         lua_pop(L, n - 1); /* keep the value (nil on error) */
         lua_rawseti(L, -2, (int)i + 1);
       }
@@ -136,7 +136,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     return;
   }
   smg_lua_push_ref(L, c->cb_ref);
-  int n = push_reply(L, reply, 0);
+  int n = smg_redis_push_reply(L, reply, 0);
   smg_lua_pcall(L, n, 0, "redis reply callback");
   if (last) {
     smg_lua_unref(L, &c->cb_ref);

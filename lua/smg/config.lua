@@ -24,15 +24,13 @@ local function bool(d) return { type = "boolean", default = d } end
 local function str_array() return { type = "array", items = { type = "string" }, default = json.array({}) } end
 local function map_of(node) return { type = "object", values = node, default = {} } end
 
--- redis://[user[:password]@]host[:port][/db] -> { host, port, db, username, password } |
--- nil, err. TLS (rediss://) is refused: hiredis 0.14, the Debian library smg links, has
--- no TLS; a local TLS terminator (stunnel, a sidecar) in front of a TLS Redis does it.
+-- redis[s]://[user[:password]@]host[:port][/db] -> { host, port, db, username, password,
+-- tls } | nil, err. rediss:// is Redis over TLS (runtime/lua_redis_tls.c).
 function M.parse_redis_url(url)
   local scheme, rest = tostring(url):match("^(%a+)://(.*)$")
-  if scheme == "rediss" then
-    return nil, "TLS to Redis (rediss://) is not available in this build; connect through a local TLS terminator"
+  if scheme ~= "redis" and scheme ~= "rediss" then
+    return nil, "expected redis[s]://[user[:password]@]host[:port][/db]"
   end
-  if scheme ~= "redis" then return nil, "expected redis://[user[:password]@]host[:port][/db]" end
   local function unescape(v) return v and (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
   local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
   hostpart = hostpart or rest
@@ -48,7 +46,7 @@ function M.parse_redis_url(url)
   if not host or host == "" then return nil, "no host in the Redis URL" end
   port = port ~= "" and tonumber(port) or 6379
   if port < 1 or port > 65535 then return nil, "port out of range in the Redis URL" end
-  return { host = host, port = port, db = db ~= "" and tonumber(db) or 0,
+  return { host = host, port = port, db = db ~= "" and tonumber(db) or 0, tls = scheme == "rediss" or nil,
     username = user ~= "" and unescape(user) or nil, password = pass ~= nil and pass ~= "" and unescape(pass) or nil }
 end
 
@@ -400,6 +398,14 @@ M.schema = obj({
       max_bytes = int(64 * 1024 * 1024, 65536),
       max_entries = int(100000, 16),
       near_ttl = num(30, 0),
+      -- Redis over TLS: on with a rediss:// url or `tls`; the CA that signed the server's
+      -- certificate (default: the system's), and a client certificate and key when the
+      -- server asks for one (Redis does by default: tls-auth-clients).
+      tls = bool(false),
+      tls_ca_file = str(nil),
+      tls_cert_file = str(nil),
+      tls_key_file = str(nil),
+      tls_server_name = str(nil),
       url = str(nil, { check = function(v)
         if v == nil then return end
         local _, err = M.parse_redis_url(v)

@@ -12,10 +12,11 @@ Redis.__index = Redis
 
 local BACKOFF_MIN, BACKOFF_MAX = 0.1, 5
 
--- opts: host, port, username (ACL), password, db, timeout (s)
+-- opts: host, port, username (ACL), password, db, timeout (s), tls ({ ca_file, cert_file,
+-- key_file, server_name }: Redis over TLS)
 function Redis.new(opts)
   return setmetatable({ host = opts.host or "127.0.0.1", port = opts.port or 6379, password = opts.password,
-    username = opts.username,
+    username = opts.username, tls = opts.tls,
     db = opts.db or 0, timeout = opts.timeout or 5, state = "idle", backoff = BACKOFF_MIN, waiters = {},
     retry_at = 0 }, Redis)
 end
@@ -58,7 +59,7 @@ local function connect(self)
   self.state = "connecting"
   self.connect_t0 = core.hrtime()
   local conn, err
-  conn, err = core.redis_connect(self.host, self.port, function(cerr)
+  local on_connect = function(cerr)
     if cerr then return down(self, cerr) end
     -- AUTH and SELECT before anyone else may send.
     local steps = {}
@@ -80,9 +81,15 @@ local function connect(self)
       settle(self, true)
     end
     next_step()
-  end, function(derr)
+  end
+  local on_disconnect = function(derr)
     if self.conn == conn then down(self, derr or "connection closed") end
-  end)
+  end
+  if self.tls then
+    conn, err = core.redis_connect_tls(self.host, self.port, self.tls, on_connect, on_disconnect)
+  else
+    conn, err = core.redis_connect(self.host, self.port, on_connect, on_disconnect)
+  end
   if not conn then return down(self, err) end
   self.conn = conn
 end

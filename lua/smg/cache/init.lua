@@ -265,11 +265,16 @@ function M.configure(common, opts)
         password = pass ~= json.null and pass or nil }
     end
     target.timeout = common.timeout_settings and common.timeout_settings.cache_timeout or 5
+    if target.tls or opts.tls then
+      target.tls = { ca_file = opts.tls_ca_file, cert_file = opts.tls_cert_file, key_file = opts.tls_key_file,
+        server_name = opts.tls_server_name }
+    end
   end
   if backend then
     local r = backend.redis
     if target and r.host == target.host and r.port == target.port and r.db == target.db
-      and r.password == target.password and r.username == target.username then
+      and r.password == target.password and r.username == target.username
+      and json.encode(r.tls or false) == json.encode(target.tls or false) then
       r.timeout = target.timeout
       return
     end
