@@ -131,20 +131,22 @@ static const char *ssl_error(void) {
 static void dispatch(tls_conn_t *c, redisReply *reply) {
   tls_cmd_t *cmd = c->head;
   if (!cmd) return; /* nobody asked: a stray reply is dropped */
-  if (!cmd->persistent) {
+  /* The callback may close the connection, which frees a command still queued: what this
+   * needs of cmd is read first, and a queued (persistent) one is not touched after. */
+  int persistent = cmd->persistent;
+  int ref = cmd->cb_ref;
+  if (!persistent) {
     c->head = cmd->next;
     if (!c->head) c->tail = NULL;
+    free(cmd);
   }
   lua_State *L = smg_lua_enter(c->loop);
   if (L) {
-    smg_lua_push_ref(L, cmd->cb_ref);
+    smg_lua_push_ref(L, ref);
     int n = smg_redis_push_reply(L, reply, 0);
     smg_lua_pcall(L, n, 0, "redis reply callback");
   }
-  if (!cmd->persistent) {
-    smg_lua_unref(L, &cmd->cb_ref);
-    free(cmd);
-  }
+  if (!persistent) smg_lua_unref(L, &ref);
 }
 
 static void read_plaintext(tls_conn_t *c) {

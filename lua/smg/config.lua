@@ -143,6 +143,11 @@ local oauth_schema = obj({
   if not c.enabled then return nil end
   if c.OAUTH_DISCOVERY == nil then c.OAUTH_DISCOVERY = c.OAUTH_TOKEN_URL == nil end
   if not c.OAUTH_TOKEN_URL and not c.OAUTH_DISCOVERY then return "OAUTH_TOKEN_URL is required when enabled" end
+  if c.OAUTH_GRANT_TYPE == "token_exchange" and not c.OAUTH_TOKEN_URL then
+    -- The callers' own tokens go to this endpoint: never to one an upstream names.
+    return "OAUTH_GRANT_TYPE token_exchange needs OAUTH_TOKEN_URL (the callers' tokens are never sent to a "
+      .. "discovered endpoint)"
+  end
   if c.OAUTH_GRANT_TYPE == "authorization_code" then
     if not c.OAUTH_DISCOVERY then return "OAUTH_GRANT_TYPE authorization_code needs the MCP authorization flow (OAUTH_DISCOVERY)" end
     return nil -- the client may be registered dynamically; the rest is found at run time
