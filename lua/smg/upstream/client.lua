@@ -192,7 +192,10 @@ local function authorized_call(self, method, params, opts, timeout, budget)
   local c = oauth.of(self.spec)
   local t0 = smg.monotime()
   local res, e = raw_call(self, method, params, opts, timeout, budget)
-  if not c then return res, e end
+  if not c then
+    if type(e) == "table" and type(e.data) == "table" then e.data.www_authenticate = nil end
+    return res, e
+  end
   local retried, step_ups = false, 0
   while not res and type(e) == "table" and type(e.data) == "table" do
     local status = e.data.status

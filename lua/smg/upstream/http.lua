@@ -152,7 +152,10 @@ function Http:_resume(entry, last_id, retry_ms, attempt)
   local key = {}
   entry.transfer = key
   local t
-  t = smg.timer((retry_ms or 1000) / 1000, function()
+  -- The server's retry, bounded: digits only, at most 30 s (a malformed one: 1 s).
+  local delay = tonumber(retry_ms)
+  if not delay or delay ~= delay or delay < 0 then delay = 1000 end
+  t = smg.timer(math.min(delay, 30000) / 1000, function()
     t:close()
     if not self.open_ or not c.pending[entry.id] or entry.transfer ~= key then return end
     local parser = sse.parser(function(data) c:on_payload(data, entry) end, c.limits.max_message_bytes)

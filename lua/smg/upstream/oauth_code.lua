@@ -96,7 +96,11 @@ end
 local function start(spec, view)
   if prune() >= MAX_PENDING then return nil, "too many authorizations pending" end
   for k, p in pairs(pending) do
-    if p.spec.server_name == spec.server_name then pending[k] = nil end -- one at a time per server
+    -- One at a time per server: the URL an operator may already have open stays valid.
+    if p.spec.server_name == spec.server_name then
+      if p.view.OAUTH_SCOPE == view.OAUTH_SCOPE and p.view.issuer == view.issuer then return p.url end
+      pending[k] = nil
+    end
   end
   local verifier = smg.random_hex(32) -- 64 unreserved characters (RFC 7636: 43 to 128)
   local challenge = smg.crypto.b64url_encode(smg.crypto.sha256(verifier))
