@@ -319,6 +319,9 @@ int smg_http_call_start(smg_http_client_t *c, const smg_http_call_opts_t *o,
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call);
     /* A pooled connection was not opened through the check: never reuse one. */
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    /* A proxy from the environment would be the address checked, and it would resolve
+     * the target itself: these calls go direct. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   }
   const char *method = o->method ? o->method : "GET";

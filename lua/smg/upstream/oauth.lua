@@ -398,6 +398,13 @@ function M.challenged(spec, status, www_authenticate, timeout, subject)
     end
     if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
     if not scope then scope = c.OAUTH_SCOPE end
+    -- Where secrets and codes will go: HTTPS, as the metadata documents were fetched.
+    for _, k in ipairs({ "token_endpoint", "registration_endpoint", "revocation_endpoint", "authorization_endpoint" }) do
+      local u = meta[k]
+      if u ~= nil and not (type(u) == "string" and (u:find("^https://") or (opts.allow_http and u:find("^http://")))) then
+        return nil, ("authorization server metadata: %s is not an https URL"):format(k)
+      end
+    end
     local view
     if c.OAUTH_GRANT_TYPE == "authorization_code" then
       view, err = code.view(spec, c, meta, prm, issuer, scope, opts)
