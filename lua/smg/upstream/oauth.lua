@@ -435,13 +435,18 @@ local MAX_EXCHANGED, exchanged = 10000, 0
 bound_exchanged = function()
   exchanged = exchanged + 1
   if exchanged <= MAX_EXCHANGED then return end
-  local now, n = smg.now(), 0
+  -- Recount; the expired go; still over the cap, every idle exchanged token goes.
+  local now, live = smg.now(), {}
   for k, e in pairs(tokens) do
     if k:find("\nsubject:%x+$") and not e.flight then
-      if e.expires <= now or exchanged > 2 * MAX_EXCHANGED then tokens[k] = nil else n = n + 1 end
+      if (e.expires or 0) <= now then tokens[k] = nil else live[#live + 1] = k end
     end
   end
-  exchanged = n
+  if #live > MAX_EXCHANGED / 2 then
+    for _, k in ipairs(live) do tokens[k] = nil end
+    live = {}
+  end
+  exchanged = #live
 end
 
 -- The request view of a token exchange for `subject` (the subject itself is never logged
