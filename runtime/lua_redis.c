@@ -232,6 +232,20 @@ static int l_redis_connect(lua_State *L) {
   return 1;
 }
 
+int smg_redis_argv(lua_State *L, int idx, const char **argv, size_t *lens) {
+  int argc = (int)lua_objlen(L, idx);
+  luaL_argcheck(L, argc > 0 && argc <= SMG_REDIS_MAX_ARGS, idx, "1 to 64 arguments");
+  /* The values stay on the stack until the command is formatted (a number converted to a
+   * string would otherwise be garbage once popped). */
+  luaL_checkstack(L, argc, "redis arguments");
+  for (int i = 0; i < argc; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    argv[i] = lua_tolstring(L, -1, &lens[i]);
+    luaL_argcheck(L, argv[i] != NULL, idx, "arguments must be strings or numbers");
+  }
+  return argc;
+}
+
 /* handle:command({argv...}, fn(value | nil, err)[, persistent]) -> true | nil, err
  * persistent (for SUBSCRIBE of one channel): fn is called with every message, and with
  * nil, "connection lost" once when the connection ends. */
@@ -244,18 +258,9 @@ static int redis_command(lua_State *L) {
     lua_pushstring(L, "not connected");
     return 2;
   }
-  int argc = (int)lua_objlen(L, 2);
-  luaL_argcheck(L, argc > 0 && argc <= 64, 2, "1 to 64 arguments");
-  const char *argv[64];
-  size_t lens[64];
-  /* The values stay on the stack until hiredis has copied them (a number converted to a
-   * string would otherwise be garbage once popped). */
-  luaL_checkstack(L, argc, "redis arguments");
-  for (int i = 0; i < argc; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    argv[i] = lua_tolstring(L, -1, &lens[i]);
-    luaL_argcheck(L, argv[i] != NULL, 2, "arguments must be strings or numbers");
-  }
+  const char *argv[SMG_REDIS_MAX_ARGS];
+  size_t lens[SMG_REDIS_MAX_ARGS];
+  int argc = smg_redis_argv(L, 2, argv, lens);
   lcmd_t *c = malloc(sizeof(*c));
   if (!c) return luaL_error(L, "out of memory");
   c->loop = u->loop;

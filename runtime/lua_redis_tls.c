@@ -409,16 +409,9 @@ static int tls_command(lua_State *L) {
     lua_pushstring(L, "not connected");
     return 2;
   }
-  int argc = (int)lua_objlen(L, 2);
-  luaL_argcheck(L, argc > 0 && argc <= 64, 2, "1 to 64 arguments");
-  const char *argv[64];
-  size_t lens[64];
-  luaL_checkstack(L, argc, "redis arguments");
-  for (int i = 0; i < argc; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    argv[i] = lua_tolstring(L, -1, &lens[i]);
-    luaL_argcheck(L, argv[i] != NULL, 2, "arguments must be strings or numbers");
-  }
+  const char *argv[SMG_REDIS_MAX_ARGS];
+  size_t lens[SMG_REDIS_MAX_ARGS];
+  int argc = smg_redis_argv(L, 2, argv, lens);
   char *out = NULL;
   long long len = redisFormatCommandArgv(&out, argc, argv, lens);
   lua_pop(L, argc);
