@@ -114,11 +114,22 @@ local function start_admin(gw)
       oauth_pending = function() return require("smg.upstream.oauth").pending() end,
       oauth_callback = function(q) return require("smg.upstream.oauth").callback(q, gw.timeouts.auth_timeout) end,
       oauth_revoke = function(o)
-        local spec = gw:server_spec(o.server_name)
-        if not spec then return nil, "no server named " .. tostring(o.server_name) end
-        local ok, err = require("smg.upstream.oauth").revoke(spec)
-        if not ok then return nil, err end
-        return { revoked = true, server_name = o.server_name }
+        -- The server's token in one mcp_config, or in every one that has the server.
+        local oauth, found = require("smg.upstream.oauth"), false
+        for id, mc in pairs(gw.cfg.mcp_configs) do
+          for _, spec in ipairs((o.config_id == nil or o.config_id == id) and mc.mcp_config or {}) do
+            if spec.server_name == o.server_name then
+              found = true
+              local ok, err = oauth.revoke(spec, id)
+              if not ok then return nil, err end
+            end
+          end
+        end
+        if not found then
+          return nil, ("no server named %s%s"):format(tostring(o.server_name),
+            o.config_id and (" in mcp_config " .. tostring(o.config_id)) or "")
+        end
+        return { revoked = true, server_name = o.server_name, config_id = o.config_id }
       end,
     } })
   if not server then
@@ -131,7 +142,7 @@ local function start_admin(gw)
   local oauth = require("smg.upstream.oauth")
   oauth.set_redirect_base(base)
   -- An upstream just authorized is started again now, not after its restart backoff.
-  oauth.on_authorized = function(name) gw:restart_upstreams(name) end
+  oauth.on_authorized = function(name, config_id) gw:restart_upstreams(name, config_id) end
   require("smg").log.info("admin API on " .. base)
 end
 

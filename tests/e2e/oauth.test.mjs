@@ -370,6 +370,77 @@ test('the MCP authorization flow: 401 challenge, PRM, authorization server metad
   }
 });
 
+test('the authorization code grant: a person authorizes each tenant\'s server; tenants never share the token', async () => {
+  const as = await authServer();
+  const KEY_A = 'key-alpha-0123456789abcdef0123456789';
+  const KEY_B = 'key-beta-0123456789abcdef01234567890';
+  const ADMIN = 'admin-key-0123456789abcdef0123456789';
+  // Two tenants with the same server and the same pre-registered client.
+  const server = () => ({ server_name: 'prot', config: { url: `${as.base}/mcp` }, oauth_config: { enabled: true,
+    OAUTH_GRANT_TYPE: 'authorization_code', OAUTH_CLIENT_ID: 'smg-client', OAUTH_CLIENT_SECRET: SECRET,
+    OAUTH_ALLOW_PRIVATE_NETWORKS: true } });
+  const cfg = writeConfig({
+    admin_apikey: ADMIN,
+    plugins: { auth: { provider: 'local_apikey', config: {} } },
+    mcp_configs: { a: { mcp_config_name: 'a', mcp_config: [server()] },
+      b: { mcp_config_name: 'b', mcp_config: [server()] } },
+    projects: { pa: { project_name: 'A', mcp_config_id: 'a' }, pb: { project_name: 'B', mcp_config_id: 'b' } },
+    users: { ua: { email: 'a@example.com' }, ub: { email: 'b@example.com' } },
+    apikeys: { [KEY_A]: { project_id: 'pa', user_id: 'ua' }, [KEY_B]: { project_id: 'pb', user_id: 'ub' } },
+    gateway: { port: 0, mode: 'aggregate', admin: { port: 0 } },
+  });
+  try {
+    await withGateway(cfg, async (gw) => {
+      for (let i = 0; i < 40 && !/admin API on/.test(gw.logs()); i++) await sleep(50);
+      const admin = /admin API on (http:\S+)/.exec(gw.logs())[1];
+      const pending = async () => (await (await fetch(`${admin}/api/v1/oauth/pending`,
+        { headers: { Authorization: `Bearer ${ADMIN}` } })).json()).data;
+      const whoami = async (key) => {
+        const c = await httpClient(gw.url, { headers: { 'X-API-Key': key } });
+        try {
+          return textOf(await c.callTool({ name: 'prot__whoami', arguments: {} }));
+        } catch (e) {
+          return `error: ${e.message}`;
+        } finally {
+          await c.close();
+        }
+      };
+      // The person at the browser, as `user`, for the tenant's pending authorization.
+      const authorize = async (configId, user) => {
+        let p;
+        for (let i = 0; i < 60 && !p; i++) {
+          p = (await pending()).find((x) => x.config_id === configId);
+          if (!p) await sleep(50);
+        }
+        assert.ok(p, `an authorization is pending for ${configId}`);
+        const at = await fetch(`${p.authorization_url}&login_hint=${user}`, { redirect: 'manual' });
+        const cb = await fetch(at.headers.get('location'), { redirect: 'manual' });
+        assert.equal(cb.status, 200, await cb.text());
+        assert.equal(cb.headers.get('x-content-type-options'), 'nosniff');
+      };
+      const until = async (key, re) => {
+        let got;
+        for (let i = 0; i < 60 && !re.test(got = await whoami(key)); i++) await sleep(100);
+        return got;
+      };
+      assert.doesNotMatch(await whoami(KEY_A), /^Bearer/, 'nothing before a person authorized');
+      await authorize('a', 'alice');
+      assert.match(await until(KEY_A, /^Bearer/), /^Bearer ctok-alice-/);
+      // Tenant b configures the same server and client: it must not get alice's token.
+      assert.doesNotMatch(await whoami(KEY_B), /^Bearer/, 'tenant b has no token of its own yet');
+      assert.ok((await pending()).some((x) => x.config_id === 'b'), 'tenant b waits for its own authorization');
+      await authorize('b', 'bob');
+      assert.match(await until(KEY_B, /^Bearer/), /^Bearer ctok-bob-/);
+      assert.match(await whoami(KEY_A), /^Bearer ctok-alice-/, 'tenant a keeps its own');
+      const s = await as.stats();
+      assert.ok(s.authorizations.every((a) => a.code_challenge_method === 'S256' && a.resource === `${as.base}/mcp`));
+      assert.ok(!gw.logs().includes('rtok-'), 'refresh tokens never logged');
+    });
+  } finally {
+    as.stop();
+  }
+});
+
 test('token exchange (RFC 8693): each caller\'s validated token is exchanged, never passed upstream', async () => {
   const { generateKeyPairSync, sign } = await import('node:crypto');
   const { writeFileSync } = await import('node:fs');

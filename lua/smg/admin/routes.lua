@@ -115,7 +115,7 @@ M.list = {
   { "GET", "/api/v1/oauth/metrics", nil, nil, "Upstream OAuth token metrics of the running gateway",
     inproc = "oauth_metrics" },
   { "POST", "/api/v1/oauth/revoke", nil, nil, "Revoke a server's upstream OAuth token (RFC 7009) and forget it",
-    inproc = "oauth_revoke", body = { "server_name" } },
+    inproc = "oauth_revoke", body = { "server_name", "config_id" } },
   { "GET", "/api/v1/oauth/pending", nil, nil, "Upstream authorizations waiting for a person (the URLs to open)",
     inproc = "oauth_pending" },
 }

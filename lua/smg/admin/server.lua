@@ -220,7 +220,8 @@ function M.oauth_callback(self, req, method)
   local page = function(status, text)
     if not req:alive() then return end
     req:respond(status, { ["Content-Type"] = "text/plain; charset=utf-8", ["Cache-Control"] = "no-store",
-      ["X-Frame-Options"] = "DENY", ["Referrer-Policy"] = "no-referrer" }, text .. "\n")
+      ["X-Frame-Options"] = "DENY", ["Referrer-Policy"] = "no-referrer",
+      ["X-Content-Type-Options"] = "nosniff" }, text .. "\n")
   end
   if method ~= "GET" then return page(405, "GET only") end
   local fn = self.inproc and self.inproc.oauth_callback

@@ -29,8 +29,8 @@ local STALE = {
 }
 
 function Discovery.new()
-  return setmetatable({ memo = setmetatable({}, { __mode = "k" }), salt = "", seq = 0, hits = 0, misses = 0 },
-    Discovery)
+  return setmetatable({ memo = setmetatable({}, { __mode = "k" }), salt = "", seq = 0, hits = 0, misses = 0,
+    clearing = {} }, Discovery)
 end
 
 -- What the screened lists also depend on besides the server's spec: the plugins section
@@ -115,19 +115,29 @@ function Discovery:invalidate(up, notification)
   end
   async.spawn(function()
     for _, k in ipairs(keys) do cache.drop(k) end
-    -- Private lists are keyed per identity: the server's whole prefix goes.
-    if any_private then cache.clear_prefix(cache.prefix(f.ns, up.config_id or "", up.name)) end
+    -- Private lists are keyed per identity: the server's lists all go, once per burst of
+    -- notifications (one clear runs per server, and one more if any came meanwhile).
+    if any_private then self:_clear_coalesced(f.ns, up.config_id or "", up.name) end
   end)
 end
 
--- Clears the lists of one tenant (mcp_config id; nil: every tenant) and, given a tenant,
--- of one of its servers (nil: all), in both levels. Yields. Returns how many lists went.
-function Discovery:clear(tenant, server_name)
-  local n = 0
-  for _, ns in ipairs({ "d", "s" }) do
-    n = n + cache.clear_prefix(cache.prefix(ns, tenant, tenant and server_name or nil))
+function Discovery:_clear_coalesced(ns, tenant, server)
+  local id = ns .. "\0" .. tenant .. "\0" .. server
+  if self.clearing[id] then
+    self.clearing[id] = "again"
+    return
   end
-  return n
+  repeat
+    self.clearing[id] = true
+    cache.clear(ns, tenant, server)
+  until self.clearing[id] ~= "again"
+  self.clearing[id] = nil
+end
+
+-- Clears the lists of tenant `tenant` (an mcp_config id), or of one of its servers, in
+-- both levels. Yields. Returns how many lists went.
+function Discovery:clear(tenant, server_name)
+  return cache.clear("d", tenant, server_name) + cache.clear("s", tenant, server_name)
 end
 
 -- The `method` list of `up` as the status reports see it (this process's first level, then
@@ -144,8 +154,7 @@ end
 
 -- How many lists one tenant has cached (both levels, a list counted once).
 function Discovery:count(tenant)
-  local d = cache.census(cache.prefix("d", tenant))
-  local s = cache.census(cache.prefix("s", tenant))
+  local d, s = cache.count("d", tenant), cache.count("s", tenant)
   return math.max(d.l1, d.l2 or 0) + s.l1
 end
 

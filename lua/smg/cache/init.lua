@@ -6,7 +6,10 @@
 -- Keys are namespaced and hashed as the seed does, so no identifier appears in Redis:
 --   smg:c:<ns>:<h(tenant)>:<h(server)>:<sha256(name)>
 -- (h: the first 16 hex digits of SHA-256), which lets one tenant's or one server's entries
--- be listed and cleared without knowing their names.
+-- be counted and cleared without knowing their names. Neither walks the keyspace: in L1 a
+-- tenant's entries form a group of their own; in Redis the discovery namespace keeps an
+-- index per tenant (smg:ci:<ns>:<h(tenant)>:, a sorted set of its keys scored by expiry),
+-- so a status or a clear costs what the tenant holds, not what the whole cache holds.
 --
 -- Reads try L1, then L2 (an L2 hit refills L1). With Redis on, an L1 entry is fresh for
 -- gateway.cache.near_ttl seconds, then Redis is asked again, which bounds how late an
@@ -24,7 +27,11 @@ local json = { encode = core.json_encode, decode = core.json_decode, null = core
 local M = {}
 
 local PREFIX = "smg:c:"
-local SCAN_LIMIT = 100000 -- keys one status or clear walks in Redis at most
+local INDEX_PAGE, INDEX_LIMIT = 1000, 100000 -- index members one clear reads per call, and at most
+-- A key's group: its namespace (one character) and tenant, "smg:c:<ns>:<h(tenant)>:".
+local GROUP_LEN = #PREFIX + 2 + 17
+-- The namespaces whose Redis keys are indexed per tenant (counted and cleared by tenant).
+local INDEXED = { d = true }
 
 local l1 = LRU.new(64 * 1024 * 1024, 100000)
 local near_ttl = 30
@@ -54,6 +61,7 @@ end
 
 -- The prefix of every key of `ns` (and of one tenant, and of one server of it).
 function M.prefix(ns, tenant, server)
+  assert(#ns == 1, "a cache namespace is one character")
   local p = PREFIX .. ns .. ":"
   if tenant == nil then return p end
   p = p .. h16(tenant) .. ":"
@@ -65,6 +73,16 @@ end
 function M.key(ns, tenant, server, name)
   return M.prefix(ns, tenant or "", server or "") .. core.hex(core.sha256(name))
 end
+
+local function group_of(k) return k:sub(1, GROUP_LEN) end
+
+-- The Redis index of a group (nil: the namespace has none).
+local function index_of(group)
+  if INDEXED[group:sub(#PREFIX + 1, #PREFIX + 1)] then return "smg:ci:" .. group:sub(#PREFIX + 1) end
+  return nil
+end
+
+local function millis(t) return ("%d"):format(math.floor(t * 1000)) end
 
 ---------------------------------------------------------------------------- levels
 -- One Redis call of the cache, timed in the timeout manager's "cache" category.
@@ -83,7 +101,7 @@ end
 -- Behind a shared L2, an L1 entry is fresh for near_ttl seconds; past that Redis is asked
 -- again, and the L1 copy is served only while Redis cannot answer.
 local function l1_store(k, value, size, expires)
-  local e = l1:set(k, value, size, expires)
+  local e = l1:set(k, value, size, expires, group_of(k))
   if e and backend then e.fresh_until = now() + near_ttl end
 end
 
@@ -146,6 +164,12 @@ function M.store(k, value, ttl, local_only)
     else
       ok, err = l2("SET", k, enc)
     end
+    local idx = index_of(group_of(k))
+    if ok and idx then
+      ok, err = l2("ZADD", idx, expires and millis(expires) or "+inf", k)
+      -- (Pruned on every add: the index holds the live keys, not every key ever stored.)
+      if ok then ok, err = l2("ZREMRANGEBYSCORE", idx, "-inf", "(" .. millis(now())) end
+    end
     if not ok then failed("set", err) end
   end
   return true
@@ -155,68 +179,74 @@ function M.drop(k)
   l1:del(k)
   if backend then
     local ok, err = l2("DEL", k)
+    local idx = index_of(group_of(k))
+    if ok and idx then ok, err = l2("ZREM", idx, k) end
     if not ok then failed("del", err) end
   end
   return true
 end
 
--- Every Redis key under `prefix` (SCAN, at most SCAN_LIMIT): list | nil, err.
-local function scan(prefix)
-  local keys, cursor = {}, "0"
-  repeat
-    local r, err = l2("SCAN", cursor, "MATCH", prefix .. "*", "COUNT", "500")
-    if type(r) ~= "table" then return nil, err or "bad SCAN reply" end
-    cursor = r[1]
-    for _, k in ipairs(type(r[2]) == "table" and r[2] or {}) do keys[#keys + 1] = k end
-  until cursor == "0" or #keys >= SCAN_LIMIT
+-- The indexed Redis keys of a group that start with `prefix`, at most INDEX_LIMIT:
+-- list | nil, err.
+local function indexed(idx, prefix)
+  local keys, n = {}, #prefix
+  for start = 0, INDEX_LIMIT - 1, INDEX_PAGE do
+    local r, err = l2("ZRANGE", idx, tostring(start), tostring(start + INDEX_PAGE - 1))
+    if type(r) ~= "table" then return nil, err or "bad ZRANGE reply" end
+    for _, k in ipairs(r) do
+      if k:sub(1, n) == prefix then keys[#keys + 1] = k end
+    end
+    if #r < INDEX_PAGE then break end
+  end
   return keys
 end
 
--- Forgets every entry under `prefix` in both levels. Returns how many keys went (Redis's
--- count when it answered, else L1's).
-function M.clear_prefix(prefix)
+-- Forgets every entry of `tenant` in namespace `ns` (or of one of its servers), in both
+-- levels. Returns how many went (Redis's count when it answered, else L1's).
+function M.clear(ns, tenant, server)
+  local group = M.prefix(ns, tenant)
+  local prefix = server and M.prefix(ns, tenant, server) or group
   local n = 0
-  l1:each(prefix, now(), function(k)
+  l1:each(group, prefix, now(), function(k)
     l1:del(k)
     n = n + 1
   end)
-  if not backend then return n end
-  local keys, err = scan(prefix)
+  local idx = backend and index_of(group)
+  if not idx then return n end
+  local keys, err = indexed(idx, prefix)
   if not keys then
     failed("clear", err)
     return n
   end
+  local gone = 0
   for i = 1, #keys, 500 do
-    local batch = { "DEL" }
-    for j = i, math.min(i + 499, #keys) do batch[#batch + 1] = keys[j] end
-    local ok, derr = l2(unpack(batch))
-    if not ok then
-      failed("clear", derr)
-      return n
+    local del, zrem = { "DEL" }, { "ZREM", idx }
+    for j = i, math.min(i + 499, #keys) do
+      del[#del + 1] = keys[j]
+      zrem[#zrem + 1] = keys[j]
     end
+    local d, derr = l2(unpack(del))
+    if type(d) ~= "number" then
+      failed("clear", derr)
+      return math.max(n, gone)
+    end
+    gone = gone + d
+    l2(unpack(zrem))
   end
-  return math.max(n, #keys)
+  return math.max(n, gone)
 end
 
--- How many entries live under `prefix`: { l1 = n, l2 = n | nil }, and fn(key) over the
--- union of their keys when given.
-function M.census(prefix, fn)
-  local seen, l1n, l2n = {}, 0, nil
-  l1:each(prefix, now(), function(k)
-    l1n = l1n + 1
-    seen[k] = true
-    if fn then fn(k) end
-  end)
-  if backend then
-    local keys = scan(prefix)
-    if keys then
-      l2n = #keys
-      for _, k in ipairs(keys) do
-        if not seen[k] and fn then fn(k) end
-      end
-    end
+-- How many entries `tenant` holds in namespace `ns`: { l1 = n, l2 = n | nil } (l2: its
+-- live indexed keys, when Redis answers).
+function M.count(ns, tenant)
+  local group = M.prefix(ns, tenant)
+  local out = { l1 = l1:group_size(group) }
+  local idx = backend and index_of(group)
+  if idx and l2("ZREMRANGEBYSCORE", idx, "-inf", "(" .. millis(now())) then
+    local n = l2("ZCARD", idx)
+    if type(n) == "number" then out.l2 = n end
   end
-  return { l1 = l1n, l2 = l2n }
+  return out
 end
 
 -- The Redis time to live of k in seconds (status reports), or nil.

@@ -13,9 +13,12 @@ C.metrics = { flags = {}, help = "Token acquisitions, refreshes, cache hits and 
         v.revocations or 0)
   end }
 
-C.revoke = { flags = { { "--server-name", required = true, help = "the server whose token to revoke" } },
+C.revoke = { flags = { { "--server-name", required = true, help = "the server whose token to revoke" },
+  { "--config-id", help = "only in this mcp_config (default: every one that has the server)" } },
   help = "Revoke the running gateway's token for a server (RFC 7009) and forget it; the next call fetches a new one",
-  run = function(opts, ctx) return ask(ctx, "POST", "/api/v1/oauth/revoke", { server_name = opts.server_name }) end,
+  run = function(opts, ctx)
+    return ask(ctx, "POST", "/api/v1/oauth/revoke", { server_name = opts.server_name, config_id = opts.config_id })
+  end,
   text = function(v) return ("revoked the token for %s"):format(tostring(v.server_name)) end }
 
 C.pending = { flags = {}, help = "Upstreams waiting for a person to authorize them: the URLs to open in a browser",
@@ -24,7 +27,8 @@ C.pending = { flags = {}, help = "Upstreams waiting for a person to authorize th
     if #v == 0 then return "no authorization pending" end
     local lines = {}
     for _, p in ipairs(v) do
-      lines[#lines + 1] = ("%s (expires in %ds):\n  %s"):format(p.server_name, p.expires_in, p.authorization_url)
+      lines[#lines + 1] = ("%s%s (expires in %ds):\n  %s"):format(p.server_name,
+        p.config_id and (" in mcp_config " .. p.config_id) or "", p.expires_in, p.authorization_url)
     end
     return table.concat(lines, "\n")
   end }

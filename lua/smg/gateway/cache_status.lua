@@ -12,8 +12,17 @@
 -- could only be staler than the source: the config entry reports what is held, and the
 -- config cache types clear nothing.
 local smg = require "smg"
+local async = require "smg.async"
 
 local M = {}
+
+-- A report costs Redis round trips per tenant and per server, and any client may ask for
+-- one: asks that come together share one computation, whose result serves for REUSE
+-- seconds (per session: its per-session servers are its own; ADMIN: the admin API's
+-- every-tenant report).
+local REUSE = 1
+local ADMIN = {}
+local recent = setmetatable({}, { __mode = "k" }) -- session | ADMIN -> { at (monotime), value } | { flight }
 
 local function stamp(t) return t and os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t)) or nil end
 
@@ -56,7 +65,7 @@ local function tenant_status(p, session, tenant)
     expires_in_hours = smg.json.null, is_expired = false }, tools = { server_count = n, servers = servers } }
 end
 
-function M.report(p, session)
+local function build(p, session)
   local gw = p.gw
   local common = gw.cfg.common_mcp_gateway_config
   local st = smg.cache.stats()
@@ -83,6 +92,23 @@ function M.report(p, session)
   return out
 end
 
+function M.report(p, session)
+  local id = session or ADMIN
+  local r = recent[id]
+  if r and r.flight then return (r.flight:wait(30)) or build(p, session) end
+  if r and smg.monotime() - r.at < REUSE then return r.value end
+  local flight = async.future()
+  recent[id] = { flight = flight }
+  local ok, value = pcall(build, p, session)
+  recent[id] = ok and { at = smg.monotime(), value = value } or nil
+  flight:set(ok and value or nil)
+  if not ok then error(value, 0) end
+  return value
+end
+
+-- A clear is seen by the next report at once.
+local function forget() recent = setmetatable({}, { __mode = "k" }) end
+
 local CONFIG_TYPES = { gateway_config = true, gateway = true, gateway_cache = true, gateway_config_cache = true }
 
 -- opts: { server_name, cache_type, config_id }. A session clears its own tenant only; the
@@ -105,6 +131,7 @@ function M.clear(p, session, opts)
   else
     for id in pairs(gw.cfg.mcp_configs) do tenants[#tenants + 1] = id end
   end
+  forget()
   local n = 0
   for _, id in ipairs(tenants) do
     -- "all" (and no server) clears everything of the tenant; otherwise the server's lists.

@@ -89,7 +89,9 @@ end
 -- may appear or go, so every cached list is dropped and every session told.
 function Gateway:pins_changed(taken)
   if not taken and not smg.pins.reload() then return end
-  async.spawn(function() self.discovery:clear() end)
+  async.spawn(function()
+    for id in pairs(self.cfg.mcp_configs) do self.discovery:clear(id) end
+  end)
   -- (The meta mode lists no prompts or resources: its clients hear of tools only.)
   local lists = self.mode == "meta" and { "notifications/tools/list_changed" } or { "notifications/tools/list_changed",
     "notifications/prompts/list_changed", "notifications/resources/list_changed" }
@@ -281,21 +283,15 @@ function Gateway:home_refusal(session)
   return limit and limits.refused(limit, why) or nil
 end
 
--- The entry of server `name` in any mcp_config (the first), or nil.
-function Gateway:server_spec(name)
-  for _, spec in ipairs(config.servers(self.cfg)) do
-    if spec.server_name == name then return spec end
-  end
-  return nil
-end
-
--- Restarts now every client of server `name` that is down (shared and per session).
-function Gateway:restart_upstreams(name)
+-- Restarts now every client of server `name` (of mcp_config `config_id`, or of any) that
+-- is down (shared and per session).
+function Gateway:restart_upstreams(name, config_id)
+  local function mine(up) return up.name == name and (config_id == nil or up.config_id == config_id) end
   for _, up in pairs(self.pool.shared) do
-    if up.name == name then up:restart_now() end
+    if mine(up) then up:restart_now() end
   end
-  for _, mine in pairs(self.pool.by_session) do
-    if mine[name] then mine[name]:restart_now() end
+  for _, clients in pairs(self.pool.by_session) do
+    if clients[name] and mine(clients[name]) then clients[name]:restart_now() end
   end
 end
 

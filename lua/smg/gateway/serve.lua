@@ -47,11 +47,13 @@ end
 -- Upstream OAuth tokens configured to go with the process (OAUTH_REVOKE_ON_SHUTDOWN).
 local function revoke_tokens(gw)
   local oauth = require "smg.upstream.oauth"
-  for _, spec in ipairs(config.servers(gw.cfg)) do
-    local c = oauth.of(spec)
-    if c and c.OAUTH_REVOKE_ON_SHUTDOWN then
-      local ok, err = oauth.revoke(spec, 5)
-      if not ok then log.warn(("oauth %s: revocation at shutdown failed: %s"):format(spec.server_name, err)) end
+  for id, mc in pairs(gw.cfg.mcp_configs) do
+    for _, spec in ipairs(mc.mcp_config or {}) do
+      local c = oauth.of(spec)
+      if c and c.OAUTH_REVOKE_ON_SHUTDOWN then
+        local ok, err = oauth.revoke(spec, id, 5)
+        if not ok then log.warn(("oauth %s: revocation at shutdown failed: %s"):format(spec.server_name, err)) end
+      end
     end
   end
 end

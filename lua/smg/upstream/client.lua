@@ -191,6 +191,7 @@ end
 local function authorized_call(self, method, params, opts, timeout, budget)
   local c = oauth.of(self.spec)
   local t0 = smg.monotime()
+  local sent = self.transport.bearer -- the token this request carries
   local res, e = raw_call(self, method, params, opts, timeout, budget)
   if not c then
     if type(e) == "table" and type(e.data) == "table" then e.data.www_authenticate = nil end
@@ -204,15 +205,15 @@ local function authorized_call(self, method, params, opts, timeout, budget)
     log.warn(("upstream %s refused the OAuth token (%d): %s"):format(self.name, status,
       status == 401 and "authorizing again" or "asking for more scope"))
     local owner = opts and opts.call and opts.call.session or self.session
-    local tok, aerr = oauth.challenged(self.spec, status, e.data.www_authenticate,
-      self.timeouts and self.timeouts.auth_timeout, owner and owner.subject_token)
+    local tok, aerr = oauth.challenged(self.spec, self.config_id, status, e.data.www_authenticate,
+      self.timeouts and self.timeouts.auth_timeout, owner and owner.subject_token, sent)
     if not tok then
       log.warn(("upstream %s: OAuth: %s"):format(self.name, tostring(aerr)))
       e = down_error(self, "OAuth: " .. tostring(aerr))
       e.data.oauth = true
       break
     end
-    self.transport.bearer = tok
+    self.transport.bearer, sent = tok, tok
     local left = timeout - (smg.monotime() - t0)
     if left <= 0 then break end
     res, e = raw_call(self, method, params, opts, left, budget)
@@ -229,7 +230,8 @@ function Client:_authorize(call)
   if not oauth.of(self.spec) then return true end
   -- (Token exchange: the caller's validated token; a 2026 request's own session has it.)
   local owner = call and call.session or self.session
-  local tok, err = oauth.token(self.spec, self.timeouts and self.timeouts.auth_timeout, owner and owner.subject_token)
+  local tok, err = oauth.token(self.spec, self.config_id, self.timeouts and self.timeouts.auth_timeout,
+    owner and owner.subject_token)
   -- (Discovery mode before the first challenge: no token yet, the request goes without.)
   if not tok and err then return nil, "OAuth: " .. tostring(err) end
   self.transport.bearer = tok

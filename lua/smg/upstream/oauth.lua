@@ -57,10 +57,15 @@ local function effective(spec)
   return st and st.view or nil
 end
 
-local function key_of(spec, c)
-  return table.concat({ spec.server_name, c.OAUTH_TOKEN_URL, c.OAUTH_CLIENT_ID, c.OAUTH_SCOPE or "",
-    c.OAUTH_AUDIENCE or "", c.OAUTH_RESOURCE or "" }, "\n")
+-- A token is held per tenant (the mcp_config the server entry belongs to: two tenants
+-- configuring the same server and client never share a token, least of all a person's),
+-- server, client and request; an exchanged one also per subject.
+local function key_of(spec, c, tenant)
+  return table.concat({ tostring(tenant or ""), spec.server_name, c.OAUTH_TOKEN_URL, c.OAUTH_CLIENT_ID,
+    c.OAUTH_SCOPE or "", c.OAUTH_AUDIENCE or "", c.OAUTH_RESOURCE or "" }, "\n")
 end
+
+local function subject_key(key, subject) return key .. "\nsubject:" .. core.hex(core.sha256(subject)) end
 
 local function shared_key(key) return "oauth-token:" .. smg.hash(key) end
 
@@ -249,12 +254,12 @@ local function fetch(spec, c, key, refreshing, timeout)
   return entry
 end
 
--- The access token for `spec` (nil when it has no OAuth). Yields while one is fetched.
--- Returns token | nil, err.
-function M.token(spec, timeout, subject)
+-- The access token for `spec` of mcp_config `tenant` (nil when it has no OAuth). Yields
+-- while one is fetched. Returns token | nil, err.
+function M.token(spec, tenant, timeout, subject)
   local c = effective(spec)
   if not c then return nil end
-  local key = key_of(spec, c)
+  local key = key_of(spec, c, tenant)
   if c.OAUTH_GRANT_TYPE == "token_exchange" then
     -- RFC 8693: the caller's validated token is the subject; each caller (each subject)
     -- gets a token of its own, kept in this process only.
@@ -262,7 +267,7 @@ function M.token(spec, timeout, subject)
       return nil, "token exchange needs the caller's validated bearer token (an auth plugin that returns "
         .. "subject_token, such as jwt)"
     end
-    key = key .. "\nsubject:" .. core.hex(core.sha256(subject))
+    key = subject_key(key, subject)
     c = exchange_view(c, subject)
     if not tokens[key] then bound_exchanged() end
   end
@@ -293,13 +298,18 @@ function M.token(spec, timeout, subject)
   return got.token
 end
 
--- The upstream refused the token (401): forgotten here and in the shared cache.
-function M.invalidate(spec, subject)
+-- The upstream refused token `rejected` (401): forgotten here and in the shared cache,
+-- unless it was already replaced (a refresh since the request went out: the new token
+-- stays).
+function M.invalidate(spec, tenant, subject, rejected)
   local c = effective(spec)
   if not c then return end
-  local key = key_of(spec, c)
-  if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then key = key .. "\nsubject:" .. core.hex(core.sha256(subject)) end
-  if tokens[key] and not tokens[key].flight then tokens[key] = nil end
+  local key = key_of(spec, c, tenant)
+  if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then key = subject_key(key, subject) end
+  local entry = tokens[key]
+  -- (A request that carried no token had none rejected.)
+  if not rejected or (entry and (entry.flight or entry.token ~= rejected)) then return end
+  tokens[key] = nil
   smg.cache.del(shared_key(key))
   stats.invalidated = stats.invalidated + 1
   ops:inc(1, spec.server_name, "invalidated")
@@ -307,11 +317,11 @@ end
 
 -- RFC 7009: revokes the current token at OAUTH_REVOCATION_URL and forgets it.
 -- Returns true | nil, err.
-function M.revoke(spec, timeout)
+function M.revoke(spec, tenant, timeout)
   local c = effective(spec)
   if not c then return nil, "no OAuth configured (or no token yet) for " .. tostring(spec and spec.server_name) end
   if not c.OAUTH_REVOCATION_URL then return nil, "OAUTH_REVOCATION_URL is not set for " .. spec.server_name end
-  local key = key_of(spec, c)
+  local key = key_of(spec, c, tenant)
   local entry = tokens[key]
   if not (entry and entry.token) then return true end -- nothing held
   local res, err = post(c, c.OAUTH_REVOCATION_URL, { token = entry.token, token_type_hint = "access_token" },
@@ -356,9 +366,9 @@ end
 -- The server refused a request with 401, or 403 insufficient_scope: `www_authenticate`
 -- is its challenge. In discovery mode the challenge is followed (PRM, authorization
 -- server metadata, its token endpoint; on 403 the union of the scopes held and those
--- challenged); in both modes the token is dropped, and a new one fetched. Returns
--- token | nil, err.
-function M.challenged(spec, status, www_authenticate, timeout, subject)
+-- challenged); in both modes the token `rejected` is dropped, and a new one fetched.
+-- Returns token | nil, err.
+function M.challenged(spec, tenant, status, www_authenticate, timeout, subject, rejected)
   local c = M.of(spec)
   if not c then return nil, "no OAuth configured" end
   local ch = discovery.challenge(www_authenticate)
@@ -366,7 +376,7 @@ function M.challenged(spec, status, www_authenticate, timeout, subject)
     return nil, "the server refused the token (403" .. (ch and ch.error and (" " .. ch.error) or "") .. ")"
   end
   -- (A 403 leaves the token: it is valid, only not enough for that request.)
-  if status == 401 then M.invalidate(spec, subject) end
+  if status == 401 then M.invalidate(spec, tenant, subject, rejected) end
   if c.OAUTH_DISCOVERY then
     local st = discovered[c]
     local url = spec.config.url
@@ -407,7 +417,7 @@ function M.challenged(spec, status, www_authenticate, timeout, subject)
     end
     local view
     if c.OAUTH_GRANT_TYPE == "authorization_code" then
-      view, err = code.view(spec, c, meta, prm, issuer, scope, opts)
+      view, err = code.view(spec, tenant, c, meta, prm, issuer, scope, opts)
       if not view then return nil, err end
       -- A refresh token held for the same authorization server carries over.
       -- A refresh token held for the same server and scopes carries over (more scope
@@ -426,7 +436,7 @@ function M.challenged(spec, status, www_authenticate, timeout, subject)
     log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
       meta.token_endpoint, tostring(scope)))
   end
-  return M.token(spec, timeout, subject)
+  return M.token(spec, tenant, timeout, subject)
 end
 
 -- Exchanged tokens are one per caller: past MAX_EXCHANGED held, the expired ones go, and
@@ -472,22 +482,23 @@ exchange_view = function(c, subject)
 end
 
 -- Keeps a token obtained outside fetch (an authorization code redeemed) for `view`.
-local function store(spec, view, entry)
-  tokens[key_of(spec, view)] = entry
+local function store(spec, tenant, view, entry)
+  tokens[key_of(spec, view, tenant)] = entry
   stats.fetched = stats.fetched + 1
   ops:inc(1, spec.server_name, "fetched")
 end
 
--- Called when a person authorized an upstream (the server name): the gateway restarts
--- its clients of that server at once instead of after their backoff.
+-- Called when a person authorized an upstream (server name, tenant): the gateway restarts
+-- that tenant's clients of that server at once instead of after their backoff.
 M.on_authorized = nil
 
 -- The authorizations waiting for a person, and the redirect back from one.
 function M.pending() return code.list() end
 function M.callback(q, timeout)
-  local name, err = code.complete(q, store, request_token, timeout)
-  if name and M.on_authorized then M.on_authorized(name) end
-  return name, err
+  local name, tenant_or_err = code.complete(q, store, request_token, timeout)
+  if not name then return nil, tenant_or_err end
+  if M.on_authorized then M.on_authorized(name, tenant_or_err) end
+  return name
 end
 function M.set_redirect_base(base) code.redirect_base = base end
 

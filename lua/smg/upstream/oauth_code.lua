@@ -22,7 +22,7 @@ local M = {}
 local PENDING_TTL = 600 -- seconds an authorization URL stays redeemable
 local MAX_PENDING = 64
 
-local pending = {} -- state -> { spec, view, verifier, redirect_uri, expires, url }
+local pending = {} -- state -> { spec, tenant, view, verifier, redirect_uri, expires, url }
 local registrations = {} -- oauth_config -> { [issuer] = { client_id, client_secret, method } }
 M.redirect_base = nil -- "http://127.0.0.1:8001" once the admin API listens
 
@@ -92,12 +92,13 @@ local function prune()
   return n
 end
 
--- Starts an authorization for `view` (PKCE S256, state, resource): the URL a person opens.
-local function start(spec, view)
+-- Starts an authorization of `spec` in mcp_config `tenant` for `view` (PKCE S256, state,
+-- resource): the URL a person opens.
+local function start(spec, tenant, view)
   if prune() >= MAX_PENDING then return nil, "too many authorizations pending" end
   for k, p in pairs(pending) do
-    -- One at a time per server: the URL an operator may already have open stays valid.
-    if p.spec.server_name == spec.server_name then
+    -- One at a time per tenant's server: the URL an operator may already have open stays valid.
+    if p.spec.server_name == spec.server_name and p.tenant == tenant then
       if p.view.OAUTH_SCOPE == view.OAUTH_SCOPE and p.view.issuer == view.issuer then return p.url end
       pending[k] = nil
     end
@@ -110,16 +111,17 @@ local function start(spec, view)
     scope = view.OAUTH_SCOPE }
   local ep = view.meta.authorization_endpoint
   local url = ep .. (ep:find("?", 1, true) and "&" or "?") .. discovery.form(params)
-  pending[state] = { spec = spec, view = view, verifier = verifier, expires = smg.now() + PENDING_TTL, url = url }
-  log.warn(("oauth %s: authorization needed: open %s (also listed by `smg oauth pending`)"):format(spec.server_name,
-    url))
+  pending[state] = { spec = spec, tenant = tenant, view = view, verifier = verifier, expires = smg.now() + PENDING_TTL,
+    url = url }
+  log.warn(("oauth %s%s: authorization needed: open %s (also listed by `smg oauth pending`)"):format(spec.server_name,
+    tenant and (" (config " .. tostring(tenant) .. ")") or "", url))
   return url
 end
 
 -- The token request view of an authorization code client (see oauth.lua's discovered
 -- views): its grant() is the refresh token when there is one, else an authorization is
 -- started and the request fails with where to authorize.
-function M.view(spec, c, meta, prm, issuer, scope, fetch_opts)
+function M.view(spec, tenant, c, meta, prm, issuer, scope, fetch_opts)
   if not listed(meta.code_challenge_methods_supported, "S256") then
     return nil, "the authorization server does not advertise PKCE S256 (code_challenge_methods_supported): refused"
   end
@@ -144,7 +146,7 @@ function M.view(spec, c, meta, prm, issuer, scope, fetch_opts)
     if view.refresh_token then
       return { grant_type = "refresh_token", refresh_token = view.refresh_token, resource = view.OAUTH_RESOURCE }
     end
-    local url, serr = start(spec, view)
+    local url, serr = start(spec, tenant, view)
     if not url then return nil, serr end
     return nil, "authorization required: an operator must open the URL from `smg oauth pending` (" .. spec.server_name
       .. ")"
@@ -155,22 +157,26 @@ function M.view(spec, c, meta, prm, issuer, scope, fetch_opts)
   return view
 end
 
--- What waits for a person: { { server_name, authorization_url, expires_in } }.
+-- What waits for a person: { { server_name, config_id, authorization_url, expires_in } }.
 function M.list()
   prune()
   local out = json.array({})
   for _, p in pairs(pending) do
-    out[#out + 1] = { server_name = p.spec.server_name, authorization_url = p.url,
+    out[#out + 1] = { server_name = p.spec.server_name, config_id = p.tenant, authorization_url = p.url,
       expires_in = math.floor(p.expires - smg.now()) }
   end
-  table.sort(out, function(a, b) return a.server_name < b.server_name end)
+  table.sort(out, function(a, b)
+    if a.server_name ~= b.server_name then return a.server_name < b.server_name end
+    return tostring(a.config_id) < tostring(b.config_id)
+  end)
   return out
 end
 
 -- The redirect back from the authorization server: `q` { code, state, iss, error }.
 -- Checks the state (single use) and RFC 9207 `iss` (exact, no normalisation: required
 -- when the server advertises it, compared whenever present), then redeems the code.
--- `store(spec, view, entry)` keeps the token. Returns server_name | nil, err. Yields.
+-- `store(spec, tenant, view, entry)` keeps the token. Returns server_name, tenant | nil,
+-- err. Yields.
 function M.complete(q, store, request_token, timeout)
   local p = type(q.state) == "string" and pending[q.state]
   if not p then return nil, "unknown or expired state" end
@@ -189,9 +195,9 @@ function M.complete(q, store, request_token, timeout)
     code = q.code, redirect_uri = view.redirect_uri, code_verifier = p.verifier, resource = view.OAUTH_RESOURCE })
   if not entry then return nil, err end
   view.on_token(entry)
-  store(p.spec, view, entry)
+  store(p.spec, p.tenant, view, entry)
   log.info(("oauth %s: authorized; token %s"):format(p.spec.server_name, smg.mask(entry.token)))
-  return p.spec.server_name
+  return p.spec.server_name, p.tenant
 end
 
 return M
