@@ -429,5 +429,6 @@ int luaopen_smg_core(lua_State *L) {
   smg_lua_text_register(L);
   smg_lua_redis_register(L);
   smg_lua_redis_tls_register(L);
+  smg_lua_resolve_register(L);
   return 1;
 }

@@ -212,6 +212,7 @@ static int l_redis_connect(lua_State *L) {
     redisAsyncFree(ac);
     return 2;
   }
+  redisEnableKeepAlive(&ac->c); /* a peer gone without a word is noticed */
   if (adapter_attach(ac, &smg_lua_loop(L)->uv) != REDIS_OK) {
     redisAsyncFree(ac);
     lua_pushnil(L);

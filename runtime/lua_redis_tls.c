@@ -133,7 +133,8 @@ static void dispatch(tls_conn_t *c, redisReply *reply) {
   if (!cmd) return; /* nobody asked: a stray reply is dropped */
   /* The callback may close the connection, which frees a command still queued: what this
    * needs of cmd is read first, and a queued (persistent) one is not touched after. */
-  int persistent = cmd->persistent;
+  /* A subscription the server refused (an error reply) is not one: it leaves the queue. */
+  int persistent = cmd->persistent && reply->type != REDIS_REPLY_ERROR;
   int ref = cmd->cb_ref;
   if (!persistent) {
     c->head = cmd->next;
@@ -244,6 +245,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     c->tcp_open = 1;
     c->tcp.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 60); /* a peer gone without a word is noticed */
     c->state = ST_CONNECTING;
     c->connect_req.data = c;
     rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
@@ -341,7 +343,8 @@ static const char *setup_tls(tls_conn_t *c, const char *ca, const char *cert, co
 
 static const char *opt_string(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
-  const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  /* Strings only: a number would be converted on the stack and gone once popped. */
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
   return v;
 }

@@ -47,6 +47,7 @@ void smg_lua_crypto_register(lua_State *L);
 void smg_lua_text_register(lua_State *L);
 void smg_lua_redis_register(lua_State *L);
 void smg_lua_redis_tls_register(lua_State *L);
+void smg_lua_resolve_register(lua_State *L);
 
 /* Pushes nil, "ECODE: message", "ECODE" (luv style) and returns 3. */
 int smg_lua_push_uv_error(lua_State *L, int err);

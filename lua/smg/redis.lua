@@ -55,43 +55,100 @@ local function raw(self, argv, cb)
   if not ok then cb(nil, err) end
 end
 
+-- The addresses of `host`: itself when it is one, else resolved off the loop. Yields.
+local function addresses(host)
+  if host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true) then return { host } end
+  local f = async.future()
+  local ok, err = core.resolve(host, function(list, rerr) f:set(list, rerr) end)
+  if not ok then return nil, err end
+  return f:wait()
+end
+
+-- Opens a connection to one address and waits, at most `left` seconds, until it is
+-- connected. Returns conn | nil, err.
+local function open(self, addr, left)
+  local f = async.future()
+  local conn, err
+  local on_connect = function(cerr) f:set(cerr == nil, cerr) end
+  local on_disconnect = function(derr)
+    f:set(false, derr or "connection closed")
+    if conn and self.conn == conn then down(self, derr or "connection closed") end
+  end
+  if self.tls then
+    -- The certificate is checked against the name asked for, not the address it resolved to.
+    local t = self.tls
+    if not t.server_name then
+      t = { ca_file = t.ca_file, cert_file = t.cert_file, key_file = t.key_file, server_name = self.host }
+    end
+    conn, err = core.redis_connect_tls(addr, self.port, t, on_connect, on_disconnect)
+  else
+    conn, err = core.redis_connect(addr, self.port, on_connect, on_disconnect)
+  end
+  if not conn then return nil, err end
+  local ok, cerr = f:wait(left)
+  if ok then return conn end
+  if cerr ~= "timeout" then return nil, cerr end -- (a failed connect has closed itself)
+  conn:close() -- a stalled connect or TLS handshake, given up at the deadline
+  return nil, "connect timed out"
+end
+
+-- AUTH and SELECT on a new connection before anyone else may send. Returns true | nil, err.
+local function prepare(self, conn, left)
+  local steps = {}
+  if self.password and self.password ~= "" then
+    steps[#steps + 1] = self.username and { "AUTH", self.username, self.password } or { "AUTH", self.password }
+  end
+  if self.db ~= 0 then steps[#steps + 1] = { "SELECT", tostring(self.db) } end
+  local deadline = core.hrtime() + left
+  for _, argv in ipairs(steps) do
+    local f = async.future()
+    local sent, serr = conn:command(argv, function(v, e) f:set(v, e) end)
+    if not sent then return nil, serr end
+    local v, e = f:wait(math.max(0.001, deadline - core.hrtime()))
+    if v == nil then return nil, e == "timeout" and "connect timed out" or e end
+  end
+  return true
+end
+
+-- One connection attempt: every address of the host in turn, name resolution, connect,
+-- TLS handshake, AUTH and SELECT all within the client's timeout (a Redis that accepts and
+-- then stalls does not leave the client "connecting").
 local function connect(self)
   self.state = "connecting"
   self.connect_t0 = core.hrtime()
-  local conn, err
-  local on_connect = function(cerr)
-    if cerr then return down(self, cerr) end
-    -- AUTH and SELECT before anyone else may send.
-    local steps = {}
-    if self.password and self.password ~= "" then
-      steps[#steps + 1] = self.username and { "AUTH", self.username, self.password } or { "AUTH", self.password }
-    end
-    if self.db ~= 0 then steps[#steps + 1] = { "SELECT", tostring(self.db) } end
-    local i = 0
-    local function next_step(_, serr)
-      if serr then
-        conn:close()
-        return down(self, serr)
+  local attempt = {}
+  self.attempt = attempt
+  async.spawn(function()
+    local deadline = core.hrtime() + self.timeout
+    local current = function() return self.attempt == attempt and not self.closed end
+    local addrs, err = addresses(self.host)
+    if not current() then return end
+    for _, addr in ipairs(addrs or {}) do
+      local left = deadline - core.hrtime()
+      if left <= 0 then
+        err = "connect timed out"
+        break
       end
-      i = i + 1
-      if steps[i] then return raw(self, steps[i], next_step) end
-      self.state, self.backoff, self.outage = "ready", BACKOFF_MIN, nil
-      connected(self, true)
-      log.info(("redis %s:%d connected"):format(self.host, self.port))
-      settle(self, true)
+      local conn
+      conn, err = open(self, addr, left)
+      if conn and not current() then return conn:close() end
+      if conn then
+        local ok, perr = prepare(self, conn, math.max(0.001, deadline - core.hrtime()))
+        if not current() then return conn:close() end
+        if ok then
+          self.conn = conn
+          self.state, self.backoff, self.outage = "ready", BACKOFF_MIN, nil
+          connected(self, true)
+          log.info(("redis %s:%d connected"):format(self.host, self.port))
+          return settle(self, true)
+        end
+        conn:close()
+        err = perr
+        break -- (refused by the server itself: another address would say the same)
+      end
     end
-    next_step()
-  end
-  local on_disconnect = function(derr)
-    if self.conn == conn then down(self, derr or "connection closed") end
-  end
-  if self.tls then
-    conn, err = core.redis_connect_tls(self.host, self.port, self.tls, on_connect, on_disconnect)
-  else
-    conn, err = core.redis_connect(self.host, self.port, on_connect, on_disconnect)
-  end
-  if not conn then return down(self, err) end
-  self.conn = conn
+    if current() then down(self, err or "no address") end
+  end)
 end
 
 -- Waits until the connection is usable. Returns true | nil, err.

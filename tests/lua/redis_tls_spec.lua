@@ -133,6 +133,59 @@ describe("redis over TLS", function()
     pub:close()
   end)
 
+  it("connects by host name, checking the certificate against that name", function()
+    local r = client({ host = "localhost", port = port, password = "tls-pass", timeout = 2, tls = tls() })
+    assert.are.equal("PONG", r:call("PING"))
+    r:close()
+  end)
+
+  it("gives up a handshake that stalls at the deadline, and fails fast until the retry", function()
+    -- A peer that accepts and never says a word (node: the test suite's own runtime).
+    local stall_port = port + 1
+    local pidfile = dir .. "/stall.pid"
+    os.execute(("node -e \"require('net').createServer(() => {}).listen(%d, '127.0.0.1')\" & echo $! > %s")
+      :format(stall_port, pidfile))
+    smg.sleep(0.5)
+    for _, opts in ipairs({ { tls = tls() }, { password = "x" } }) do -- a TLS handshake; a plain AUTH
+      opts.port, opts.timeout = stall_port, 0.3
+      local r = Redis.new(opts)
+      local t0 = smg.monotime()
+      local v, err = r:call("PING")
+      assert.is_nil(v)
+      assert.matches("timed out", err)
+      assert.is_true(smg.monotime() - t0 < 1)
+      smg.sleep(0.05)
+      assert.are.equal("down", r.state, "not left connecting")
+      t0 = smg.monotime()
+      v, err = r:call("PING")
+      assert.is_nil(v)
+      assert.are.equal("redis unavailable", err)
+      assert.is_true(smg.monotime() - t0 < 0.05, "fails fast during the backoff")
+      r:close()
+    end
+    os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
+  end)
+
+  it("subscribes again once a refused SUBSCRIBE is allowed", function()
+    local admin = client({ port = port, password = "tls-pass", tls = tls() })
+    assert.are.equal("OK", admin:call("ACL", "SETUSER", "listener", "on", ">listen-pass", "~*", "+@all",
+      "resetchannels"))
+    local sub = client({ port = port, username = "listener", password = "listen-pass", tls = tls() })
+    local got, subscribed = {}, 0
+    sub:subscribe("locked", function(m) got[#got + 1] = m end, function() subscribed = subscribed + 1 end)
+    smg.sleep(0.3)
+    assert.are.equal(0, subscribed, "refused")
+    assert.are.equal("OK", admin:call("ACL", "SETUSER", "listener", "allchannels"))
+    local deadline = smg.monotime() + 10
+    while subscribed == 0 and smg.monotime() < deadline do smg.sleep(0.05) end
+    assert.are.equal(1, subscribed, "subscribed on a later try")
+    admin:call("PUBLISH", "locked", "open")
+    while #got == 0 and smg.monotime() < deadline do smg.sleep(0.02) end
+    assert.are.same({ "open" }, got)
+    sub:close()
+    admin:close()
+  end)
+
   it("backs the two-level cache through a rediss:// URL", function()
     smg.cache.configure({ enkrypt_mcp_use_external_cache = true, timeout_settings = { cache_timeout = 2 } },
       { url = ("rediss://:tls-pass@127.0.0.1:%d/3"):format(port), tls_ca_file = dir .. "/ca.pem",
