@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_policy.h"
 #include "buf.h"
 #include "log.h"
 #include "loop.h"
@@ -219,38 +220,11 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp) {
   return call->cancelled ? 0 : len;
 }
 
-/* Whether an IPv4 address (host order) is one a public_only call may not reach. */
-static int v4_restricted(uint32_t a) {
-  return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 20) == 0xAC1 /* 172.16/12 */
-         || (a >> 16) == 0xC0A8              /* 192.168/16 */
-         || (a >> 16) == 0xA9FE              /* 169.254/16 */
-         || (a >> 22) == (0x64400000u >> 22) /* 100.64/10 */
-         || (a >> 28) >= 0xE;                /* multicast, reserved */
-}
-
-static int addr_restricted(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET) {
-    return v4_restricted(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
-  }
-  if (sa->sa_family == AF_INET6) {
-    const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-    static const uint8_t zero[10] = {0};
-    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) /* IPv4-mapped */
-      return v4_restricted((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
-                           b[15]);
-    int low_zero = 1; /* :: and ::1 */
-    for (int i = 0; i < 15; i++) low_zero &= b[i] == 0;
-    return low_zero || (b[0] & 0xfe) == 0xfc /* fc00::/7 */ ||
-           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff;
-  }
-  return 1;
-}
-
 static curl_socket_t open_public_socket(void *userp, curlsocktype purpose,
                                         struct curl_sockaddr *addr) {
   smg_http_call_t *call = userp;
   (void)purpose;
-  if (addr_restricted(&addr->addr)) {
+  if (smg_addr_restricted(&addr->addr)) {
     char ip[INET6_ADDRSTRLEN] = "?";
     const void *src = addr->family == AF_INET
                           ? (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr

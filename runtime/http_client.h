@@ -33,9 +33,10 @@ typedef struct {
   const char *client_cert;
   const char *client_key;
   const char *ca_file;
-  /* Refuse to connect to loopback, private, link-local, CGNAT, multicast and unspecified
-   * addresses (checked on every address curl connects to, after resolution, so a name
-   * that resolves to one is refused too): fetches of URLs a remote party chose. */
+  /* Refuse to connect to any address smg_addr_restricted names (addr_policy.h: loopback,
+   * private, link-local, CGNAT, multicast, IPv4 inside IPv6...), checked on every address
+   * curl connects to, after resolution, so a name that resolves to one is refused too:
+   * fetches of URLs a remote party chose. */
   int public_only;
 } smg_http_call_opts_t;
 
