@@ -323,6 +323,16 @@ test('the MCP authorization flow: 401 challenge, PRM, authorization server metad
       assert.match(textOf(await c.callTool({ name: 'prot__admin', arguments: {} })), /^Bearer tok-2-/);
       s = await as.stats();
       assert.equal(s.clientAuth[1].scope, 'mcp:read mcp:admin');
+      // The token is refused under five calls at once: one discovery, one token request.
+      // (A slow token endpoint: the other calls' 401s come while the first is being served.)
+      await as.ctl({ rejectCurrent: true, delay: 300 });
+      const before = await as.stats();
+      const texts = await Promise.all([1, 2, 3, 4, 5].map(() => c.callTool({ name: 'prot__whoami', arguments: {} })));
+      assert.ok(texts.every((t) => /^Bearer tok-/.test(textOf(t))), JSON.stringify(texts));
+      s = await as.stats();
+      assert.equal(s.metadataFetches.length - before.metadataFetches.length, 2, 'PRM and AS metadata fetched once');
+      assert.equal(s.tokenRequests - before.tokenRequests, 1, 'one new token for all five');
+      await as.ctl({ delay: 0 });
       await c.close();
     });
 
@@ -462,7 +472,9 @@ test('token exchange (RFC 8693): each caller\'s validated token is exchanged, ne
         jwks_file: jwks, mcp_config_id: 'c' } } },
       mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot', config: { url: `${as.base}/mcp` },
         sharing: 'per_session', oauth_config: oauth(as.base, { OAUTH_GRANT_TYPE: 'token_exchange',
-          OAUTH_RESOURCE: `${as.base}/mcp` }) }] } },
+          OAUTH_RESOURCE: `${as.base}/mcp` }), enable_tool_guardrails: true,
+        input_guardrails_policy: { enabled: true, policy_name: 'probe', block: [], guardrails: ['identity_probe'],
+          additional_config: {} } }] } },
       gateway: { port: 0, mode: 'aggregate', mcp_config_id: 'c' } });
     await withGateway(cfg, async (gw) => {
       const alice = jwt('alice');
@@ -476,9 +488,21 @@ test('token exchange (RFC 8693): each caller\'s validated token is exchanged, ne
       assert.equal(exchanges.find((x) => x.subject === alice)?.resource, `${as.base}/mcp`);
       assert.ok(!s.auth.some((h) => h.includes(alice)), 'the caller\'s own token never reaches the server');
       assert.ok(!gw.logs().includes(alice), 'nor the log');
+      // A 2026-07-28 request (stateless: its per_session upstream lives in the identity's home).
+      const carol = jwt('carol');
+      const r = await fetch(gw.url, { method: 'POST', headers: { 'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call',
+        'Mcp-Name': 'prot__whoami', Authorization: `Bearer ${carol}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'prot__whoami', arguments: {},
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }) });
+      assert.match(await r.text(), /Bearer xtok-carol-/, 'exchanged for a 2026 caller too');
+      const seen = /identity keys: (\S*)/.exec(gw.logs());
+      assert.ok(seen, 'the guardrail ran');
+      assert.match(seen[1], /user_id/, 'it sees who called');
+      assert.doesNotMatch(seen[1], /subject_token/, 'but never the caller\'s token');
       await a.close();
       await b.close();
-    });
+    }, { env: { SMG_PLUGIN_PATH: join(FIXTURES, 'plugins') } });
     // A config that would share one upstream between callers is refused at load.
     const bad = writeConfig({ mcp_configs: { c: { mcp_config_name: 'c', mcp_config: [{ server_name: 'prot',
       config: { url: `${as.base}/mcp` }, oauth_config: oauth(as.base, { OAUTH_GRANT_TYPE: 'token_exchange' }) }] } } });

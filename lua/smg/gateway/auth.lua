@@ -32,6 +32,13 @@ function M.cached(gw, key)
   return nil
 end
 
+-- The caller's validated bearer token an auth plugin handed over (identity.subject_token,
+-- for token exchange) is taken out of the identity, which guardrail, audit and telemetry
+-- plugins see: only the upstream OAuth client reads it, through subject_of.
+local subjects = setmetatable({}, { __mode = "k" }) -- identity -> token
+
+function M.subject_of(identity) return identity and subjects[identity] end
+
 -- Runs the plugin (yields). Returns identity | nil, status, reason, challenge.
 function M.authenticate(gw, creds, key)
   local set = gw.plugins
@@ -56,6 +63,10 @@ function M.authenticate(gw, creds, key)
     local ok2, challenge = true, 'Bearer realm="smg"'
     if p.challenge then ok2, challenge = pcall(p.challenge, creds, p.config, why) end
     return nil, status, why, ok2 and challenge or 'Bearer realm="smg"'
+  end
+  if res.subject_token ~= nil then
+    if type(res.subject_token) == "string" then subjects[res] = res.subject_token end
+    res.subject_token = nil
   end
   if key and set == gw.plugins then
     local cache = set.auth_cache

@@ -212,7 +212,7 @@ local function find_session(gw, req, identity)
   if identity then
     gw:follow(s, gw:config_for(identity))
     -- The caller's current validated token (it may have been renewed since initialize).
-    s.subject_token = identity.subject_token
+    s.subject_token = auth.subject_of(identity)
   end
   return s
 end
@@ -245,7 +245,7 @@ local function handle_initialize(gw, req, msg, identity)
   local sid = smg.random_hex(16)
   local session = Session.new(gw, "http", sid, { identity = identity, config_id = gw:config_for(identity),
     identity_key = key, peer = peer })
-  session.subject_token = identity and identity.subject_token
+  session.subject_token = auth.subject_of(identity)
   local stream = streams.post(req, with({ ["Mcp-Session-Id"] = sid }, cors_headers(req)))
   smg.spawn(function()
     local call = Call.new(msg.id, "initialize", session, stream, nil, req:header("traceparent"))
@@ -290,7 +290,7 @@ local function handle_modern(gw, req, msg, kind, identity)
   end
   local session = Session.new_stateless(gw, ctx, { identity = identity, config_id = gw:config_for(identity),
     identity_key = key, peer = peer, id = listen and ("listen-" .. smg.random_hex(16)) or nil })
-  session.subject_token = identity and identity.subject_token
+  session.subject_token = auth.subject_of(identity)
   local stream = streams.post(req, cors_headers(req), nil)
   stream.status_of = modern.status_of
   stream.traceparent = req:header("traceparent")

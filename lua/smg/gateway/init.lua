@@ -265,6 +265,9 @@ function Gateway:home_of(session)
     self.homes[key] = home
     self.tenants:hold(home, 1)
   end
+  -- The identity's latest validated token: what its per_session upstreams exchange
+  -- (token exchange) when they start.
+  if session.subject_token then home.subject_token = session.subject_token end
   home:touch()
   return home
 end

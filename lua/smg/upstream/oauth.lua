@@ -300,15 +300,15 @@ end
 
 -- The upstream refused token `rejected` (401): forgotten here and in the shared cache,
 -- unless it was already replaced (a refresh since the request went out: the new token
--- stays).
+-- stays, and "replaced" is returned).
 function M.invalidate(spec, tenant, subject, rejected)
   local c = effective(spec)
   if not c then return end
   local key = key_of(spec, c, tenant)
   if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then key = subject_key(key, subject) end
   local entry = tokens[key]
-  -- (A request that carried no token had none rejected.)
-  if not rejected or (entry and (entry.flight or entry.token ~= rejected)) then return end
+  if entry and (entry.flight or (rejected and entry.token ~= rejected)) then return "replaced" end
+  if not rejected then return end -- (a request that carried no token had none rejected)
   tokens[key] = nil
   smg.cache.del(shared_key(key))
   stats.invalidated = stats.invalidated + 1
@@ -363,6 +363,75 @@ local function union(a, b)
   return #out > 0 and table.concat(out, " ") or nil
 end
 
+local following = setmetatable({}, { __mode = "k" }) -- oauth_config -> future of its discovery
+
+-- Follows a challenge in discovery mode: PRM, authorization server metadata, and the
+-- token request view they make (kept in `discovered`). Returns true | nil, err.
+local function follow(spec, tenant, c, status, ch, timeout)
+  local st = discovered[c]
+  local url = spec.config.url
+  local opts = { allow_private = c.OAUTH_ALLOW_PRIVATE_NETWORKS,
+    allow_http = c.OAUTH_ALLOW_PRIVATE_NETWORKS and url:find("^http://") ~= nil, timeout = timeout,
+    ca_file = c.OAUTH_CA_BUNDLE_PATH }
+  local prm, err = discovery.protected_resource(url, ch, opts)
+  if not prm then return nil, err end
+  local issuer = prm.authorization_servers[1]
+  local meta
+  meta, err = discovery.authorization_server(issuer, opts)
+  if not meta then return nil, err end
+  if st and st.issuer ~= issuer then
+    log.warn(("oauth %s: the server now names authorization server %s (was %s)"):format(spec.server_name, issuer,
+      st.issuer))
+    st = nil -- its tokens are another issuer's: not reused
+  end
+  local scope
+  if status == 403 then
+    scope = union(st and st.scopes, ch.scope)
+    if st and scope == st.scopes then
+      -- Nothing new to ask for: the server refuses scopes it was already given. Asking
+      -- again would loop; the call fails instead.
+      return nil, ("the server still asks for scope %q, which the token already has"):format(tostring(ch.scope))
+    end
+  else
+    scope = ch and ch.scope or (type(prm.scopes_supported) == "table" and #prm.scopes_supported > 0
+      and table.concat(prm.scopes_supported, " ")) or nil
+    -- A token refused later (expired, revoked) is replaced by one with the scopes held so
+    -- far: a step-up is not undone by the next 401 (and no older token, held for fewer
+    -- scopes and as likely dead, is taken up again).
+    if st and st.scopes then scope = union(st.scopes, scope) end
+  end
+  if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
+  if not scope then scope = c.OAUTH_SCOPE end
+  -- Where secrets and codes will go: HTTPS, as the metadata documents were fetched.
+  for _, k in ipairs({ "token_endpoint", "registration_endpoint", "revocation_endpoint", "authorization_endpoint" }) do
+    local u = meta[k]
+    if u ~= nil and not (type(u) == "string" and (u:find("^https://") or (opts.allow_http and u:find("^http://")))) then
+      return nil, ("authorization server metadata: %s is not an https URL"):format(k)
+    end
+  end
+  local view
+  if c.OAUTH_GRANT_TYPE == "authorization_code" then
+    view, err = code.view(spec, tenant, c, meta, prm, issuer, scope, opts)
+    if not view then return nil, err end
+    -- A refresh token held for the same authorization server carries over.
+    -- A refresh token held for the same server and scopes carries over (more scope
+    -- needs a new authorization: a refresh cannot widen it).
+    if st and st.view and st.view.refresh_token and st.issuer == issuer and st.scopes == scope then
+      view.refresh_token = st.view.refresh_token
+    end
+  else
+    view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
+      -- The resource exactly as the metadata publishes it (RFC 9728: no re-serialisation).
+      OAUTH_RESOURCE = prm.resource, OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta), assertion_audience = issuer,
+      OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
+      discovered = true }, { __index = c })
+  end
+  discovered[c] = { view = view, issuer = issuer, scopes = scope }
+  log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
+    meta.token_endpoint, tostring(scope)))
+  return true
+end
+
 -- The server refused a request with 401, or 403 insufficient_scope: `www_authenticate`
 -- is its challenge. In discovery mode the challenge is followed (PRM, authorization
 -- server metadata, its token endpoint; on 403 the union of the scopes held and those
@@ -375,68 +444,28 @@ function M.challenged(spec, tenant, status, www_authenticate, timeout, subject, 
   if status == 403 and not (ch and ch.error == "insufficient_scope") then
     return nil, "the server refused the token (403" .. (ch and ch.error and (" " .. ch.error) or "") .. ")"
   end
-  -- (A 403 leaves the token: it is valid, only not enough for that request.)
-  if status == 401 then M.invalidate(spec, tenant, subject, rejected) end
-  if c.OAUTH_DISCOVERY then
-    local st = discovered[c]
-    local url = spec.config.url
-    local opts = { allow_private = c.OAUTH_ALLOW_PRIVATE_NETWORKS,
-      allow_http = c.OAUTH_ALLOW_PRIVATE_NETWORKS and url:find("^http://") ~= nil, timeout = timeout,
-      ca_file = c.OAUTH_CA_BUNDLE_PATH }
-    local prm, err = discovery.protected_resource(url, ch, opts)
-    if not prm then return nil, err end
-    local issuer = prm.authorization_servers[1]
-    local meta
-    meta, err = discovery.authorization_server(issuer, opts)
-    if not meta then return nil, err end
-    if st and st.issuer ~= issuer then
-      log.warn(("oauth %s: the server now names authorization server %s (was %s)"):format(spec.server_name, issuer,
-        st.issuer))
-      st = nil -- its tokens are another issuer's: not reused
-    end
-    local scope
-    if status == 403 then
-      scope = union(st and st.scopes, ch.scope)
-      if st and scope == st.scopes then
-        -- Nothing new to ask for: the server refuses scopes it was already given. Asking
-        -- again would loop; the call fails instead.
-        return nil, ("the server still asks for scope %q, which the token already has"):format(tostring(ch.scope))
-      end
-    else
-      scope = ch and ch.scope or (type(prm.scopes_supported) == "table" and #prm.scopes_supported > 0
-        and table.concat(prm.scopes_supported, " ")) or nil
-    end
-    if scope and c.OAUTH_SCOPE then scope = union(c.OAUTH_SCOPE, scope) end
-    if not scope then scope = c.OAUTH_SCOPE end
-    -- Where secrets and codes will go: HTTPS, as the metadata documents were fetched.
-    for _, k in ipairs({ "token_endpoint", "registration_endpoint", "revocation_endpoint", "authorization_endpoint" }) do
-      local u = meta[k]
-      if u ~= nil and not (type(u) == "string" and (u:find("^https://") or (opts.allow_http and u:find("^http://")))) then
-        return nil, ("authorization server metadata: %s is not an https URL"):format(k)
-      end
-    end
-    local view
-    if c.OAUTH_GRANT_TYPE == "authorization_code" then
-      view, err = code.view(spec, tenant, c, meta, prm, issuer, scope, opts)
-      if not view then return nil, err end
-      -- A refresh token held for the same authorization server carries over.
-      -- A refresh token held for the same server and scopes carries over (more scope
-      -- needs a new authorization: a refresh cannot widen it).
-      if st and st.view and st.view.refresh_token and st.issuer == issuer and st.scopes == scope then
-        view.refresh_token = st.view.refresh_token
-      end
-    else
-      view = setmetatable({ OAUTH_TOKEN_URL = meta.token_endpoint, OAUTH_SCOPE = scope,
-        -- The resource exactly as the metadata publishes it (RFC 9728: no re-serialisation).
-        OAUTH_RESOURCE = prm.resource, OAUTH_TOKEN_ENDPOINT_AUTH = auth_method(c, meta), assertion_audience = issuer,
-        OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
-        discovered = true }, { __index = c })
-    end
-    discovered[c] = { view = view, issuer = issuer, scopes = scope }
-    log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
-      meta.token_endpoint, tostring(scope)))
+  -- (A 403 leaves the token: it is valid, only not enough for that request.) A token
+  -- already replaced since the request went out is simply taken: the challenge was answered.
+  if status == 401 and M.invalidate(spec, tenant, subject, rejected) == "replaced" then
+    return M.token(spec, tenant, timeout, subject)
   end
-  return M.token(spec, tenant, timeout, subject)
+  if not c.OAUTH_DISCOVERY then return M.token(spec, tenant, timeout, subject) end
+  -- One discovery at a time per server: challenges that come meanwhile wait for it and
+  -- then take the token it led to.
+  local busy = following[c]
+  if busy then
+    busy:wait((timeout or 10) * 4)
+    return M.token(spec, tenant, timeout, subject)
+  end
+  local flight = async.future()
+  following[c] = flight
+  local ok, fine, err = pcall(follow, spec, tenant, c, status, ch, timeout)
+  local tok
+  if ok and fine then tok, err = M.token(spec, tenant, timeout, subject) end
+  following[c] = nil
+  flight:set(true)
+  if not ok then error(fine, 0) end
+  return tok, err
 end
 
 -- Exchanged tokens are one per caller: past MAX_EXCHANGED held, the expired ones go, and
