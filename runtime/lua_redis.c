@@ -5,6 +5,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lua_redis.h"
 #include "lua_vm.h"
@@ -20,11 +21,14 @@ typedef struct {
   int events;
 } adapter_t;
 
+static void close_deferred(redisAsyncContext *ac);
+
 static void adapter_on_poll(uv_poll_t *h, int status, int events) {
   adapter_t *a = h->data;
   int ev = status < 0 ? a->events : events;
   if (a->ac && (ev & UV_READABLE)) redisAsyncHandleRead(a->ac);
   if (a->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(a->ac);
+  if (a->ac) close_deferred(a->ac); /* a close asked for inside the connect callback */
 }
 
 static void adapter_update(adapter_t *a, int add, int del) {
@@ -75,6 +79,8 @@ typedef struct {
   redisAsyncContext *ac; /* NULL once disconnected */
   smg_loop_t *loop;
   int connect_ref, disconnect_ref, self_ref;
+  int in_connect;    /* inside the connect callback, where hiredis cannot be freed */
+  int close_pending; /* close() was called there: done once hiredis has returned */
 } lredis_t;
 
 int smg_redis_push_reply(lua_State *L, redisReply *r, int depth) {
@@ -168,7 +174,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
       lua_pushnil(L);
     else
       lua_pushstring(L, ac->errstr[0] ? ac->errstr : "connect failed");
+    /* hiredis marks no callback here (REDIS_IN_CALLBACK): a close from Lua must wait. */
+    u->in_connect = 1;
     smg_lua_pcall(L, 1, 0, "redis connect callback");
+    u->in_connect = 0;
   }
   /* A failed connect is final: hiredis frees the context without a disconnect callback. */
   if (status != REDIS_OK) release(u);
@@ -220,6 +229,7 @@ static int l_redis_connect(lua_State *L) {
     return 2;
   }
   lredis_t *u = lua_newuserdata(L, sizeof(*u));
+  memset(u, 0, sizeof(*u));
   u->ac = ac;
   u->loop = smg_lua_loop(L);
   luaL_getmetatable(L, "smg.redis");
@@ -280,18 +290,35 @@ static int redis_command(lua_State *L) {
   return 1;
 }
 
+/* Closes now: pending commands get "connection lost" (not their replies: a server that
+ * stalls must not keep the socket open), then the disconnect callback releases. Inside a
+ * reply callback hiredis defers the free itself (REDIS_IN_CALLBACK). */
+static void close_now(lredis_t *u) {
+  redisAsyncContext *ac = u->ac;
+  if (!ac) return;
+  if (!(ac->c.flags & REDIS_CONNECTED)) {
+    /* Still connecting: hiredis will call neither callback, so release here. */
+    release(u);
+  }
+  redisAsyncFree(ac);
+}
+
+static void close_deferred(redisAsyncContext *ac) {
+  lredis_t *u = ac->data;
+  if (!u || !u->close_pending) return;
+  u->close_pending = 0;
+  close_now(u);
+}
+
 /* handle:close(): pending commands get "connection lost", then the disconnect callback. */
 static int redis_close(lua_State *L) {
   lredis_t *u = luaL_checkudata(L, 1, "smg.redis");
   if (!u->ac) return 0;
-  if (u->ac->c.flags & REDIS_CONNECTED) {
-    redisAsyncDisconnect(u->ac); /* graceful: the disconnect callback releases */
-  } else {
-    /* Still connecting: hiredis will call neither callback, so release here. */
-    redisAsyncContext *ac = u->ac;
-    release(u);
-    redisAsyncFree(ac);
+  if (u->in_connect) {
+    u->close_pending = 1;
+    return 0;
   }
+  close_now(u);
   return 0;
 }
 

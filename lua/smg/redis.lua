@@ -55,13 +55,16 @@ local function raw(self, argv, cb)
   if not ok then cb(nil, err) end
 end
 
--- The addresses of `host`: itself when it is one, else resolved off the loop. Yields.
-local function addresses(host)
+-- The addresses of `host`: itself when it is one, else resolved off the loop, waiting at
+-- most `timeout` seconds. Yields.
+local function addresses(host, timeout)
   if host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true) then return { host } end
   local f = async.future()
   local ok, err = core.resolve(host, function(list, rerr) f:set(list, rerr) end)
   if not ok then return nil, err end
-  return f:wait()
+  local list, rerr = f:wait(timeout)
+  if not list then return nil, rerr == "timeout" and "name resolution timed out" or rerr end
+  return list
 end
 
 -- Opens a connection to one address and waits, at most `left` seconds, until it is
@@ -121,7 +124,7 @@ local function connect(self)
   async.spawn(function()
     local deadline = core.hrtime() + self.timeout
     local current = function() return self.attempt == attempt and not self.closed end
-    local addrs, err = addresses(self.host)
+    local addrs, err = addresses(self.host, self.timeout)
     if not current() then return end
     for _, addr in ipairs(addrs or {}) do
       local left = deadline - core.hrtime()

@@ -107,6 +107,54 @@ describe("redis", function()
     r:close()
   end)
 
+  it("may be closed while it connects, and from a waiter woken by the connect", function()
+    -- Closed before the connection is up: the attempt's connection goes when it lands.
+    local r = Redis.new({ port = port, timeout = 2 })
+    local answered
+    smg.spawn(function() answered = { r:ready() } end)
+    r:close()
+    smg.sleep(0.3)
+    assert.is_table(answered)
+    assert.is_nil(answered[1])
+    -- Closed by a caller that the connect itself woke (no AUTH: woken inside the connect).
+    local r2 = Redis.new({ port = port, timeout = 2 })
+    local closed
+    smg.spawn(function()
+      r2:ready()
+      r2:close()
+      closed = true
+    end)
+    smg.sleep(0.3)
+    assert.is_true(closed)
+    assert.are.equal("down", r2.state)
+  end)
+
+  it("gives up an AUTH that stalls at the deadline and closes that socket", function()
+    -- A peer that accepts and never answers; it writes how many connections it holds.
+    local stall_port, count = port + 1, dir .. "/open"
+    os.execute(("node -e \"let n = 0; require('net').createServer((s) => { n++; s.resume(); s.on('close', () => n--); })"
+      .. ".listen(%d, '127.0.0.1'); setInterval(() => require('fs').writeFileSync('%s', String(n)), 50)\" "
+      .. "& echo $! > %s/stall.pid"):format(stall_port, count, dir))
+    smg.sleep(0.5)
+    local r = Redis.new({ port = stall_port, password = "x", timeout = 0.3 })
+    finally(function() os.execute("kill $(cat " .. dir .. "/stall.pid) 2>/dev/null") end)
+    for _ = 1, 4 do
+      local t0 = smg.monotime()
+      local v, err = r:call("PING")
+      assert.is_nil(v)
+      assert.is_string(err)
+      assert.is_true(smg.monotime() - t0 < 1)
+      smg.sleep(0.4) -- past the backoff: the next call tries again
+    end
+    assert.are.equal("down", r.state, "not left connecting")
+    smg.sleep(0.2)
+    local f = assert(io.open(count))
+    local open = tonumber(f:read("*a"))
+    f:close()
+    assert.is_true(open <= 1, ("%d connections still open"):format(open))
+    r:close()
+  end)
+
   it("fails fast when nobody listens", function()
     local r = Redis.new({ port = 1, timeout = 1 })
     local t0 = smg.monotime()
