@@ -115,13 +115,14 @@ local function start_admin(gw)
       oauth_callback = function(q) return require("smg.upstream.oauth").callback(q, gw.timeouts.auth_timeout) end,
       oauth_revoke = function(o)
         -- The server's token in one mcp_config, or in every one that has the server.
-        local oauth, found = require("smg.upstream.oauth"), false
+        -- (Every one is tried; the failures are named.)
+        local oauth, found, failures = require("smg.upstream.oauth"), false, {}
         for id, mc in pairs(gw.cfg.mcp_configs) do
           for _, spec in ipairs((o.config_id == nil or o.config_id == id) and mc.mcp_config or {}) do
             if spec.server_name == o.server_name then
               found = true
               local ok, err = oauth.revoke(spec, id)
-              if not ok then return nil, err end
+              if not ok then failures[#failures + 1] = ("mcp_config %s: %s"):format(id, tostring(err)) end
             end
           end
         end
@@ -129,6 +130,7 @@ local function start_admin(gw)
           return nil, ("no server named %s%s"):format(tostring(o.server_name),
             o.config_id and (" in mcp_config " .. tostring(o.config_id)) or "")
         end
+        if #failures > 0 then table.sort(failures) return nil, table.concat(failures, "; ") end
         return { revoked = true, server_name = o.server_name, config_id = o.config_id }
       end,
     } })

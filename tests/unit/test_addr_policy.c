@@ -82,6 +82,10 @@ int main(void) {
       "64:ff9b::808:808",
       "2002:808:808::1",
       "2001:4860:4860::8888",
+      "2001:3::1",
+      "2001:30::1",
+      "3fff:1000::1",
+      "::ffff:0:808:808",
   };
   for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
     if (restricted(refused[i]) != 1) fprintf(stderr, "should be refused: %s\n", refused[i]);

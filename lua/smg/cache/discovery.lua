@@ -129,8 +129,9 @@ function Discovery:_clear_coalesced(ns, tenant, server)
   end
   repeat
     self.clearing[id] = true
-    cache.clear(ns, tenant, server)
-  until self.clearing[id] ~= "again"
+    local ok, err = pcall(cache.clear, ns, tenant, server)
+    if not ok then smg.log.error("cache: clearing private lists failed: " .. tostring(err)) end
+  until not ok or self.clearing[id] ~= "again"
   self.clearing[id] = nil
 end
 

@@ -27,7 +27,7 @@ local json = { encode = core.json_encode, decode = core.json_decode, null = core
 local M = {}
 
 local PREFIX = "smg:c:"
-local INDEX_PAGE, INDEX_LIMIT = 1000, 100000 -- index members one clear reads per call, and at most
+local INDEX_PAGE, INDEX_LIMIT = 500, 100000 -- index members one clear asks for per call, and at most
 -- A key's group: its namespace (one character) and tenant, "smg:c:<ns>:<h(tenant)>:".
 local GROUP_LEN = #PREFIX + 2 + 17
 -- The namespaces whose Redis keys are indexed per tenant (counted and cleared by tenant).
@@ -169,6 +169,15 @@ function M.store(k, value, ttl, local_only)
       ok, err = l2("ZADD", idx, expires and millis(expires) or "+inf", k)
       -- (Pruned on every add: the index holds the live keys, not every key ever stored.)
       if ok then ok, err = l2("ZREMRANGEBYSCORE", idx, "-inf", "(" .. millis(now())) end
+      -- The index outlives its longest-lived key, and no more (a tenant that is gone
+      -- leaves nothing behind).
+      if ok and expires then
+        local left = l2("PTTL", idx)
+        local want = math.max(1, math.floor(ttl * 1000))
+        if type(left) == "number" and left < want then ok, err = l2("PEXPIRE", idx, tostring(want)) end
+      elseif ok then
+        ok, err = l2("PERSIST", idx)
+      end
     end
     if not ok then failed("set", err) end
   end
@@ -178,26 +187,31 @@ end
 function M.drop(k)
   l1:del(k)
   if backend then
-    local ok, err = l2("DEL", k)
+    -- Out of the index first: a key another instance stores again in between stays indexed.
     local idx = index_of(group_of(k))
-    if ok and idx then ok, err = l2("ZREM", idx, k) end
+    local ok, err = true, nil
+    if idx then ok, err = l2("ZREM", idx, k) end
+    if ok then ok, err = l2("DEL", k) end
     if not ok then failed("del", err) end
   end
   return true
 end
 
 -- The indexed Redis keys of a group that start with `prefix`, at most INDEX_LIMIT:
--- list | nil, err.
+-- list | nil, err. (ZSCAN: members that stay in the index for the whole walk are all
+-- seen, whatever other instances add or prune meanwhile.)
 local function indexed(idx, prefix)
-  local keys, n = {}, #prefix
-  for start = 0, INDEX_LIMIT - 1, INDEX_PAGE do
-    local r, err = l2("ZRANGE", idx, tostring(start), tostring(start + INDEX_PAGE - 1))
-    if type(r) ~= "table" then return nil, err or "bad ZRANGE reply" end
-    for _, k in ipairs(r) do
+  local keys, n, cursor = {}, #prefix, "0"
+  repeat
+    local r, err = l2("ZSCAN", idx, cursor, "COUNT", tostring(INDEX_PAGE))
+    if type(r) ~= "table" or type(r[2]) ~= "table" then return nil, err or "bad ZSCAN reply" end
+    cursor = r[1]
+    local page = r[2]
+    for i = 1, #page, 2 do -- member, score, member, score...
+      local k = page[i]
       if k:sub(1, n) == prefix then keys[#keys + 1] = k end
     end
-    if #r < INDEX_PAGE then break end
-  end
+  until cursor == "0" or #keys >= INDEX_LIMIT
   return keys
 end
 
@@ -219,19 +233,21 @@ function M.clear(ns, tenant, server)
     return n
   end
   local gone = 0
-  for i = 1, #keys, 500 do
-    local del, zrem = { "DEL" }, { "ZREM", idx }
-    for j = i, math.min(i + 499, #keys) do
-      del[#del + 1] = keys[j]
+  for i = 1, #keys, 60 do -- (a command takes at most 64 arguments)
+    local zrem, del = { "ZREM", idx }, { "DEL" }
+    for j = i, math.min(i + 59, #keys) do
       zrem[#zrem + 1] = keys[j]
+      del[#del + 1] = keys[j]
     end
-    local d, derr = l2(unpack(del))
+    -- Out of the index first (as drop does), then gone.
+    local z, zerr = l2(unpack(zrem))
+    local d, derr
+    if type(z) == "number" then d, derr = l2(unpack(del)) end
     if type(d) ~= "number" then
-      failed("clear", derr)
+      failed("clear", derr or zerr)
       return math.max(n, gone)
     end
     gone = gone + d
-    l2(unpack(zrem))
   end
   return math.max(n, gone)
 end

@@ -23,6 +23,25 @@ local M = {}
 local REUSE = 1
 local ADMIN = {}
 local recent = setmetatable({}, { __mode = "k" }) -- session | ADMIN -> { at (monotime), value } | { flight }
+-- A 2026 request's session lives for one request: its reports are shared per tenant and
+-- identity instead (its per_session servers are its identity's), in a table pruned as it
+-- grows.
+local by_identity, nby_identity = {}, 0
+local generation = 0 -- bumped by every clear: a report built before it is not kept
+
+local function slot(session)
+  if not (session and session.stateless) then return recent, session or ADMIN end
+  if nby_identity > 1024 then
+    local now = smg.monotime()
+    for k, r in pairs(by_identity) do
+      if not r.flight and now - r.at >= REUSE then
+        by_identity[k] = nil
+        nby_identity = nby_identity - 1
+      end
+    end
+  end
+  return by_identity, tostring(session.config_id) .. "\0" .. tostring(session.identity_key)
+end
 
 local function stamp(t) return t and os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t)) or nil end
 
@@ -93,21 +112,31 @@ local function build(p, session)
 end
 
 function M.report(p, session)
-  local id = session or ADMIN
-  local r = recent[id]
+  local t, id = slot(session)
+  local r = t[id]
   if r and r.flight then return (r.flight:wait(30)) or build(p, session) end
   if r and smg.monotime() - r.at < REUSE then return r.value end
-  local flight = async.future()
-  recent[id] = { flight = flight }
+  local flight, gen = async.future(), generation
+  if t[id] == nil and t == by_identity then nby_identity = nby_identity + 1 end
+  t[id] = { flight = flight }
   local ok, value = pcall(build, p, session)
-  recent[id] = ok and { at = smg.monotime(), value = value } or nil
+  if ok and gen == generation then
+    t[id] = { at = smg.monotime(), value = value }
+  elseif t[id] and t[id].flight == flight then
+    t[id] = nil
+    if t == by_identity then nby_identity = nby_identity - 1 end
+  end
   flight:set(ok and value or nil)
   if not ok then error(value, 0) end
   return value
 end
 
 -- A clear is seen by the next report at once.
-local function forget() recent = setmetatable({}, { __mode = "k" }) end
+local function forget()
+  generation = generation + 1
+  recent = setmetatable({}, { __mode = "k" })
+  by_identity, nby_identity = {}, 0
+end
 
 local CONFIG_TYPES = { gateway_config = true, gateway = true, gateway_cache = true, gateway_config_cache = true }
 

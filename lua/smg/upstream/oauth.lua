@@ -454,17 +454,21 @@ function M.challenged(spec, tenant, status, www_authenticate, timeout, subject, 
   -- then take the token it led to.
   local busy = following[c]
   if busy then
-    busy:wait((timeout or 10) * 4)
+    local tok, err = busy:wait((timeout or 10) * 4)
+    if not tok then return nil, err == "timeout" and "authorization discovery timed out" or err end
     return M.token(spec, tenant, timeout, subject)
   end
   local flight = async.future()
   following[c] = flight
-  local ok, fine, err = pcall(follow, spec, tenant, c, status, ch, timeout)
-  local tok
-  if ok and fine then tok, err = M.token(spec, tenant, timeout, subject) end
+  local ok, tok, err = pcall(function()
+    local fine, ferr = follow(spec, tenant, c, status, ch, timeout)
+    if not fine then return nil, ferr end
+    return M.token(spec, tenant, timeout, subject)
+  end)
   following[c] = nil
-  flight:set(true)
-  if not ok then error(fine, 0) end
+  if not ok then tok, err = nil, "authorization failed: " .. tostring(tok) end
+  if not tok and not err then err = "no token" end
+  flight:set(tok, err)
   return tok, err
 end
 
