@@ -24,8 +24,9 @@ json.encode = core.json_encode
 function json.array(t)
   return setmetatable(t or {}, core.json_array_mt)
 end
+local ARRAY_MT = core.json_array_mt
 function json.is_array(t)
-  return type(t) == "table" and getmetatable(t) == core.json_array_mt
+  return getmetatable(t) == ARRAY_MT -- (only tables get it: json.array and the decoder)
 end
 -- map_strings(v, fn[, arg]) -> a copy of v with every string value (not keys) replaced
 -- by fn(s, arg); guardrails use it to scan or rewrite arguments and results (`arg` spares

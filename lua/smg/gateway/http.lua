@@ -265,7 +265,11 @@ end
 -- by a session of its own that lives as long as the request (subscriptions/listen: as
 -- long as its stream). Errors get the revision's HTTP statuses.
 local listening = setmetatable({}, { __mode = "k" }) -- request -> its listen session
-local serving = setmetatable({}, { __mode = "kv" }) -- request -> its (other) 2026 request's session
+-- request -> its (other) 2026 request's session, while it is being served: the entry goes
+-- when the response stream ends, so the table holds what is in flight, not every request
+-- since the last collection (weak only as a safety net).
+local serving = setmetatable({}, { __mode = "kv" })
+local function served(stream) serving[stream.req] = nil end
 
 local function handle_modern(gw, req, msg, kind, identity)
   if kind ~= "request" then
@@ -288,8 +292,8 @@ local function handle_modern(gw, req, msg, kind, identity)
         { ["Retry-After"] = "30" })
     end
   end
-  local session = Session.new_stateless(gw, ctx, { identity = identity, config_id = gw:config_for(identity),
-    identity_key = key, peer = peer, id = listen and ("listen-" .. smg.random_hex(16)) or nil })
+  local session = Session.new_stateless(gw, ctx, identity, gw:config_for(identity), key, peer,
+    listen and ("listen-" .. smg.random_hex(16)) or nil)
   session.subject_token = auth.subject_of(identity)
   local stream = streams.post(req, cors_headers(req), nil)
   stream.status_of = modern.status_of
@@ -301,6 +305,7 @@ local function handle_modern(gw, req, msg, kind, identity)
     session.get_streams[1] = stream
   else
     serving[req] = session
+    stream.on_end = served
   end
   session:handle(msg, kind, stream)
 end

@@ -11,7 +11,7 @@
 --   r:status(session, spec) -> describe()          state, transport, restarts, server_info
 --   r:forward(session, spec, method, params, call) -> result | nil, err
 --   r:discover(session, spec, method) -> items | nil, err, source ("cache" | "discovery")
---   r:cached(session, spec, method) -> items | nil  without fetching
+--   r:cached(session, spec, method[, up]) -> items | nil  without fetching
 --   r:screen(session, spec, method, result)        s2c:result on a result the router built
 --   r:screen_list(session, spec, list, items)      the discovery guardrails on one page
 --   r:broadcast(session, method, params, capability)  to the session's own ready upstreams
@@ -280,7 +280,7 @@ function Pipeline:call_tool(session, spec, params, call)
   if mirrored or up.modern then
     -- Mcp-Param-* (2026): the client's checked against the body before any policy; the
     -- upstream's rebuilt from the arguments it is finally sent (upstream layer).
-    local decls = param_headers.declarations(self:tool_schema(session, spec, params.name))
+    local decls = param_headers.declarations(self:tool_schema(session, spec, params.name, up))
     if mirrored then
       local bad = param_headers.check(decls, params.arguments, mirrored)
       if bad then return nil, { code = modern.HEADER_MISMATCH, message = "Header mismatch: " .. bad } end
@@ -431,8 +431,8 @@ function Pipeline:discover(session, spec, method)
   return all, nil, "discovery"
 end
 
-function Pipeline:cached(session, spec, method)
-  return self.gw.discovery:peek(self:upstream(session, spec), method, session)
+function Pipeline:cached(session, spec, method, up)
+  return self.gw.discovery:peek(up or self:upstream(session, spec), method, session)
 end
 
 -- Resource subscriptions, counted per upstream and URI (gateway/subscriptions.lua).
@@ -441,10 +441,11 @@ function Pipeline:unsubscribe(session, spec, uri, call)
   return subscriptions.unsubscribe(self, session, spec, uri, call)
 end
 
--- The inputSchema of an upstream's tool, from its cached tools list (listed on a miss).
+-- The inputSchema of an upstream's tool (`up`: its client, when the caller has it), from
+-- its cached tools list (listed on a miss).
 local by_name = setmetatable({}, { __mode = "k" }) -- a tools list -> { name -> tool }
-function Pipeline:tool_schema(session, spec, name)
-  local list = self:cached(session, spec, "tools/list") or self:discover(session, spec, "tools/list")
+function Pipeline:tool_schema(session, spec, name, up)
+  local list = self:cached(session, spec, "tools/list", up) or self:discover(session, spec, "tools/list")
   if type(list) ~= "table" then return nil end
   local index = by_name[list]
   if not index then

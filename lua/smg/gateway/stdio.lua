@@ -61,8 +61,8 @@ local function handle_modern(gw, home, msg, kind, out)
   if listens[tostring(msg.id)] or requests[tostring(msg.id)] then
     return out:send(rpc.error(msg.id, rpc.INVALID_REQUEST, "Invalid Request: a request with this id is in flight"))
   end
-  local session = Session.new_stateless(gw, ctx, { identity = home.identity, config_id = home.config_id,
-    identity_key = "stdio", id = listen and ("listen-" .. smg.random_hex(16)) or nil })
+  local session = Session.new_stateless(gw, ctx, home.identity, home.config_id, "stdio", nil,
+    listen and ("listen-" .. smg.random_hex(16)) or nil)
   session.auth_error = home.auth_error
   if listen then
     local limit, why = gw:session_refusal("stdio", nil)

@@ -60,11 +60,13 @@ local function refusal(status, code, message, data)
 end
 
 -- Validates a modern request. `http`: the HTTP request (its :header(name)), nil on stdio.
--- Returns the request's context { version, caps, info, log_level } | nil, refusal
--- { status, code, message, data }.
+-- Returns the request's context { protocol_version, client_caps, client_info,
+-- log_level_name, param_headers } (named as a session's fields: a gateway makes its
+-- request's session of it) | nil, refusal { status, code, message, data }.
+local is_array = json.is_array
 function M.check(msg, http)
   local meta = type(msg.params) == "table" and msg.params._meta
-  if type(meta) ~= "table" or json.is_array(meta) then
+  if type(meta) ~= "table" or is_array(meta) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta with " .. M.META_VERSION .. " and "
       .. M.META_CAPS .. " is required")
   end
@@ -72,7 +74,7 @@ function M.check(msg, http)
   if type(v) ~= "string" then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_VERSION .. " is required")
   end
-  if type(caps) ~= "table" or (json.is_array(caps) and #caps > 0) then
+  if type(caps) ~= "table" or (is_array(caps) and #caps > 0) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_CAPS .. " is required")
   end
   if http then
@@ -117,8 +119,9 @@ function M.check(msg, http)
     return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method)
   end
   local level = meta[M.META_LOG_LEVEL]
-  return { version = v, caps = caps, info = type(meta[M.META_INFO]) == "table" and meta[M.META_INFO] or nil,
-    log_level = type(level) == "string" and level or nil, param_headers = params }
+  return { protocol_version = v, client_caps = caps,
+    client_info = type(meta[M.META_INFO]) == "table" and meta[M.META_INFO] or nil,
+    log_level_name = type(level) == "string" and level or nil, param_headers = params }
 end
 
 -- The HTTP status of an error a modern request ended with.

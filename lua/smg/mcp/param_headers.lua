@@ -21,10 +21,18 @@ local TYPES = { string = true, integer = true, boolean = true }
 -- through `properties` only; a malformed one (bad token, duplicate) is left out, as the
 -- SDKs' clients leave the tool out. Memoized per schema table.
 local memo = setmetatable({}, { __mode = "k" })
+local collect
 function M.declarations(schema)
   if type(schema) ~= "table" then return {} end
   local got = memo[schema]
-  if got then return got end
+  if not got then
+    got = collect(schema) -- (the walk, out of this per-call path: it makes closures)
+    memo[schema] = got
+  end
+  return got
+end
+
+collect = function(schema)
   local out, seen = {}, {}
   local function visit(node, path, depth)
     if type(node) ~= "table" or depth > 16 then return end
@@ -48,7 +56,6 @@ function M.declarations(schema)
   end
   visit(schema, {}, 0)
   table.sort(out, function(a, b) return a.name < b.name end)
-  memo[schema] = out
   return out
 end
 

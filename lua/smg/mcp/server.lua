@@ -145,7 +145,7 @@ Ctx.__index = Ctx
 function Ctx:log(level, data, logger)
   local s = self.server
   local floor = s.log_level
-  if self.modern then floor = LOG_LEVELS[self.modern.log_level or ""] or math.huge end
+  if self.modern then floor = LOG_LEVELS[self.modern.log_level_name or ""] or math.huge end
   if floor and (LOG_LEVELS[level] or 0) < floor then return end
   s:notify("notifications/message", { level = level, data = data, logger = logger })
 end
@@ -206,7 +206,7 @@ end
 
 -- The client's capabilities: the request's (2026) or the session's (2025).
 function Ctx:client_capabilities()
-  if self.modern then return self.modern.caps end
+  if self.modern then return self.modern.client_caps end
   return self.server.client and self.server.client.capabilities or {}
 end
 

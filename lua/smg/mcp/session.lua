@@ -60,27 +60,32 @@ end
 -- A 2026-07-28 request's session (mcp/modern.lua): it lives for one request, or for a
 -- subscriptions/listen stream. Initialized by construction, with the version, capabilities
 -- and log level the request's _meta carries (no log level: no log messages at all).
--- ctx: what modern.check returned. attrs as Session.new, plus id (a listen session's).
+-- ctx: what modern.check returned, which becomes the session; identity, config_id,
+-- identity_key and peer as Session.new's attrs; id a listen session's.
 -- A request's session is made and dropped per request, so it carries only what one
 -- request uses: the tables a session fills over its life (streams, subscriptions, list
 -- coalescing, requests to the client) are one shared empty table, read-only, until
 -- Session:listen gives a listen stream's session its own.
 local NONE = setmetatable({}, { __newindex = function() error("a request's session holds no such state", 2) end })
 
-function Session.new_stateless(host, ctx, attrs)
-  return setmetatable({
-    host = host, transport = "http", id = attrs.id,
-    initialized = true, ready = true, stateless = true, listening = false, home = false, closed = false,
-    protocol_version = ctx.version, client_caps = ctx.caps, client_info = ctx.info,
-    config_id = attrs.config_id, identity = attrs.identity, identity_key = attrs.identity_key, peer = attrs.peer,
-    log_level = LOG_LEVELS[ctx.log_level or ""] or math.huge, log_level_name = ctx.log_level,
-    inflight = {}, ninflight = 0, calls = 0, last_seen = 0,
-    outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
-    resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
-    -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
-    -- against the tool's declarations; false elsewhere.
-    param_headers = ctx.param_headers or false,
-  }, Session)
+-- What every such session starts with, shared (a request's session table holds only what
+-- differs: half the fields, a smaller hash part, less garbage per request); a write lands
+-- in the session itself.
+local STATELESS = setmetatable({ transport = "http", initialized = true, ready = true, stateless = true,
+  listening = false, home = false, closed = false, ninflight = 0, calls = 0, last_seen = 0,
+  outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
+  resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
+  -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
+  -- against the tool's declarations; false elsewhere.
+  param_headers = false }, Session)
+local StatelessSession = { __index = STATELESS }
+
+function Session.new_stateless(host, ctx, identity, config_id, identity_key, peer, id)
+  ctx.host, ctx.id, ctx.identity, ctx.config_id, ctx.identity_key, ctx.peer = host, id, identity, config_id,
+    identity_key, peer
+  ctx.log_level = LOG_LEVELS[ctx.log_level_name or ""] or math.huge
+  ctx.inflight = {}
+  return setmetatable(ctx, StatelessSession)
 end
 
 -- Which notifications a listen stream asked for (its `notifications` filter).

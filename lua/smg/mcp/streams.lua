@@ -57,6 +57,7 @@ end
 local Post = {}
 Post.__index = Post
 
+-- stream.on_end (optional): called with the stream once it has ended (replied or closed).
 function M.post(req, headers, session)
   return setmetatable({ kind = "post", req = req, mode = "pending", closed = false, headers = headers, seq = 0,
     session = session }, Post)
@@ -79,6 +80,7 @@ end
 function Post:reply(line, status)
   if self.closed then return false end
   self.closed = true
+  if self.on_end then self:on_end() end
   if self.mode == "pending" then
     if not self.req:alive() then return false end
     -- The common case (no extra headers) uses one preformatted header line.
@@ -94,6 +96,7 @@ end
 function Post:close()
   if self.closed then return end
   self.closed = true
+  if self.on_end then self:on_end() end
   if not self.req:alive() then return end
   if self.mode == "pending" then self.req:stream_start(200, merged(SSE_HEADERS, self.headers)) end
   self.req:finish()

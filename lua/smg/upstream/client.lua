@@ -448,19 +448,28 @@ end
 -- The params as the request's era wants them: a 2026 request gets the per-request _meta;
 -- a 2025 one never carries 2026 protocol keys (a dual-era server would take them for a
 -- 2026 request).
+local RESERVED = "io.modelcontextprotocol/"
 function Client:_era_params(params, call)
   local meta = type(params) == "table" and params._meta
   local as_modern = self:_modern_for(call)
   if not as_modern and type(meta) ~= "table" then return params end
-  local p, m = {}, {}
-  for k, v in pairs(params or {}) do p[k] = v end
-  for k, v in pairs(type(meta) == "table" and meta or {}) do
-    if type(k) ~= "string" or k:find("io.modelcontextprotocol/", 1, true) ~= 1 then m[k] = v end
+  local p, m = {}, nil
+  for k, v in pairs(params or {}) do
+    if k ~= "_meta" then p[k] = v end
+  end
+  if type(meta) == "table" then
+    for k, v in pairs(meta) do
+      if type(k) ~= "string" or k:find(RESERVED, 1, true) ~= 1 then
+        m = m or {}
+        m[k] = v
+      end
+    end
   end
   if as_modern then
+    m = m or {}
     for k, v in pairs(self:_modern_meta(call)) do m[k] = v end
   end
-  p._meta = next(m) and m or nil
+  p._meta = m
   return p
 end
 
