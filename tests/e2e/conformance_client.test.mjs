@@ -82,3 +82,11 @@ test('client mode, 2025-11-25: every required scenario passes through smg', { ti
 test('client mode: the OAuth client credentials extension (secret and private_key_jwt)', { timeout: 120000 }, async () => {
   assert.deepEqual(await runAll(['auth/client-credentials-basic', 'auth/client-credentials-jwt'], null), {});
 });
+
+// Listed for both revisions but added after their requirement sets froze: a tool's JSON
+// Schema 2020-12 keywords ($schema, $defs, $anchor, additionalProperties, allOf/anyOf,
+// if/then/else) reach the client as the server wrote them.
+test('client mode: JSON Schema 2020-12 keywords survive the gateway', { timeout: 120000 }, async () => {
+  assert.deepEqual(await runAll(['json-schema-2020-12-preservation'], '2026-07-28'), {});
+  assert.deepEqual(await runAll(['json-schema-2020-12-preservation'], '2025-11-25'), {});
+});
