@@ -83,6 +83,14 @@ test('client mode: the OAuth client credentials extension (secret and private_ke
   assert.deepEqual(await runAll(['auth/client-credentials-basic', 'auth/client-credentials-jwt'], null), {});
 });
 
+// 2025-03-26 servers publish no Protected Resource Metadata: their origin's authorization
+// server metadata, or the default endpoints (/authorize, /token, /register).
+test('client mode: the 2025-03-26 authorization discovery (origin metadata, default endpoints)', { timeout: 120000 },
+  async () => {
+    assert.deepEqual(await runAll(['auth/2025-03-26-oauth-metadata-backcompat',
+      'auth/2025-03-26-oauth-endpoint-fallback'], null), {});
+  });
+
 // Listed for both revisions but added after their requirement sets froze: a tool's JSON
 // Schema 2020-12 keywords ($schema, $defs, $anchor, additionalProperties, allOf/anyOf,
 // if/then/else) reach the client as the server wrote them.

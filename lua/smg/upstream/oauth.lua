@@ -373,12 +373,23 @@ local function follow(spec, tenant, c, status, ch, timeout)
   local opts = { allow_private = c.OAUTH_ALLOW_PRIVATE_NETWORKS,
     allow_http = c.OAUTH_ALLOW_PRIVATE_NETWORKS and url:find("^http://") ~= nil, timeout = timeout,
     ca_file = c.OAUTH_CA_BUNDLE_PATH }
-  local prm, err = discovery.protected_resource(url, ch, opts)
-  if not prm then return nil, err end
-  local issuer = prm.authorization_servers[1]
-  local meta
-  meta, err = discovery.authorization_server(issuer, opts)
-  if not meta then return nil, err end
+  local prm, err, absent = discovery.protected_resource(url, ch, opts)
+  local meta, issuer
+  if prm then
+    issuer = prm.authorization_servers[1]
+    meta, err = discovery.authorization_server(issuer, opts)
+    if not meta then return nil, err end
+  elseif (ch and ch.resource_metadata) or not absent then
+    return nil, err -- (metadata that exists but is refused is never bypassed)
+  else
+    -- No PRM anywhere: a 2025-03-26 server (its origin authorizes; no resource indicator).
+    local lerr
+    meta, lerr = discovery.legacy(url, opts)
+    if not meta then return nil, err .. "; 2025-03-26 discovery: " .. lerr end
+    issuer, prm = meta.issuer, {}
+    log.info(("oauth %s: no protected resource metadata; 2025-03-26 discovery at %s%s"):format(spec.server_name,
+      issuer, meta.legacy_defaults and " (default endpoints)" or ""))
+  end
   if st and st.issuer ~= issuer then
     log.warn(("oauth %s: the server now names authorization server %s (was %s)"):format(spec.server_name, issuer,
       st.issuer))

@@ -1,7 +1,8 @@
 -- The MCP authorization discovery, as a client of a protected remote server: the
 -- WWW-Authenticate challenge, Protected Resource Metadata (RFC 9728: the challenge's
 -- resource_metadata, else the path and root well-known forms), then the authorization
--- server's metadata (RFC 8414 and OpenID Connect discovery, path-aware, issuer checked).
+-- server's metadata (RFC 8414 and OpenID Connect discovery, path-aware, issuer checked);
+-- for a 2025-03-26 server (no PRM), its origin's metadata or default endpoints.
 --
 -- Every URL here is chosen by the remote server, so every fetch is guarded: HTTPS (plain
 -- HTTP only where the config allows it), no loopback, private or link-local address
@@ -150,17 +151,19 @@ end
 
 -- The server's Protected Resource Metadata: from the challenge's resource_metadata, else
 -- the well-known forms in order. Its `resource` must name this server (the canonical URI
--- of its URL, or a prefix of it at a path boundary). Returns prm | nil, err.
+-- of its URL, or a prefix of it at a path boundary). Returns prm | nil, err, absent
+-- (absent: every URL answered 404, as a 2025-03-26 server's do).
 function M.protected_resource(server_url, challenge, opts)
-  local tried = {}
+  local tried, absent = {}, true
   local urls = (challenge and challenge.resource_metadata) and { challenge.resource_metadata } or M.prm_urls(server_url)
-  local prm, err
+  local prm, err, status
   for _, u in ipairs(urls) do
-    prm, err = M.fetch_json(u, opts)
+    prm, err, status = M.fetch_json(u, opts)
     if prm then break end
+    if status ~= 404 then absent = false end
     tried[#tried + 1] = u .. ": " .. err
   end
-  if not prm then return nil, "no protected resource metadata (" .. table.concat(tried, "; ") .. ")" end
+  if not prm then return nil, "no protected resource metadata (" .. table.concat(tried, "; ") .. ")", absent end
   if type(prm.resource) ~= "string" then return nil, "protected resource metadata without a resource" end
   local want, got = M.canonical(server_url), M.canonical(prm.resource)
   if not got or not (want == got or want:sub(1, #got + 1) == got .. "/") then
@@ -170,6 +173,28 @@ function M.protected_resource(server_url, challenge, opts)
     return nil, "protected resource metadata lists no authorization_servers"
   end
   return prm
+end
+
+---------------------------------------------------------------------------- 2025-03-26
+-- A server of the 2025-03-26 revision publishes no Protected Resource Metadata: its own
+-- origin is the authorization server, whose metadata is at the origin's RFC 8414
+-- well-known URL, or, where there is none (404), at the default endpoints /authorize,
+-- /token and /register (PKCE was already required then). Returns meta | nil, err.
+function M.legacy(server_url, opts)
+  local o = origin(server_url)
+  if not o then return nil, "not an absolute http(s) URL: " .. tostring(server_url) end
+  local meta, err, status = M.fetch_json(o .. "/.well-known/oauth-authorization-server", opts)
+  if meta then
+    if meta.issuer ~= o then
+      return nil, ("authorization server metadata names issuer %s, not %s"):format(tostring(meta.issuer), o)
+    end
+    if type(meta.token_endpoint) ~= "string" then return nil, "authorization server metadata without a token_endpoint" end
+    return meta
+  end
+  if status ~= 404 then return nil, "no authorization server metadata at " .. o .. ": " .. tostring(err) end
+  return { issuer = o, authorization_endpoint = o .. "/authorize", token_endpoint = o .. "/token",
+    registration_endpoint = o .. "/register", code_challenge_methods_supported = { "S256" },
+    grant_types_supported = { "authorization_code", "refresh_token" }, legacy_defaults = true }
 end
 
 ---------------------------------------------------------------------------- RFC 8414
