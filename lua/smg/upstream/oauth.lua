@@ -374,19 +374,21 @@ local function follow(spec, tenant, c, status, ch, timeout)
     allow_http = c.OAUTH_ALLOW_PRIVATE_NETWORKS and url:find("^http://") ~= nil, timeout = timeout,
     ca_file = c.OAUTH_CA_BUNDLE_PATH }
   local prm, err, absent = discovery.protected_resource(url, ch, opts)
-  local meta, issuer
+  local meta, issuer, legacy
   if prm then
     issuer = prm.authorization_servers[1]
     meta, err = discovery.authorization_server(issuer, opts)
     if not meta then return nil, err end
-  elseif (ch and ch.resource_metadata) or not absent then
-    return nil, err -- (metadata that exists but is refused is never bypassed)
+  elseif (ch and ch.resource_metadata) or not absent or (st and not st.legacy) then
+    -- Metadata that exists but is refused is never bypassed, nor is a server that has
+    -- published it before (a passing 404 must not send secrets to its origin instead).
+    return nil, err
   else
     -- No PRM anywhere: a 2025-03-26 server (its origin authorizes; no resource indicator).
     local lerr
     meta, lerr = discovery.legacy(url, opts)
     if not meta then return nil, err .. "; 2025-03-26 discovery: " .. lerr end
-    issuer, prm = meta.issuer, {}
+    issuer, prm, legacy = meta.issuer, {}, true
     log.info(("oauth %s: no protected resource metadata; 2025-03-26 discovery at %s%s"):format(spec.server_name,
       issuer, meta.legacy_defaults and " (default endpoints)" or ""))
   end
@@ -437,7 +439,7 @@ local function follow(spec, tenant, c, status, ch, timeout)
       OAUTH_REVOCATION_URL = c.OAUTH_REVOCATION_URL or meta.revocation_endpoint, OAUTH_VALIDATE_SCOPES = false,
       discovered = true }, { __index = c })
   end
-  discovered[c] = { view = view, issuer = issuer, scopes = scope }
+  discovered[c] = { view = view, issuer = issuer, scopes = scope, legacy = legacy }
   log.info(("oauth %s: authorization server %s, token endpoint %s, scope %s"):format(spec.server_name, issuer,
     meta.token_endpoint, tostring(scope)))
   return true

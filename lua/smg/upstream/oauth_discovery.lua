@@ -180,8 +180,15 @@ end
 -- origin is the authorization server, whose metadata is at the origin's RFC 8414
 -- well-known URL, or, where there is none (404), at the default endpoints /authorize,
 -- /token and /register (PKCE was already required then). Returns meta | nil, err.
+-- The origin of a server URL as an issuer compares: lowercase scheme and host, no default
+-- port, no userinfo. nil for what is not an http(s) URL.
+function M.issuer_origin(server_url)
+  local canon = M.canonical(server_url)
+  return canon and origin((canon:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"))) or nil
+end
+
 function M.legacy(server_url, opts)
-  local o = origin(server_url)
+  local o = M.issuer_origin(server_url)
   if not o then return nil, "not an absolute http(s) URL: " .. tostring(server_url) end
   local meta, err, status = M.fetch_json(o .. "/.well-known/oauth-authorization-server", opts)
   if meta then
@@ -189,6 +196,9 @@ function M.legacy(server_url, opts)
       return nil, ("authorization server metadata names issuer %s, not %s"):format(tostring(meta.issuer), o)
     end
     if type(meta.token_endpoint) ~= "string" then return nil, "authorization server metadata without a token_endpoint" end
+    -- The revision required PKCE of every client and server: metadata of then that does
+    -- not list the methods means S256 (one that lists others without it is refused later).
+    if meta.code_challenge_methods_supported == nil then meta.code_challenge_methods_supported = { "S256" } end
     return meta
   end
   if status ~= 404 then return nil, "no authorization server metadata at " .. o .. ": " .. tostring(err) end
