@@ -64,18 +64,21 @@ end
 -- log_level_name, param_headers } (named as a session's fields: a gateway makes its
 -- request's session of it) | nil, refusal { status, code, message, data }.
 local is_array = json.is_array
+local META_VERSION, META_CAPS, META_INFO, META_LOG_LEVEL = M.META_VERSION, M.META_CAPS, M.META_INFO, M.META_LOG_LEVEL
+-- (Every request passes here: what it reads more than once is read once.)
 function M.check(msg, http)
-  local meta = type(msg.params) == "table" and msg.params._meta
+  local p, method = msg.params, msg.method
+  local meta = type(p) == "table" and p._meta
   if type(meta) ~= "table" or is_array(meta) then
-    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta with " .. M.META_VERSION .. " and "
-      .. M.META_CAPS .. " is required")
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta with " .. META_VERSION .. " and "
+      .. META_CAPS .. " is required")
   end
-  local v, caps = meta[M.META_VERSION], meta[M.META_CAPS]
+  local v, caps = meta[META_VERSION], meta[META_CAPS]
   if type(v) ~= "string" then
-    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_VERSION .. " is required")
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. META_VERSION .. " is required")
   end
   if type(caps) ~= "table" or (is_array(caps) and #caps > 0) then
-    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. M.META_CAPS .. " is required")
+    return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. META_CAPS .. " is required")
   end
   if http then
     local hv = http:header("mcp-protocol-version")
@@ -88,39 +91,39 @@ function M.check(msg, http)
     return nil, refusal(400, M.UNSUPPORTED_VERSION, "Unsupported protocol version: " .. v,
       { supported = version.ALL, requested = v })
   end
+  local params
   if http then
     local hm = http:header("mcp-method")
-    if hm ~= msg.method then
+    if hm ~= method then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Method %s, the body's method is %s"):format(
-        tostring(hm or "absent"), msg.method))
+        tostring(hm or "absent"), method))
     end
-    local field = NAMED[msg.method]
+    local field = NAMED[method]
     if field then
-      local want, hn = msg.params[field], http:header("mcp-name")
-      if type(want) == "string" and (hn and param_headers.decode(hn)) ~= want then
+      local want, hn = p[field], http:header("mcp-name")
+      -- (The plain value matches as it is; only another one may be a Base64 sentinel.)
+      if type(want) == "string" and hn ~= want and (not hn or param_headers.decode(hn) ~= want) then
         return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Name %s, the body names %s"):format(
           tostring(hn or "absent"), want))
       end
     end
-  end
-  -- A tools/call's Mcp-Param-* headers, checked against the tool's declarations once the
-  -- tool is known (gateway pipeline); {} on HTTP when there are none, nil on stdio.
-  local params
-  if http and msg.method == "tools/call" then
-    local why
-    local got = http:headers("mcp-param-")
-    if got then
-      params, why = param_headers.collect(got)
-      if why then return nil, refusal(400, M.HEADER_MISMATCH, "Header mismatch: " .. why) end
+    -- A tools/call's Mcp-Param-* headers, checked against the tool's declarations once
+    -- the tool is known (gateway pipeline); {} on HTTP when there are none, nil on stdio.
+    if method == "tools/call" then
+      local got = http:headers("mcp-param-")
+      if got then
+        local why
+        params, why = param_headers.collect(got)
+        if why then return nil, refusal(400, M.HEADER_MISMATCH, "Header mismatch: " .. why) end
+      end
+      params = params or NO_PARAMS
     end
-    params = params or NO_PARAMS
   end
-  if not M.METHODS[msg.method] then
-    return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method)
+  if not M.METHODS[method] then
+    return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. method)
   end
-  local level = meta[M.META_LOG_LEVEL]
-  return { protocol_version = v, client_caps = caps,
-    client_info = type(meta[M.META_INFO]) == "table" and meta[M.META_INFO] or nil,
+  local level, info = meta[META_LOG_LEVEL], meta[META_INFO]
+  return { protocol_version = v, client_caps = caps, client_info = type(info) == "table" and info or nil,
     log_level_name = type(level) == "string" and level or nil, param_headers = params }
 end
 
