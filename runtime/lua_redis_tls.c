@@ -1,10 +1,10 @@
 /* smg.core redis over TLS: the same handle as lua_redis.c (command, close, connected),
  * for a Redis that speaks TLS. hiredis 0.14, the Debian library, has no TLS, so this one
  * keeps hiredis for what it does well (formatting commands, parsing replies) and carries
- * the bytes itself: libuv TCP (asynchronous name resolution, no blocking connect), and
- * OpenSSL through memory BIOs (the peer verified against the CA file or the system's,
- * with its name checked; a client certificate when Redis asks for one, as it does by
- * default).
+ * the bytes itself: libuv TCP to a numeric address (smg.redis resolves names off the loop
+ * and tries each address), and OpenSSL through memory BIOs (the peer verified against the CA file
+ * or the system's, with its name checked; a client certificate when Redis asks for one, as it does
+ * by default).
  *
  * One owner: the connection record (malloc'ed, so the libuv handle outlives the Lua
  * userdata); the userdata points at it. One close path: conn_close, which answers every
@@ -27,7 +27,7 @@ typedef struct tls_cmd_s {
   struct tls_cmd_s *next;
 } tls_cmd_t;
 
-enum { ST_RESOLVING, ST_CONNECTING, ST_HANDSHAKE, ST_READY, ST_CLOSED };
+enum { ST_CONNECTING, ST_HANDSHAKE, ST_READY, ST_CLOSED };
 
 typedef struct tls_handle_s tls_handle_t;
 
@@ -35,7 +35,6 @@ typedef struct {
   smg_loop_t *loop;
   tls_handle_t *handle; /* the Lua userdata while it points here */
   uv_tcp_t tcp;
-  uv_getaddrinfo_t gai;
   uv_connect_t connect_req;
   SSL_CTX *ctx;
   SSL *ssl;
@@ -44,10 +43,8 @@ typedef struct {
   tls_cmd_t *head, *tail;
   int state;
   int tcp_open; /* the TCP handle was initialized (and must be closed) */
-  int busy;     /* a resolve is in flight: the record is freed when it returns */
   int connect_ref, disconnect_ref, self_ref;
   char host[256];
-  int port;
 } tls_conn_t;
 
 struct tls_handle_s {
@@ -57,9 +54,7 @@ struct tls_handle_s {
 static void conn_close(tls_conn_t *c, const char *err);
 
 static void on_tcp_closed(uv_handle_t *h) {
-  tls_conn_t *c = h->data;
-  if (c->busy) return; /* freed when the resolver returns */
-  free(c);
+  free(h->data);
 }
 
 static void release_refs(tls_conn_t *c, lua_State *L) {
@@ -228,30 +223,17 @@ static void on_connected(uv_connect_t *req, int status) {
   handshake(c);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  tls_conn_t *c = req->data;
-  c->busy = 0;
-  if (c->state == ST_CLOSED) {
-    if (res) uv_freeaddrinfo(res);
-    if (!c->tcp_open) free(c); /* closed while resolving: nothing else holds it */
-    return;
-  }
-  if (status < 0 || !res) {
-    if (res) uv_freeaddrinfo(res);
-    return conn_close(c, status < 0 ? uv_strerror(status) : "no address");
-  }
+/* Starts the TCP connection to `addr`. Returns 0 | a libuv error. */
+static int start_connect(tls_conn_t *c, const struct sockaddr *addr) {
   int rc = uv_tcp_init(&c->loop->uv, &c->tcp);
-  if (rc == 0) {
-    c->tcp_open = 1;
-    c->tcp.data = c;
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, 60); /* a peer gone without a word is noticed */
-    c->state = ST_CONNECTING;
-    c->connect_req.data = c;
-    rc = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connected);
-  }
-  uv_freeaddrinfo(res);
-  if (rc != 0) conn_close(c, uv_strerror(rc));
+  if (rc != 0) return rc;
+  c->tcp_open = 1;
+  c->tcp.data = c;
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_tcp_keepalive(&c->tcp, 1, 60); /* a peer gone without a word is noticed */
+  c->state = ST_CONNECTING;
+  c->connect_req.data = c;
+  return uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
 }
 
 /* The one close path (see the top of the file). */
@@ -301,7 +283,7 @@ static void conn_close(tls_conn_t *c, const char *err) {
   c->reader = NULL;
   if (c->tcp_open)
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
-  else if (!c->busy)
+  else
     free(c);
 }
 
@@ -349,8 +331,9 @@ static const char *opt_string(lua_State *L, int t, const char *k) {
   return v;
 }
 
-/* redis_connect_tls(host, port, {ca_file, cert_file, key_file, server_name},
- *                   on_connect(err), on_disconnect(err)) -> handle | nil, err */
+/* redis_connect_tls(address, port, {ca_file, cert_file, key_file, server_name},
+ *                   on_connect(err), on_disconnect(err)) -> handle | nil, err
+ * address: numeric (IPv4 or IPv6); server_name defaults to it. */
 static int l_redis_connect_tls(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   int port = (int)luaL_checkinteger(L, 2);
@@ -358,12 +341,18 @@ static int l_redis_connect_tls(lua_State *L) {
   luaL_checktype(L, 4, LUA_TFUNCTION);
   luaL_checktype(L, 5, LUA_TFUNCTION);
   luaL_argcheck(L, strlen(host) < 256 && port > 0 && port < 65536, 1, "bad host or port");
+  struct sockaddr_storage addr;
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "not a numeric address: %s", host);
+    return 2;
+  }
   tls_conn_t *c = calloc(1, sizeof(*c));
   if (!c) return luaL_error(L, "out of memory");
   c->loop = smg_lua_loop(L);
   c->connect_ref = c->disconnect_ref = c->self_ref = LUA_NOREF;
   snprintf(c->host, sizeof(c->host), "%s", host);
-  c->port = port;
   const char *err = setup_tls(c, opt_string(L, 3, "ca_file"), opt_string(L, 3, "cert_file"),
                               opt_string(L, 3, "key_file"), opt_string(L, 3, "server_name"));
   if (err) {
@@ -376,15 +365,8 @@ static int l_redis_connect_tls(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
-  char service[8];
-  snprintf(service, sizeof(service), "%d", port);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  c->gai.data = c;
-  c->busy = 1;
-  c->state = ST_RESOLVING;
-  int rc = uv_getaddrinfo(&c->loop->uv, &c->gai, on_resolved, host, service, &hints);
+  int rc = start_connect(c, (const struct sockaddr *)&addr);
   if (rc != 0) {
-    c->busy = 0;
     conn_close(c, NULL);
     lua_pushnil(L);
     lua_pushstring(L, uv_strerror(rc));
