@@ -118,11 +118,13 @@ local function start_admin(gw)
         -- (Every one is tried; the failures are named.)
         local oauth, found, failures = require("smg.upstream.oauth"), false, {}
         for id, mc in pairs(gw.cfg.mcp_configs) do
-          for _, spec in ipairs((o.config_id == nil or o.config_id == id) and mc.mcp_config or {}) do
-            if spec.server_name == o.server_name then
-              found = true
-              local ok, err = oauth.revoke(spec, id)
-              if not ok then failures[#failures + 1] = ("mcp_config %s: %s"):format(id, tostring(err)) end
+          if o.config_id == nil or o.config_id == id then
+            for _, spec in ipairs(mc.mcp_config or {}) do
+              if spec.server_name == o.server_name then
+                found = true
+                local ok, err = oauth.revoke(spec, id)
+                if not ok then failures[#failures + 1] = ("mcp_config %s: %s"):format(id, tostring(err)) end
+              end
             end
           end
         end

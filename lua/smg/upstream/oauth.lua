@@ -65,7 +65,15 @@ local function key_of(spec, c, tenant)
     c.OAUTH_SCOPE or "", c.OAUTH_AUDIENCE or "", c.OAUTH_RESOURCE or "" }, "\n")
 end
 
-local function subject_key(key, subject) return key .. "\nsubject:" .. core.hex(core.sha256(subject)) end
+-- The key of the token `spec` uses in `tenant` under view `c`: a token exchange's is the
+-- subject's own.
+local function token_key(spec, c, tenant, subject)
+  local key = key_of(spec, c, tenant)
+  if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then
+    key = key .. "\nsubject:" .. core.hex(core.sha256(subject))
+  end
+  return key
+end
 
 local function shared_key(key) return "oauth-token:" .. smg.hash(key) end
 
@@ -259,7 +267,7 @@ end
 function M.token(spec, tenant, timeout, subject)
   local c = effective(spec)
   if not c then return nil end
-  local key = key_of(spec, c, tenant)
+  local key = token_key(spec, c, tenant, subject)
   if c.OAUTH_GRANT_TYPE == "token_exchange" then
     -- RFC 8693: the caller's validated token is the subject; each caller (each subject)
     -- gets a token of its own, kept in this process only.
@@ -267,7 +275,6 @@ function M.token(spec, tenant, timeout, subject)
       return nil, "token exchange needs the caller's validated bearer token (an auth plugin that returns "
         .. "subject_token, such as jwt)"
     end
-    key = subject_key(key, subject)
     c = exchange_view(c, subject)
     if not tokens[key] then bound_exchanged() end
   end
@@ -304,8 +311,7 @@ end
 function M.invalidate(spec, tenant, subject, rejected)
   local c = effective(spec)
   if not c then return end
-  local key = key_of(spec, c, tenant)
-  if c.OAUTH_GRANT_TYPE == "token_exchange" and subject then key = subject_key(key, subject) end
+  local key = token_key(spec, c, tenant, subject)
   local entry = tokens[key]
   if entry and (entry.flight or (rejected and entry.token ~= rejected)) then return "replaced" end
   if not rejected then return end -- (a request that carried no token had none rejected)
@@ -426,7 +432,6 @@ local function follow(spec, tenant, c, status, ch, timeout)
   if c.OAUTH_GRANT_TYPE == "authorization_code" then
     view, err = code.view(spec, tenant, c, meta, prm, issuer, scope, opts)
     if not view then return nil, err end
-    -- A refresh token held for the same authorization server carries over.
     -- A refresh token held for the same server and scopes carries over (more scope
     -- needs a new authorization: a refresh cannot widen it).
     if st and st.view and st.view.refresh_token and st.issuer == issuer and st.scopes == scope then

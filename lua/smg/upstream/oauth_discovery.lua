@@ -175,11 +175,19 @@ function M.protected_resource(server_url, challenge, opts)
   return prm
 end
 
+-- Authorization server metadata fetched from `url` for `issuer`: its `issuer` must be
+-- exactly the one asked for (RFC 8414 3.3), and it must name a token endpoint. Returns
+-- meta | nil, err.
+local function accepted(meta, issuer, url)
+  if meta.issuer ~= issuer then
+    return nil, ("authorization server metadata at %s names issuer %s, not %s"):format(url, tostring(meta.issuer),
+      issuer)
+  end
+  if type(meta.token_endpoint) ~= "string" then return nil, "authorization server metadata without a token_endpoint" end
+  return meta
+end
+
 ---------------------------------------------------------------------------- 2025-03-26
--- A server of the 2025-03-26 revision publishes no Protected Resource Metadata: its own
--- origin is the authorization server, whose metadata is at the origin's RFC 8414
--- well-known URL, or, where there is none (404), at the default endpoints /authorize,
--- /token and /register (PKCE was already required then). Returns meta | nil, err.
 -- The origin of a server URL as an issuer compares: lowercase scheme and host, no default
 -- port, no userinfo. nil for what is not an http(s) URL.
 function M.issuer_origin(server_url)
@@ -187,15 +195,18 @@ function M.issuer_origin(server_url)
   return canon and origin((canon:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"))) or nil
 end
 
+-- A server of the 2025-03-26 revision publishes no Protected Resource Metadata: its own
+-- origin is the authorization server, whose metadata is at the origin's RFC 8414
+-- well-known URL, or, where there is none (404), at the default endpoints /authorize,
+-- /token and /register (PKCE was already required then). Returns meta | nil, err.
 function M.legacy(server_url, opts)
   local o = M.issuer_origin(server_url)
   if not o then return nil, "not an absolute http(s) URL: " .. tostring(server_url) end
-  local meta, err, status = M.fetch_json(o .. "/.well-known/oauth-authorization-server", opts)
+  local url = o .. "/.well-known/oauth-authorization-server"
+  local meta, err, status = M.fetch_json(url, opts)
   if meta then
-    if meta.issuer ~= o then
-      return nil, ("authorization server metadata names issuer %s, not %s"):format(tostring(meta.issuer), o)
-    end
-    if type(meta.token_endpoint) ~= "string" then return nil, "authorization server metadata without a token_endpoint" end
+    meta, err = accepted(meta, o, url)
+    if not meta then return nil, err end
     -- The revision required PKCE of every client and server: metadata of then that does
     -- not list the methods means S256 (one that lists others without it is refused later).
     if meta.code_challenge_methods_supported == nil then meta.code_challenge_methods_supported = { "S256" } end
@@ -225,14 +236,7 @@ function M.authorization_server(issuer, opts)
   local tried = {}
   for _, u in ipairs(M.as_urls(issuer)) do
     local meta, err = M.fetch_json(u, opts)
-    if meta then
-      if meta.issuer ~= issuer then
-        return nil, ("authorization server metadata at %s names issuer %s, not %s"):format(u, tostring(meta.issuer),
-          issuer)
-      end
-      if type(meta.token_endpoint) ~= "string" then return nil, "authorization server metadata without a token_endpoint" end
-      return meta
-    end
+    if meta then return accepted(meta, issuer, u) end
     tried[#tried + 1] = u .. ": " .. err
   end
   return nil, "no authorization server metadata (" .. table.concat(tried, "; ") .. ")"
