@@ -143,6 +143,24 @@ local function publish_pending(self)
   self.publishing = false
 end
 
+-- The last revisions this instance applied from others (their shared sections' hashes):
+-- the reload an applied revision causes may read the file after a newer one was applied
+-- in memory but before it is written, and must not take that content for a change made
+-- here (it would publish it as the newest revision, undoing the newer one everywhere).
+local APPLIED = 8
+local function remember(self, rev)
+  local list = self.applied
+  list[#list + 1] = rev
+  if #list > APPLIED then table.remove(list, 1) end
+end
+
+local function applied_here(self, rev)
+  for _, r in ipairs(self.applied) do
+    if r == rev then return true end
+  end
+  return false
+end
+
 -- A message from the channel or :latest. Runs one at a time (self.busy); a newer message
 -- arriving meanwhile waits in self.next.
 local function receive(self, gw, payload)
@@ -187,6 +205,7 @@ local function receive(self, gw, payload)
   if ok then
     self.seq = m.seq
     if doc then
+      remember(self, self.rev)
       events:inc(1, "applied")
       log.info(("cluster: applied config revision %d from instance %s"):format(m.seq, m.origin))
       require("smg.gateway.reload").request(gw, "cluster revision " .. m.seq)
@@ -214,7 +233,7 @@ function M.start(gw)
   local cfg = gw.cfg
   local c, common = cfg.gateway.cluster, cfg.common_mcp_gateway_config
   if not (c.secret and common.enkrypt_mcp_use_external_cache) or cfg.is_default then return nil end
-  local self = { id = smg.random_hex(8), channel = c.channel, path = cfg.source, seq = 0,
+  local self = { id = smg.random_hex(8), channel = c.channel, path = cfg.source, seq = 0, applied = {},
     key = smg.crypto.hmac_sha256(c.secret, "smg-cluster-config-key-v1"), rev = smg.hash(M.shared_text(cfg.raw)) }
   local saved = json.decode(smg.read_file(state_path(cfg)) or "")
   if type(saved) == "table" and type(saved.seq) == "number" then self.seq = saved.seq end
@@ -230,11 +249,13 @@ function M.start(gw)
   return self
 end
 
--- After a successful reload: a change of the shared sections made here is published.
+-- After a successful reload: a change of the shared sections made here is published (not
+-- what a revision from another instance wrote, nor a file read while one is being
+-- written: the reload after that write sees its result).
 function M.changed(self, gw)
   local text = M.shared_text(gw.cfg.raw)
   local rev = smg.hash(text)
-  if rev == self.rev then return end
+  if rev == self.rev or self.busy or applied_here(self, rev) then return end
   self.rev, self.pending = rev, text
   async.spawn(publish_pending, self)
 end
