@@ -276,8 +276,9 @@ local function handle_modern(gw, req, msg, kind, identity)
     -- Modern notifications (notifications/cancelled is stdio-only): accepted, nothing to do.
     return respond(req, 202, "")
   end
-  local ctx, refused = modern.check(msg, req)
-  if not ctx then
+  local pv, caps, info, level, params = modern.check(msg, req)
+  if not pv then
+    local refused = caps
     log.debug(("modern request refused: %s"):format(refused.message))
     return respond(req, refused.status, rpc.error(msg.id, refused.code, refused.message, refused.data))
   end
@@ -292,9 +293,8 @@ local function handle_modern(gw, req, msg, kind, identity)
         { ["Retry-After"] = "30" })
     end
   end
-  local session = Session.new_stateless(gw, ctx, identity, gw:config_for(identity), key, peer,
-    listen and ("listen-" .. smg.random_hex(16)) or nil)
-  session.subject_token = auth.subject_of(identity)
+  local session = Session.new_stateless(gw, identity, gw:config_for(identity), key, peer, auth.subject_of(identity),
+    pv, caps, info, level, params)
   local stream = streams.post(req, cors_headers(req), nil)
   stream.status_of = modern.status_of
   stream.traceparent = req:header("traceparent")

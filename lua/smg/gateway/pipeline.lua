@@ -267,6 +267,16 @@ function Pipeline:forward(session, spec, method, params, call)
   return self:send(session, spec, self:upstream(session, spec), method, params, call)
 end
 
+local function check_output_late(set, timeout, spec, info, res, verdicts)
+  local late = guardrails.check(set, timeout, spec, "output", info, res, verdicts)
+  if late then
+    log.warn(("guardrail %s flagged the output of %s/%s after it was returned (async output mode)"):format(
+      late.structuredContent.guardrail, spec.server_name, tostring(info.name)))
+  end
+end
+
+-- (call_tool makes no closure: a function that does cannot be compiled past its returns,
+-- LuaJIT has no trace for closing upvalues, and this is every tool call's path.)
 -- A tools/call through the guardrails: input check, forward, output check, all on the
 -- plugin set current when the call started. A guardrail may rewrite the arguments (say,
 -- PII placeholders) before they are forwarded, and the result before it is returned.
@@ -315,13 +325,7 @@ function Pipeline:call_tool(session, spec, params, call)
   if common.enkrypt_async_output_guardrails_enabled then
     -- The seed's async output mode: the result goes back now; a violation found later is
     -- reported (log, metrics, telemetry) but can no longer stop this call.
-    async.spawn(function()
-      local late = guardrails.check(set, timeout, spec, "output", info, res, verdicts)
-      if late then
-        log.warn(("guardrail %s flagged the output of %s/%s after it was returned (async output mode)"):format(
-          late.structuredContent.guardrail, spec.server_name, tostring(params.name)))
-      end
-    end)
+    async.spawn(check_output_late, set, timeout, spec, info, res, verdicts)
     return res
   end
   blocked, res = guardrails.check(set, timeout, spec, "output", info, res, verdicts)
@@ -332,11 +336,13 @@ end
 -- The seed's async input mode: the input check runs while the call is already on its way,
 -- trading redaction (arguments cannot be rewritten any more) for latency; a violation
 -- still replaces the result. Returns res, err, blocked.
+local function check_input_into(verdict, set, timeout, spec, info, verdicts)
+  verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts) })
+end
+
 function Pipeline:call_checking_in_parallel(session, spec, up, params, call, set, timeout, info, verdicts)
   local verdict = async.future()
-  async.spawn(function()
-    verdict:set({ guardrails.check(set, timeout, spec, "input", info, info.arguments, verdicts) })
-  end)
+  async.spawn(check_input_into, verdict, set, timeout, spec, info, verdicts)
   local res, err = self:send(session, spec, up, "tools/call", params, call)
   local v = verdict:wait(timeout + 1)
   if not v then

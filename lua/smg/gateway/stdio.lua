@@ -55,14 +55,17 @@ local function handle_modern(gw, home, msg, kind, out)
     end
     return
   end
-  local ctx, refused = modern.check(msg, nil)
-  if not ctx then return out:send(rpc.error(msg.id, refused.code, refused.message, refused.data)) end
+  local version, caps, info, level = modern.check(msg, nil)
+  if not version then
+    local refused = caps
+    return out:send(rpc.error(msg.id, refused.code, refused.message, refused.data))
+  end
   local listen = msg.method == "subscriptions/listen"
   if listens[tostring(msg.id)] or requests[tostring(msg.id)] then
     return out:send(rpc.error(msg.id, rpc.INVALID_REQUEST, "Invalid Request: a request with this id is in flight"))
   end
-  local session = Session.new_stateless(gw, ctx, home.identity, home.config_id, "stdio", nil,
-    listen and ("listen-" .. smg.random_hex(16)) or nil)
+  local session = Session.new_stateless(gw, home.identity, home.config_id, "stdio", nil, nil, version, caps, info,
+    level, nil)
   session.auth_error = home.auth_error
   if listen then
     local limit, why = gw:session_refusal("stdio", nil)

@@ -60,9 +60,10 @@ local function refusal(status, code, message, data)
 end
 
 -- Validates a modern request. `http`: the HTTP request (its :header(name)), nil on stdio.
--- Returns the request's context { protocol_version, client_caps, client_info,
--- log_level_name, param_headers } (named as a session's fields: a gateway makes its
--- request's session of it) | nil, refusal { status, code, message, data }.
+-- Returns what the request's session is made of (Session.new_stateless): its protocol
+-- version, client capabilities, client info, log level name and Mcp-Param-* headers
+-- (values, not a table: this is every request's path) | nil, refusal { status, code,
+-- message, data }.
 local is_array = json.is_array
 local META_VERSION, META_CAPS, META_INFO, META_LOG_LEVEL = M.META_VERSION, M.META_CAPS, M.META_INFO, M.META_LOG_LEVEL
 -- (Every request passes here: what it reads more than once is read once.)
@@ -123,8 +124,7 @@ function M.check(msg, http)
     return nil, refusal(404, rpc.METHOD_NOT_FOUND, "Method not found: " .. method)
   end
   local level, info = meta[META_LOG_LEVEL], meta[META_INFO]
-  return { protocol_version = v, client_caps = caps, client_info = type(info) == "table" and info or nil,
-    log_level_name = type(level) == "string" and level or nil, param_headers = params }
+  return v, caps, type(info) == "table" and info or nil, type(level) == "string" and level or nil, params
 end
 
 -- The HTTP status of an error a modern request ended with.

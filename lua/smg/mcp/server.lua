@@ -361,9 +361,12 @@ Server.methods = handlers
 function Server:handle_request(msg)
   local ctx_modern
   if modern.is_modern(msg, nil) then
-    local refused
-    ctx_modern, refused = modern.check(msg, nil)
-    if not ctx_modern then return self:send(rpc.error(msg.id, refused.code, refused.message, refused.data)) end
+    local v, caps, _, level = modern.check(msg, nil)
+    if not v then
+      local refused = caps
+      return self:send(rpc.error(msg.id, refused.code, refused.message, refused.data))
+    end
+    ctx_modern = { client_caps = caps, log_level_name = level }
   elseif msg.method == "server/discover" or msg.method == "subscriptions/listen" then
     -- A 2026 method without the 2026 _meta: unknown to the 2025 rules.
     return self:send(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "Method not found: " .. msg.method))

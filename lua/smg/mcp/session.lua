@@ -16,6 +16,7 @@ local rpc = require "smg.mcp.jsonrpc"
 local Call = require "smg.mcp.call"
 local streams = require "smg.mcp.streams"
 local log = smg.log
+local new_tab = require "table.new"
 
 local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, critical = 5, alert = 6, emergency = 7 }
 
@@ -60,8 +61,6 @@ end
 -- A 2026-07-28 request's session (mcp/modern.lua): it lives for one request, or for a
 -- subscriptions/listen stream. Initialized by construction, with the version, capabilities
 -- and log level the request's _meta carries (no log level: no log messages at all).
--- ctx: what modern.check returned, which becomes the session; identity, config_id,
--- identity_key and peer as Session.new's attrs; id a listen session's.
 -- A request's session is made and dropped per request, so it carries only what one
 -- request uses: the tables a session fills over its life (streams, subscriptions, list
 -- coalescing, requests to the client) are one shared empty table, read-only, until
@@ -75,17 +74,25 @@ local STATELESS = setmetatable({ transport = "http", initialized = true, ready =
   listening = false, home = false, closed = false, ninflight = 0, calls = 0, last_seen = 0,
   outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
   resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
+  log_level = math.huge, -- (none asked: no log messages)
   -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
   -- against the tool's declarations; false elsewhere.
   param_headers = false }, Session)
 local StatelessSession = { __index = STATELESS }
 
-function Session.new_stateless(host, ctx, identity, config_id, identity_key, peer, id)
-  ctx.host, ctx.id, ctx.identity, ctx.config_id, ctx.identity_key, ctx.peer = host, id, identity, config_id,
-    identity_key, peer
-  ctx.log_level = LOG_LEVELS[ctx.log_level_name or ""] or math.huge
-  ctx.inflight = {}
-  return setmetatable(ctx, StatelessSession)
+-- host, identity, config_id, identity_key, peer, subject_token: as Session.new's attrs
+-- (what the host authenticated); the rest what modern.check returned. One constructor
+-- with every field a request writes (its counters): a table that grows key by key is
+-- rehashed on the way, and 16 fields keep its hash part at 16 slots. A listen stream's
+-- session gets its id from Session:listen.
+function Session.new_stateless(host, identity, config_id, identity_key, peer, subject_token, version, caps, info,
+                               level, param_headers)
+  local s = setmetatable({ host = host, identity = identity, config_id = config_id, identity_key = identity_key,
+    peer = peer, subject_token = subject_token, protocol_version = version, client_caps = caps, client_info = info,
+    log_level_name = level, param_headers = param_headers, inflight = new_tab(0, 1), ninflight = 0, calls = 0,
+    last_seen = 0 }, StatelessSession)
+  if level then s.log_level = LOG_LEVELS[level] or math.huge end
+  return s
 end
 
 -- Which notifications a listen stream asked for (its `notifications` filter).
@@ -96,6 +103,7 @@ local LISTEN_FILTER = { ["notifications/tools/list_changed"] = "toolsListChanged
 -- Makes this session a listen stream's: `id` is the listen request's id (the
 -- subscriptionId every notification carries), `filter` its `notifications` object.
 function Session:listen(id, filter)
+  self.id = "listen-" .. smg.random_hex(16)
   filter = type(filter) == "table" and filter or {}
   local uris = {}
   for _, u in ipairs(type(filter.resourceSubscriptions) == "table" and filter.resourceSubscriptions or {}) do

@@ -26,6 +26,7 @@ local Legacy = require "smg.upstream.sse_legacy"
 local limits = require "smg.limits"
 local json = smg.json
 local log = smg.log
+local clone, nkeys = require "table.clone", require "table.nkeys"
 
 local Client = {}
 Client.__index = Client
@@ -449,27 +450,43 @@ end
 -- a 2025 one never carries 2026 protocol keys (a dual-era server would take them for a
 -- 2026 request).
 local RESERVED = "io.modelcontextprotocol/"
+local META_VERSION, META_CAPS, META_INFO, META_LOG_LEVEL = modern.META_VERSION, modern.META_CAPS, modern.META_INFO,
+  modern.META_LOG_LEVEL
+
+-- A 2026 request's _meta without the protocol's keys; nil when nothing else is left.
+-- (Every request has the same few keys: those are counted, not looped over. A loop here
+-- would run on every call, LuaJIT would compile it as a trace of its own, and every trace
+-- through the call path would then abort on it, "inner loop in root trace", until the
+-- call path ran interpreted.)
+local function unreserved(meta)
+  local known = (meta[META_VERSION] ~= nil and 1 or 0) + (meta[META_CAPS] ~= nil and 1 or 0)
+    + (meta[META_INFO] ~= nil and 1 or 0) + (meta[META_LOG_LEVEL] ~= nil and 1 or 0)
+  if nkeys(meta) == known then return nil end
+  local m
+  for k, v in pairs(meta) do
+    if type(k) ~= "string" or k:find(RESERVED, 1, true) ~= 1 then
+      m = m or {}
+      m[k] = v
+    end
+  end
+  return m
+end
+
 function Client:_era_params(params, call)
   local meta = type(params) == "table" and params._meta
   local as_modern = self:_modern_for(call)
   if not as_modern and type(meta) ~= "table" then return params end
-  local p, m = {}, nil
-  for k, v in pairs(params or {}) do
-    if k ~= "_meta" then p[k] = v end
-  end
-  if type(meta) == "table" then
-    for k, v in pairs(meta) do
-      if type(k) ~= "string" or k:find(RESERVED, 1, true) ~= 1 then
-        m = m or {}
-        m[k] = v
-      end
+  local p = type(params) == "table" and clone(params) or {}
+  local m = type(meta) == "table" and unreserved(meta) or nil
+  if as_modern then
+    local mine = self:_modern_meta(call)
+    if m then
+      for k, v in pairs(mine) do m[k] = v end
+    else
+      m = mine
     end
   end
-  if as_modern then
-    m = m or {}
-    for k, v in pairs(self:_modern_meta(call)) do m[k] = v end
-  end
-  p._meta = m
+  p._meta = m -- (a slot the clone has when params had _meta: no rehash)
   return p
 end
 
