@@ -116,15 +116,22 @@ static int req_body(lua_State *L) {
   lua_pushlstring(L, b, len);
   return 1;
 }
+/* req:header(name, ...) -> the value of each named header (the first of that name), or
+ * nil; several at once cost one call (a C call is where LuaJIT's trace stops). */
 static int req_header(lua_State *L) {
   lreq_t *u = check_req(L);
-  size_t len;
-  const char *v = smg_http_req_header(u->req, luaL_checkstring(L, 2), &len);
-  if (v)
-    lua_pushlstring(L, v, len);
-  else
-    lua_pushnil(L);
-  return 1;
+  int n = lua_gettop(L) - 1;
+  luaL_checkstring(L, 2);
+  luaL_checkstack(L, n, "too many header names");
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    const char *v = smg_http_req_header(u->req, luaL_checkstring(L, 2 + i), &len);
+    if (v)
+      lua_pushlstring(L, v, len);
+    else
+      lua_pushnil(L);
+  }
+  return n;
 }
 /* req:headers([prefix]) -> {lowercased name = value}: all of them, or only those whose
  * name starts with `prefix` (lowercase), then nil when there are none (no table made). */
@@ -144,9 +151,9 @@ static int req_headers(lua_State *L) {
     smg_http_req_header_at(u->req, i, &name, &nl, &value, &vl);
     char lower[256];
     if (nl >= sizeof(lower) || nl < pl) continue;
+    if (prefix && strncasecmp(name, prefix, pl) != 0) continue; /* (most: before the copy) */
     for (size_t k = 0; k < nl; k++)
       lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
-    if (prefix && memcmp(lower, prefix, pl) != 0) continue;
     if (!made) {
       lua_createtable(L, 0, 4);
       made = 1;

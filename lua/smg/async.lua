@@ -7,6 +7,7 @@ local M = {}
 
 -- The monotonic clock, read through the FFI when it is there: a Lua C function call ends
 -- the JIT trace it is made from, and the guarded call path reads the clock a dozen times.
+-- The wall clock (M.now) likewise: the cache reads it on every lookup to check expiry.
 do
   local ok, ffi = pcall(require, "ffi")
   if ok and pcall(ffi.cdef, "uint64_t uv_hrtime(void);") and pcall(function() return ffi.C.uv_hrtime end) then
@@ -14,6 +15,17 @@ do
     M.hrtime = function() return tonumber(C.uv_hrtime()) / 1e9 end
   else
     M.hrtime = core.hrtime
+  end
+  if ok and pcall(ffi.cdef, "struct smg_timespec { long tv_sec; long tv_nsec; };"
+      .. "int clock_gettime(int clock, struct smg_timespec *ts);")
+    and pcall(function() return ffi.C.clock_gettime end) then
+    local C, ts, REALTIME = ffi.C, ffi.new("struct smg_timespec"), 0 -- (CLOCK_REALTIME)
+    M.now = function()
+      C.clock_gettime(REALTIME, ts)
+      return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+    end
+  else
+    M.now = core.now
   end
 end
 local co_running, co_resume, co_yield, co_create = coroutine.running, coroutine.resume,

@@ -189,7 +189,7 @@ end
 smg.log = log
 
 ---------------------------------------------------------------------------- time
-smg.now = core.now           -- wall clock, seconds (float)
+smg.now = require("smg.async").now -- wall clock, seconds (float)
 smg.monotime = require("smg.async").hrtime -- monotonic, seconds (float)
 smg.sleep = async.sleep      -- yields
 smg.spawn = async.spawn

@@ -43,7 +43,7 @@ local errors = metrics.counter("smg_cache_backend_errors_total", "Cache calls Re
 local lookups = metrics.counter("smg_cache_lookups_total", "Two-level cache lookups by the level that answered",
   { "level" })
 
-local function now() return core.now() end
+local now = require("smg.async").now
 
 ---------------------------------------------------------------------------- keys
 local short = {} -- tenant or server name -> its 16-digit hash (config-bounded; reset if not)

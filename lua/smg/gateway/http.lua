@@ -295,8 +295,7 @@ local function handle_modern(gw, req, msg, kind, identity)
   end
   local session = Session.new_stateless(gw, identity, gw:config_for(identity), key, peer, auth.subject_of(identity),
     pv, caps, info, level, params)
-  local stream = streams.post(req, cors_headers(req), nil)
-  stream.status_of = modern.status_of
+  local stream = streams.post(req, cors_headers(req), nil, not listen and served or nil, modern.status_of)
   stream.traceparent = req:header("traceparent")
   if listen then
     session:listen(msg.id, type(msg.params) == "table" and msg.params.notifications or nil)
@@ -305,7 +304,6 @@ local function handle_modern(gw, req, msg, kind, identity)
     session.get_streams[1] = stream
   else
     serving[req] = session
-    stream.on_end = served
   end
   session:handle(msg, kind, stream)
 end
@@ -336,7 +334,7 @@ local function handle_post(gw, req, identity)
   local messages, kinds, is_batch, nreq = intake.parse(req:body())
   if not messages then return respond(req, kinds.status, error_body(kinds.code, kinds.message)) end
   if not is_batch and not req:header("mcp-session-id")
-    and modern.is_modern(messages[1], req:header("mcp-protocol-version")) then
+    and modern.is_modern(messages[1], req) then
     return handle_modern(gw, req, messages[1], kinds[1], identity)
   end
   -- initialize starts a session and must come alone.

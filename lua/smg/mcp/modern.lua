@@ -45,11 +45,13 @@ local NAMED = { ["tools/call"] = "name", ["prompts/get"] = "name", ["resources/r
 M.NAMED = NAMED
 
 -- Whether a request on a connection without a session is a modern one: its _meta names a
--- protocol version, or the header names a modern one.
-function M.is_modern(msg, header_version)
+-- protocol version, or the header names a modern one. `http`: the HTTP request (its
+-- header is read only when the body does not say), nil on stdio.
+function M.is_modern(msg, http)
   local p = msg.params
   local meta = type(p) == "table" and p._meta
   if type(meta) == "table" and meta[M.META_VERSION] ~= nil then return true end
+  local header_version = http and http:header("mcp-protocol-version")
   return header_version ~= nil and version.modern(header_version)
 end
 
@@ -81,8 +83,9 @@ function M.check(msg, http)
   if type(caps) ~= "table" or (is_array(caps) and #caps > 0) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. META_CAPS .. " is required")
   end
+  local hv, hm, hn
   if http then
-    local hv = http:header("mcp-protocol-version")
+    hv, hm, hn = http:header("mcp-protocol-version", "mcp-method", "mcp-name")
     if hv ~= v then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: MCP-Protocol-Version %s, _meta says %s"):format(
         tostring(hv or "absent"), v))
@@ -94,14 +97,13 @@ function M.check(msg, http)
   end
   local params
   if http then
-    local hm = http:header("mcp-method")
     if hm ~= method then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Method %s, the body's method is %s"):format(
         tostring(hm or "absent"), method))
     end
     local field = NAMED[method]
     if field then
-      local want, hn = p[field], http:header("mcp-name")
+      local want = p[field]
       -- (The plain value matches as it is; only another one may be a Base64 sentinel.)
       if type(want) == "string" and hn ~= want and (not hn or param_headers.decode(hn) ~= want) then
         return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: Mcp-Name %s, the body names %s"):format(

@@ -83,14 +83,14 @@ local StatelessSession = { __index = STATELESS }
 -- host, identity, config_id, identity_key, peer, subject_token: as Session.new's attrs
 -- (what the host authenticated); the rest what modern.check returned. One constructor
 -- with every field a request writes (its counters): a table that grows key by key is
--- rehashed on the way, and 16 fields keep its hash part at 16 slots. A listen stream's
+-- rehashed on the way, and at most 16 fields keep its hash part at 16 slots. A listen stream's
 -- session gets its id from Session:listen.
 function Session.new_stateless(host, identity, config_id, identity_key, peer, subject_token, version, caps, info,
                                level, param_headers)
   local s = setmetatable({ host = host, identity = identity, config_id = config_id, identity_key = identity_key,
     peer = peer, subject_token = subject_token, protocol_version = version, client_caps = caps, client_info = info,
-    log_level_name = level, param_headers = param_headers, inflight = new_tab(0, 1), ninflight = 0, calls = 0,
-    last_seen = 0 }, StatelessSession)
+    log_level_name = level, param_headers = param_headers, inflight = new_tab(0, 1), ninflight = 0, calls = 0 },
+    StatelessSession)
   if level then s.log_level = LOG_LEVELS[level] or math.huge end
   return s
 end
@@ -248,7 +248,7 @@ end
 
 -- Handles one decoded message from the client. `stream` receives the reply of a request.
 function Session:handle(msg, kind, stream)
-  self:touch()
+  if not self.stateless or self.listening then self:touch() end -- (a request's own: no idle time)
   if kind == "request" then
     local key = tostring(msg.id)
     if self.inflight[key] then
@@ -323,6 +323,12 @@ function Session:close(reason)
   end
   self.host:session_closed(self, reason)
   log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
+end
+
+-- A request's session finds a method one lookup away, not through STATELESS to Session
+-- (a metatable hop on every method call, interpreted or compiled).
+for k, v in pairs(Session) do
+  if k ~= "__index" and rawget(STATELESS, k) == nil then rawset(STATELESS, k, v) end
 end
 
 return Session

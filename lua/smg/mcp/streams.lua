@@ -54,13 +54,16 @@ local function emit(self, data)
   return self.sid ~= nil -- kept for a resume
 end
 
-local Post = {}
+-- What a POST stream starts as, shared: every request has one, so it holds only what
+-- differs (a write lands in the stream itself).
+local Post = { kind = "post", mode = "pending", closed = false, seq = 0, on_end = false, status_of = false }
 Post.__index = Post
 
--- stream.on_end (optional): called with the stream once it has ended (replied or closed).
-function M.post(req, headers, session)
-  return setmetatable({ kind = "post", req = req, mode = "pending", closed = false, headers = headers, seq = 0,
-    session = session }, Post)
+-- `on_end` (optional): called with the stream once it has ended (replied or closed);
+-- `status_of(err)` (optional): the HTTP status of an error reply that is still plain JSON.
+function M.post(req, headers, session, on_end, status_of)
+  return setmetatable({ req = req, headers = headers, session = session, on_end = on_end, status_of = status_of },
+    Post)
 end
 
 -- Still a place for this request's messages: connected, or resumable after a drop.
