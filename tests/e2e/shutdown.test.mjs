@@ -105,6 +105,34 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   });
 }
 
+// A 2026-07-28 request runs on a session of its own that no table of sessions lists: the
+// drain must still wait for it.
+test('SIGTERM drains a 2026-07-28 request in flight', async () => {
+  const w = workdir(gatewayConfig(servers, { mode: 'aggregate', shutdown_grace: 10 }));
+  try {
+    const run = launch(w);
+    const url = await serving(run);
+    const V = '2026-07-28';
+    const meta = { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const call = fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+        'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo__sleep' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+        params: { name: 'echo__sleep', arguments: { seconds: 1 }, _meta: meta } }),
+    }).then(async (res) => ({ status: res.status, body: await res.json() }));
+    await sleep(300);
+    run.proc.kill('SIGTERM');
+    const r = await call;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.result?.isError ?? false, false, JSON.stringify(r.body));
+    assert.equal(await run.exited, 0, run.log());
+    assert.match(run.log(), /draining 1 call\(s\)/);
+  } finally {
+    w.stop();
+  }
+});
+
 test('a second SIGINT during the drain exits 130 at once', async () => {
   const w = workdir(gatewayConfig(servers, { mode: 'aggregate', shutdown_grace: 30 }));
   try {

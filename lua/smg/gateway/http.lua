@@ -319,7 +319,7 @@ function M.request_closed(gw, req)
   s = serving[req]
   if s then
     serving[req] = nil
-    for _, call in pairs(s.inflight) do call:cancel("the client closed the response stream") end
+    if s.call then s.call:cancel("the client closed the response stream") end
   end
 end
 

@@ -164,6 +164,16 @@ function M.resume(gw, session, call, params)
   return true, nil, { code = rpc.INTERNAL_ERROR, message = "the upstream did not finish in time" }
 end
 
+-- How many parked calls have answered their client (input_required) and wait for a
+-- retry: a graceful stop does not wait for those.
+function M.answered(gw)
+  local n = 0
+  for _, park in pairs(gw.parked or {}) do
+    if park.answered then n = n + 1 end
+  end
+  return n
+end
+
 -- At shutdown: every parked call goes (its upstream request fails, its timer closes, so
 -- nothing keeps the loop alive).
 function M.close_all(gw)

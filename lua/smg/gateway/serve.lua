@@ -6,6 +6,8 @@ local async = require "smg.async"
 local config = require "smg.config"
 local plugins = require "smg.plugins"
 local reload = require "smg.gateway.reload"
+local Session = require "smg.mcp.session"
+local parking = require "smg.gateway.parking"
 local log = smg.log
 
 local M = {}
@@ -36,8 +38,10 @@ local function parse_args(args)
   return o
 end
 
+-- Calls whose client still waits for an answer: sessions' calls, and 2026 requests (each
+-- on a session of its own) but those parked after answering input_required.
 local function count_inflight(gw)
-  local n = 0
+  local n = Session.requests_alone() - parking.answered(gw)
   gw:each_session(function(s) n = n + s.ninflight end)
   return n
 end
@@ -82,7 +86,7 @@ function M.shutdown(gw, reason)
     end
     revoke_tokens(gw)
     for _, s in pairs(gw.tenants.sessions) do gw:remove_session(s, "shutdown") end
-    require("smg.gateway.parking").close_all(gw)
+    parking.close_all(gw)
     if gw.stdio_session then gw.stdio_session:close("shutdown") end
     gw.pool:close_all()
     require("smg.gateway.cluster").stop(gw.cluster)

@@ -49,9 +49,9 @@ local function handle_modern(gw, home, msg, kind, out)
     if s and listens[id] == s then
       listens[id] = nil
       gw:remove_session(s, "listen cancelled")
-    elseif s and s.inflight[id] then
+    elseif s and s.call then
       requests[id] = nil
-      s.inflight[id]:cancel(msg.params.reason or "cancelled by the client")
+      s.call:cancel(msg.params.reason or "cancelled by the client")
     end
     return
   end
@@ -61,7 +61,8 @@ local function handle_modern(gw, home, msg, kind, out)
     return out:send(rpc.error(msg.id, refused.code, refused.message, refused.data))
   end
   local listen = msg.method == "subscriptions/listen"
-  if listens[tostring(msg.id)] or requests[tostring(msg.id)] then
+  local earlier = requests[tostring(msg.id)] -- (weak: a finished one may linger until collected)
+  if listens[tostring(msg.id)] or (earlier and earlier.call) then
     return out:send(rpc.error(msg.id, rpc.INVALID_REQUEST, "Invalid Request: a request with this id is in flight"))
   end
   local session = Session.new_stateless(gw, home.identity, home.config_id, "stdio", nil, nil, version, caps, info,

@@ -16,7 +16,6 @@ local rpc = require "smg.mcp.jsonrpc"
 local Call = require "smg.mcp.call"
 local streams = require "smg.mcp.streams"
 local log = smg.log
-local new_tab = require "table.new"
 
 local LOG_LEVELS = { debug = 0, info = 1, notice = 2, warning = 3, error = 4, critical = 5, alert = 6, emergency = 7 }
 
@@ -72,7 +71,7 @@ local NONE = setmetatable({}, { __newindex = function() error("a request's sessi
 -- in the session itself.
 local STATELESS = setmetatable({ transport = "http", initialized = true, ready = true, stateless = true,
   listening = false, home = false, closed = false, ninflight = 0, calls = 0, last_seen = 0,
-  outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
+  inflight = NONE, outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
   resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
   log_level = math.huge, -- (none asked: no log messages)
   -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
@@ -82,15 +81,13 @@ local StatelessSession = { __index = STATELESS }
 
 -- host, identity, config_id, identity_key, peer, subject_token: as Session.new's attrs
 -- (what the host authenticated); the rest what modern.check returned. One constructor
--- with every field a request writes (its counters): a table that grows key by key is
--- rehashed on the way, and at most 16 fields keep its hash part at 16 slots. A listen stream's
--- session gets its id from Session:listen.
+-- with every field a request writes (its call): a table that grows key by key is rehashed
+-- on the way. A listen stream's session gets its id and own tables from Session:listen.
 function Session.new_stateless(host, identity, config_id, identity_key, peer, subject_token, version, caps, info,
                                level, param_headers)
   local s = setmetatable({ host = host, identity = identity, config_id = config_id, identity_key = identity_key,
     peer = peer, subject_token = subject_token, protocol_version = version, client_caps = caps, client_info = info,
-    log_level_name = level, param_headers = param_headers, inflight = new_tab(0, 1), ninflight = 0, calls = 0 },
-    StatelessSession)
+    log_level_name = level, param_headers = param_headers, call = false }, StatelessSession)
   if level then s.log_level = LOG_LEVELS[level] or math.huge end
   return s
 end
@@ -111,7 +108,7 @@ function Session:listen(id, filter)
   end
   self.listening = { id = id, filter = filter }
   self.subscriptions = uris
-  self.get_streams, self.list_sent, self.list_pending, self.outbound = {}, {}, {}, {}
+  self.get_streams, self.list_sent, self.list_pending, self.outbound, self.inflight = {}, {}, {}, {}, {}
 end
 
 -- A listen stream's notifications: only the kinds it asked for, each tagged with its
@@ -229,11 +226,21 @@ end
 
 -- Runs one client request in its own coroutine and sends the reply (a module-level
 -- function rather than a closure per request: LuaJIT compiles the request path then).
+-- Requests in flight on sessions of one request (2026-07-28): no session table lists
+-- them, and a graceful stop waits for them too.
+local alone = 0
+function Session.requests_alone() return alone end
+
 local function run_request(self, msg, call, stream, key)
   local host = self.host
   local ok, res, err = xpcall(host.dispatch, debug.traceback, host, self, call, msg.params or {})
-  self.inflight[key] = nil
-  self.ninflight = self.ninflight - 1
+  if key then
+    self.inflight[key] = nil
+    self.ninflight = self.ninflight - 1
+  else
+    alone = alone - 1
+    self.call = false
+  end
   if call.cancelled then
     if stream then stream:close() end
     return
@@ -246,9 +253,24 @@ local function run_request(self, msg, call, stream, key)
   reply(stream, rpc.reply(msg.id, res, err), res == nil and err)
 end
 
+local function new_call(self, msg, stream)
+  local params = msg.params or {}
+  local meta = type(params._meta) == "table" and params._meta or nil
+  return Call.new(msg.id, msg.method, self, stream, meta and meta.progressToken, stream and stream.traceparent)
+end
+
 -- Handles one decoded message from the client. `stream` receives the reply of a request.
 function Session:handle(msg, kind, stream)
-  if not self.stateless or self.listening then self:touch() end -- (a request's own: no idle time)
+  if self.stateless and not self.listening then
+    -- A 2026 request's own session: its one call, without the id table and counters of a
+    -- session's many (and no idle time to track).
+    if kind ~= "request" then return end
+    local call = new_call(self, msg, stream)
+    self.call = call
+    alone = alone + 1
+    return async.spawn(run_request, self, msg, call, stream, nil)
+  end
+  self:touch()
   if kind == "request" then
     local key = tostring(msg.id)
     if self.inflight[key] then
@@ -260,9 +282,7 @@ function Session:handle(msg, kind, stream)
     end
     self.ninflight = self.ninflight + 1
     if msg.method ~= "initialize" then self.calls = self.calls + 1 end
-    local params = msg.params or {}
-    local meta = type(params._meta) == "table" and params._meta or nil
-    local call = Call.new(msg.id, msg.method, self, stream, meta and meta.progressToken, stream and stream.traceparent)
+    local call = new_call(self, msg, stream)
     self.inflight[key] = call
     async.spawn(run_request, self, msg, call, stream, key)
   elseif kind == "notification" then
@@ -313,6 +333,7 @@ end
 function Session:close(reason)
   if self.closed then return end
   self.closed = true
+  if self.call then self.call:cancel("session closed") end
   for _, call in pairs(self.inflight) do call:cancel("session closed") end
   for _, f in pairs(self.outbound) do f:set(nil, { code = rpc.INTERNAL_ERROR, message = "session closed" }) end
   for _, s in ipairs(self.get_streams) do s:close() end
