@@ -116,29 +116,10 @@ static int req_body(lua_State *L) {
   lua_pushlstring(L, b, len);
   return 1;
 }
-/* req:header(name, ...) -> the value of each named header (the first of that name), or
- * nil; several at once cost one call (a C call is where LuaJIT's trace stops). */
-static int req_header(lua_State *L) {
-  lreq_t *u = check_req(L);
-  int n = lua_gettop(L) - 1;
-  luaL_checkstring(L, 2);
-  luaL_checkstack(L, n, "too many header names");
-  for (int i = 0; i < n; i++) {
-    size_t len;
-    const char *v = smg_http_req_header(u->req, luaL_checkstring(L, 2 + i), &len);
-    if (v)
-      lua_pushlstring(L, v, len);
-    else
-      lua_pushnil(L);
-  }
-  return n;
-}
-/* req:headers([prefix]) -> {lowercased name = value}: all of them, or only those whose
- * name starts with `prefix` (lowercase), then nil when there are none (no table made). */
-static int req_headers(lua_State *L) {
-  lreq_t *u = check_req(L);
-  size_t pl = 0;
-  const char *prefix = luaL_optlstring(L, 2, NULL, &pl);
+/* Pushes {lowercased name = value} of the request's headers: all of them (prefix NULL),
+ * or only those whose name starts with `prefix` (lowercase), then nil when there are
+ * none (no table made). */
+static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl) {
   int n = smg_http_req_header_count(u->req);
   int made = 0;
   if (!prefix) {
@@ -168,6 +149,38 @@ static int req_headers(lua_State *L) {
     lua_rawset(L, -3);
   }
   if (!made) lua_pushnil(L);
+}
+
+/* req:header(name, ...) -> the value of each named header (the first of that name), or
+ * nil; a name ending in '*' gets the table of the headers with that prefix, as
+ * req:headers(prefix). Several at once cost one call (a C call ends LuaJIT's trace). */
+static int req_header(lua_State *L) {
+  lreq_t *u = check_req(L);
+  int n = lua_gettop(L) - 1;
+  luaL_checkstring(L, 2);
+  luaL_checkstack(L, n + 4, "too many header names");
+  for (int i = 0; i < n; i++) {
+    size_t nl, len;
+    const char *name = luaL_checklstring(L, 2 + i, &nl);
+    if (nl > 0 && name[nl - 1] == '*') {
+      push_headers(L, u, name, nl - 1);
+      continue;
+    }
+    const char *v = smg_http_req_header(u->req, name, &len);
+    if (v)
+      lua_pushlstring(L, v, len);
+    else
+      lua_pushnil(L);
+  }
+  return n;
+}
+
+/* req:headers([prefix]): see push_headers. */
+static int req_headers(lua_State *L) {
+  lreq_t *u = check_req(L);
+  size_t pl = 0;
+  const char *prefix = luaL_optlstring(L, 2, NULL, &pl);
+  push_headers(L, u, prefix, pl);
   return 1;
 }
 

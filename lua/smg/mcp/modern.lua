@@ -83,9 +83,9 @@ function M.check(msg, http)
   if type(caps) ~= "table" or (is_array(caps) and #caps > 0) then
     return nil, refusal(400, rpc.INVALID_PARAMS, "Invalid params: _meta." .. META_CAPS .. " is required")
   end
-  local hv, hm, hn
+  local hv, hm, hn, got
   if http then
-    hv, hm, hn = http:header("mcp-protocol-version", "mcp-method", "mcp-name")
+    hv, hm, hn, got = http:header("mcp-protocol-version", "mcp-method", "mcp-name", "mcp-param-*")
     if hv ~= v then
       return nil, refusal(400, M.HEADER_MISMATCH, ("Header mismatch: MCP-Protocol-Version %s, _meta says %s"):format(
         tostring(hv or "absent"), v))
@@ -113,7 +113,6 @@ function M.check(msg, http)
     -- A tools/call's Mcp-Param-* headers, checked against the tool's declarations once
     -- the tool is known (gateway pipeline); {} on HTTP when there are none, nil on stdio.
     if method == "tools/call" then
-      local got = http:headers("mcp-param-")
       if got then
         local why
         params, why = param_headers.collect(got)

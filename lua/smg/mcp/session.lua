@@ -14,6 +14,7 @@ local async = require "smg.async"
 local limits = require "smg.limits"
 local rpc = require "smg.mcp.jsonrpc"
 local Call = require "smg.mcp.call"
+local version = require "smg.mcp.version"
 local streams = require "smg.mcp.streams"
 local log = smg.log
 
@@ -67,28 +68,46 @@ end
 local NONE = setmetatable({}, { __newindex = function() error("a request's session holds no such state", 2) end })
 
 -- What every such session starts with, shared (a request's session table holds only what
--- differs: half the fields, a smaller hash part, less garbage per request); a write lands
--- in the session itself.
+-- differs: a third of the fields, an 8-slot hash part, less garbage per request); a write
+-- lands in the session itself.
 local STATELESS = setmetatable({ transport = "http", initialized = true, ready = true, stateless = true,
   listening = false, home = false, closed = false, ninflight = 0, calls = 0, last_seen = 0,
   inflight = NONE, outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
   resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
+  protocol_version = version.MODERN[1],
   log_level = math.huge, -- (none asked: no log messages)
   -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
   -- against the tool's declarations; false elsewhere.
   param_headers = false }, Session)
-local StatelessSession = { __index = STATELESS }
+
+-- Per host, STATELESS with the host in it (filled in once the module has every method:
+-- see the end of this file).
+local by_host = setmetatable({}, { __mode = "k" })
+local function metatable_for(host)
+  local mt = by_host[host]
+  if not mt then
+    local proto = setmetatable({}, Session)
+    for k, v in pairs(STATELESS) do proto[k] = v end
+    proto.host = host
+    mt = { __index = proto }
+    by_host[host] = mt
+  end
+  return mt
+end
 
 -- host, identity, config_id, identity_key, peer, subject_token: as Session.new's attrs
 -- (what the host authenticated); the rest what modern.check returned. One constructor
--- with every field a request writes (its call): a table that grows key by key is rehashed
--- on the way. A listen stream's session gets its id and own tables from Session:listen.
-function Session.new_stateless(host, identity, config_id, identity_key, peer, subject_token, version, caps, info,
+-- with every field a request writes (its call), 8 of them: a table that grows key by key
+-- is rehashed on the way, and a ninth field doubles its hash part. What is mostly the
+-- default (the version, no subject token, no log level) is set only when it is not.
+-- A listen stream's session gets its id and own tables from Session:listen.
+function Session.new_stateless(host, identity, config_id, identity_key, peer, subject_token, v, caps, info,
                                level, param_headers)
-  local s = setmetatable({ host = host, identity = identity, config_id = config_id, identity_key = identity_key,
-    peer = peer, subject_token = subject_token, protocol_version = version, client_caps = caps, client_info = info,
-    log_level_name = level, param_headers = param_headers, call = false }, StatelessSession)
-  if level then s.log_level = LOG_LEVELS[level] or math.huge end
+  local s = setmetatable({ identity = identity, config_id = config_id, identity_key = identity_key, peer = peer,
+    client_caps = caps, client_info = info, param_headers = param_headers, call = false }, metatable_for(host))
+  if v ~= STATELESS.protocol_version then s.protocol_version = v end
+  if subject_token ~= nil then s.subject_token = subject_token end
+  if level then s.log_level_name, s.log_level = level, LOG_LEVELS[level] or math.huge end
   return s
 end
 
