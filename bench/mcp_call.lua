@@ -8,8 +8,11 @@ local n = 0
 local prefix = '{"jsonrpc":"2.0","id":'
 local suffix = ',"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}'
 if modern then
+  -- The envelope the v2 SDK client puts on every request: version, client info, capabilities.
   suffix = ',"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{'
-    .. '"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+    .. '"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+    .. '"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},'
+    .. '"io.modelcontextprotocol/clientCapabilities":{}}}}'
 end
 
 wrk.method = "POST"

@@ -132,7 +132,9 @@ static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl)
     smg_http_req_header_at(u->req, i, &name, &nl, &value, &vl);
     char lower[256];
     if (nl >= sizeof(lower) || nl < pl) continue;
-    if (prefix && strncasecmp(name, prefix, pl) != 0) continue; /* (most: before the copy) */
+    /* (Most are not: told by the first letter, before a compare or a copy.) */
+    if (prefix && pl > 0 && (name[0] | 0x20) != (prefix[0] | 0x20)) continue;
+    if (prefix && strncasecmp(name, prefix, pl) != 0) continue;
     for (size_t k = 0; k < nl; k++)
       lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
     if (!made) {
