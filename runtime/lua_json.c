@@ -65,10 +65,7 @@ static int push_value(lua_State *L, yyjson_val *v, int depth) {
   }
 }
 
-/* decode(str) -> value | nil, err */
-static int l_decode(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
+int smg_lua_json_decode(lua_State *L, const char *s, size_t len) {
   yyjson_read_err err;
   yyjson_doc *doc = yyjson_read_opts((char *)s, len, 0, NULL, &err);
   if (!doc) {
@@ -86,6 +83,13 @@ static int l_decode(lua_State *L) {
     return 2;
   }
   return 1;
+}
+
+/* decode(str) -> value | nil, err */
+static int l_decode(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  return smg_lua_json_decode(L, s, len);
 }
 
 typedef struct {

@@ -42,6 +42,9 @@ int luaopen_smg_core(lua_State *L);
 void smg_lua_http_register(lua_State *L);
 void smg_lua_proc_register(lua_State *L);
 void smg_lua_json_register(lua_State *L);
+/* Decodes JSON text onto the stack: pushes the value, or nil and the error; returns 1 or 2.
+ * For C callers that hold the text in a buffer: no Lua string is made of it. */
+int smg_lua_json_decode(lua_State *L, const char *s, size_t len);
 void smg_lua_fs_register(lua_State *L);
 void smg_lua_crypto_register(lua_State *L);
 void smg_lua_text_register(lua_State *L);

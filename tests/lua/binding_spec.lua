@@ -49,6 +49,32 @@ describe("smg binding v1", function()
     assert.is_string(e2)
   end)
 
+  it("reads a request's headers several at once and decodes its body in place", function()
+    local core = require "smg.core"
+    local seen
+    local server = core.http_listen("127.0.0.1", 0, {}, function(req)
+      local a, missing, b, params = req:header("x-a", "x-none", "X-B", "mcp-param-*")
+      local none = req:header("x-none-*")
+      local body, err = req:json()
+      seen = { a = a, missing = missing, b = b, params = params, none = none, body = body, err = err }
+      req:respond(200, {}, "")
+    end)
+    local url = "http://127.0.0.1:" .. server:port() .. "/"
+    smg.http.request({ method = "POST", url = url, body = '{"id":7,"list":[1,2]}',
+      headers = { ["X-A"] = "1", ["x-b"] = "2", ["Mcp-Param-Region"] = "eu", ["mcp-param-tier"] = "gold" } })
+    assert.are.equal("1", seen.a)
+    assert.is_nil(seen.missing)
+    assert.are.equal("2", seen.b)
+    assert.are.same({ ["mcp-param-region"] = "eu", ["mcp-param-tier"] = "gold" }, seen.params)
+    assert.is_nil(seen.none, "no header has the prefix: nil, no table")
+    assert.are.equal(7, seen.body.id)
+    assert.is_true(smg.json.is_array(seen.body.list))
+    smg.http.request({ method = "POST", url = url, body = "{not json" })
+    assert.is_nil(seen.body)
+    assert.matches("invalid JSON at byte", seen.err)
+    server:close()
+  end)
+
   it("encodes base64 both ways and verifies a JWS signature with OpenSSL", function()
     assert.are.equal("aGk/Pz4+", smg.crypto.b64encode("hi??>>"))
     assert.are.equal("aGk_Pz4-", smg.crypto.b64url_encode("hi??>>"))

@@ -331,7 +331,7 @@ local function handle_post(gw, req, identity)
   if M.media_type(req:header("content-type") or "") ~= "application/json" then
     return respond(req, 415, error_body(rpc.SERVER_ERROR, "Unsupported Media Type: Content-Type must be application/json"))
   end
-  local messages, kinds, is_batch, nreq = intake.parse(req:body())
+  local messages, kinds, is_batch, nreq = intake.classify(req:json()) -- (the body is never a Lua string)
   if not messages then return respond(req, kinds.status, error_body(kinds.code, kinds.message)) end
   if not is_batch and not req:header("mcp-session-id")
     and modern.is_modern(messages[1], req) then

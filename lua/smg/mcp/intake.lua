@@ -15,11 +15,11 @@ local function refuse(status, code, message, id)
   return { status = status, code = code, message = message, id = id }
 end
 
--- Decodes and classifies `text`. Returns messages, kinds, is_batch, nrequests | nil, refusal.
--- A batch may not be empty nor carry initialize; whether the session's revision allows
--- batches at all is M.batch_refusal's question (the session may not exist yet).
-function M.parse(text)
-  local msg, perr = json.decode(text)
+-- Classifies a decoded message (`msg`, or nil and the decoder's error `perr`). Returns
+-- messages, kinds, is_batch, nrequests | nil, refusal. A batch may not be empty nor carry
+-- initialize; whether the session's revision allows batches at all is M.batch_refusal's
+-- question (the session may not exist yet).
+function M.classify(msg, perr)
   if msg == nil then return nil, refuse(400, rpc.PARSE_ERROR, "Parse error: " .. tostring(perr)) end
   local is_batch = json.is_array(msg)
   local list = is_batch and msg or { msg }
@@ -40,6 +40,9 @@ function M.parse(text)
   end
   return list, kinds, is_batch, nreq
 end
+
+-- Decodes and classifies `text`: as M.classify.
+function M.parse(text) return M.classify(json.decode(text)) end
 
 -- nil when a batch is fine on a session of revision `v`, else the refusal.
 function M.batch_refusal(v)
