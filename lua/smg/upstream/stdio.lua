@@ -6,7 +6,6 @@
 local smg = require "smg"
 local core = require "smg.core"
 local oauth = require "smg.upstream.oauth"
-local json = smg.json
 local log = smg.log
 
 local Stdio = {}
@@ -153,17 +152,17 @@ function Stdio:open()
     env = Stdio.env_list(cfg, self.bearer and oauth.env(c.spec, self.bearer)),
     cwd = cfg.cwd,
     max_line = c.limits.max_message_bytes,
-  }, function(stream, line)
-    if stream == 2 then return self:log_stderr(line) end
-    if stream == 3 then -- a line over max_message_bytes, dropped: `line` is its two ends
-      return c:fail_unparsable(line, "a message longer than limits.max_message_bytes", nil, true)
+    json = true, -- (stdout lines arrive decoded; `raw` only for one that is not an object)
+  }, function(stream, msg, jerr, raw)
+    if stream == 2 then return self:log_stderr(msg) end
+    if stream == 3 then -- a line over max_message_bytes, dropped: `msg` is its two ends
+      return c:fail_unparsable(msg, "a message longer than limits.max_message_bytes", nil, true)
     end
-    local msg, jerr = json.decode(line)
     if type(msg) ~= "table" then
       self.garbage = self.garbage + 1
       log.warn(("upstream %s wrote a line that is not a JSON-RPC message to stdout (dropped): %s"):format(c.name,
-        Stdio.escape_line(line:sub(1, 200))))
-      c:fail_unparsable(line, jerr or "not a JSON object")
+        Stdio.escape_line(raw:sub(1, 200))))
+      c:fail_unparsable(raw, jerr or "not a JSON object")
       return
     end
     c:on_message(msg, nil)
