@@ -195,6 +195,14 @@ CFG
 }
 era_line=$(era_ratio)
 echo "$era_line" >&2
+# The same comparison in instructions per call (callgrind): repeatable where calls/s on a
+# shared machine is not.
+if command -v valgrind >/dev/null; then
+  era_ir_line=$(bash bench/era_instructions.sh 3000 2>&1 | tail -1)
+else
+  era_ir_line="(instructions per call: valgrind is not installed)"
+fi
+echo "$era_ir_line" >&2
 
 # 3b. smg memory per idle session: 10,000 sessions that initialized and went quiet (the
 # session limits raised: by default one peer may hold 1024).
@@ -236,5 +244,6 @@ echo "smg benchmark: tools/call echo, wrk -t1, ${secs}s per run, $(nproc) cores,
 printf '%-28s %10s %8s %8s %10s %8s %8s %9s %9s\n' "target" "c1 call/s" "p50 us" "p99 us" "c32 call/s" "p50 us" "p99 us" "RSS idle" "RSS load"
 for r in "${rows[@]}"; do echo "$r"; done
 echo "$era_line"
+echo "$era_ir_line"
 echo "$sessions_line"
 echo "$adversarial"
