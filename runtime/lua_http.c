@@ -125,16 +125,11 @@ static int req_json(lua_State *L) {
   const char *b = smg_http_req_body(check_req(L)->req, &len);
   return smg_lua_json_decode(L, b, len);
 }
-/* Pushes {lowercased name = value} of the request's headers: all of them (prefix NULL),
- * or only those whose name starts with `prefix` (lowercase), then nil when there are
- * none (no table made). */
+/* Pushes {lowercased name = value} of the request's headers whose name starts with
+ * `prefix` (case-insensitive; "" for all), or nil when there are none (no table made). */
 static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl) {
   int n = smg_http_req_header_count(u->req);
   int made = 0;
-  if (!prefix) {
-    lua_createtable(L, 0, n);
-    made = 1;
-  }
   for (int i = 0; i < n; i++) {
     const char *name, *value;
     size_t nl, vl;
@@ -142,8 +137,8 @@ static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl)
     char lower[256];
     if (nl >= sizeof(lower) || nl < pl) continue;
     /* (Most are not: told by the first letter, before a compare or a copy.) */
-    if (prefix && pl > 0 && (name[0] | 0x20) != (prefix[0] | 0x20)) continue;
-    if (prefix && strncasecmp(name, prefix, pl) != 0) continue;
+    if (pl > 0 && ((name[0] | 0x20) != (prefix[0] | 0x20) || strncasecmp(name, prefix, pl) != 0))
+      continue;
     for (size_t k = 0; k < nl; k++)
       lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
     if (!made) {
@@ -154,7 +149,7 @@ static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl)
     lua_rawget(L, -2);
     int seen = !lua_isnil(L, -1);
     lua_pop(L, 1);
-    if (seen) continue; /* first wins, as in req:header() */
+    if (seen) continue; /* first wins, as for a single name */
     lua_pushlstring(L, lower, nl);
     lua_pushlstring(L, value, vl);
     lua_rawset(L, -3);
@@ -163,8 +158,9 @@ static void push_headers(lua_State *L, lreq_t *u, const char *prefix, size_t pl)
 }
 
 /* req:header(name, ...) -> the value of each named header (the first of that name), or
- * nil; a name ending in '*' gets the table of the headers with that prefix, as
- * req:headers(prefix). Several at once cost one call (a C call ends LuaJIT's trace). */
+ * nil; a name ending in '*' gets the table of the headers with that prefix ("*": all of
+ * them), nil when there are none. Several at once cost one call (a C call ends LuaJIT's
+ * trace). */
 static int req_header(lua_State *L) {
   lreq_t *u = check_req(L);
   int n = lua_gettop(L) - 1;
@@ -184,15 +180,6 @@ static int req_header(lua_State *L) {
       lua_pushnil(L);
   }
   return n;
-}
-
-/* req:headers([prefix]): see push_headers. */
-static int req_headers(lua_State *L) {
-  lreq_t *u = check_req(L);
-  size_t pl = 0;
-  const char *prefix = luaL_optlstring(L, 2, NULL, &pl);
-  push_headers(L, u, prefix, pl);
-  return 1;
 }
 
 /* Formats a {name = value} table as header lines, refusing CR/LF (response splitting).
@@ -525,7 +512,6 @@ void smg_lua_http_register(lua_State *L) {
                                    {"body", req_body},
                                    {"json", req_json},
                                    {"header", req_header},
-                                   {"headers", req_headers},
                                    {"peer_address", req_peer_address},
                                    {"respond", req_respond},
                                    {"stream_start", req_stream_start},

@@ -23,7 +23,8 @@ static void on_line(smg_proc_t *p, int stream, const char *line, size_t len, voi
   if (u->json && stream == 1) {
     /* Decoded from the pipe's buffer: a line made a Lua string would be interned, and
      * same-length lines of 128 bytes or more that differ in a few bytes (their ids) share
-     * LuaJIT's sampled hash. The line itself only when it is not a JSON object. */
+     * LuaJIT's sampled hash. The line itself only when it does not decode to an object or
+     * array (for the log). */
     int n = smg_lua_json_decode(L, line, len);
     if (n == 1 && lua_istable(L, -1)) {
       smg_lua_pcall(L, 2, 0, "process output handler");
@@ -124,7 +125,8 @@ static char **string_array(lua_State *L, int idx, const char *first) {
 
 /* spawn{file, args = {...}, env = {"K=V", ...}, cwd, max_line, json}, on_line(stream, line),
  * on_exit(status, signal). With json = true a stdout line arrives decoded: on_line(1,
- * object), or on_line(1, value or nil, error or nil, line) when it is not a JSON object. */
+ * object), or on_line(1, value or nil, error or nil, line) when it is not a JSON object or array.
+ */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TFUNCTION);

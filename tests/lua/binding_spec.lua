@@ -54,9 +54,9 @@ describe("smg binding v1", function()
     local seen
     local server = core.http_listen("127.0.0.1", 0, {}, function(req)
       local a, missing, b, params = req:header("x-a", "x-none", "X-B", "mcp-param-*")
-      local none = req:header("x-none-*")
+      local none, all = req:header("x-none-*", "*")
       local body, err = req:json()
-      seen = { a = a, missing = missing, b = b, params = params, none = none, body = body, err = err }
+      seen = { a = a, missing = missing, b = b, params = params, none = none, all = all, body = body, err = err }
       req:respond(200, {}, "")
     end)
     local url = "http://127.0.0.1:" .. server:port() .. "/"
@@ -67,6 +67,8 @@ describe("smg binding v1", function()
     assert.are.equal("2", seen.b)
     assert.are.same({ ["mcp-param-region"] = "eu", ["mcp-param-tier"] = "gold" }, seen.params)
     assert.is_nil(seen.none, "no header has the prefix: nil, no table")
+    assert.are.equal("1", seen.all["x-a"])
+    assert.are.equal("eu", seen.all["mcp-param-region"])
     assert.are.equal(7, seen.body.id)
     assert.is_true(smg.json.is_array(seen.body.list))
     smg.http.request({ method = "POST", url = url, body = "{not json" })

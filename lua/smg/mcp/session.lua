@@ -67,10 +67,10 @@ end
 -- Session:listen gives a listen stream's session its own.
 local NONE = setmetatable({}, { __newindex = function() error("a request's session holds no such state", 2) end })
 
--- What every such session starts with, shared (a request's session table holds only what
--- differs: a third of the fields, an 8-slot hash part, less garbage per request); a write
--- lands in the session itself.
-local STATELESS = setmetatable({ transport = "http", initialized = true, ready = true, stateless = true,
+-- What every such session starts with, shared through a per-host prototype (a request's
+-- session table holds only what differs: a third of the fields, an 8-slot hash part, less
+-- garbage per request); a write lands in the session itself.
+local STATELESS = { transport = "http", initialized = true, ready = true, stateless = true,
   listening = false, home = false, closed = false, ninflight = 0, calls = 0, last_seen = 0,
   inflight = NONE, outbound = NONE, noutbound = 0, next_out = 0, get_streams = NONE, subscriptions = NONE,
   resumable = NONE, resumable_order = NONE, next_stream = 0, list_sent = NONE, list_pending = NONE,
@@ -78,17 +78,21 @@ local STATELESS = setmetatable({ transport = "http", initialized = true, ready =
   log_level = math.huge, -- (none asked: no log messages)
   -- A tools/call's Mcp-Param-* headers over HTTP ({lowercased name = value}), checked
   -- against the tool's declarations; false elsewhere.
-  param_headers = false }, Session)
+  param_headers = false }
 
--- Per host, STATELESS with the host in it (filled in once the module has every method:
--- see the end of this file).
+-- Per host: Session's methods, STATELESS and the host in one table, so a request's session
+-- finds any of them one lookup away (not through a chain of metatables, a hop on every
+-- method call, interpreted or compiled). Made on a host's first request, when Session has
+-- every method.
 local by_host = setmetatable({}, { __mode = "k" })
 local function metatable_for(host)
   local mt = by_host[host]
   if not mt then
-    local proto = setmetatable({}, Session)
+    local proto = setmetatable({ host = host }, Session)
+    for k, v in pairs(Session) do
+      if k ~= "__index" then proto[k] = v end
+    end
     for k, v in pairs(STATELESS) do proto[k] = v end
-    proto.host = host
     mt = { __index = proto }
     by_host[host] = mt
   end
@@ -363,12 +367,6 @@ function Session:close(reason)
   end
   self.host:session_closed(self, reason)
   log.debug(("session %s closed (%s)"):format(tostring(self.id), reason or "closed"))
-end
-
--- A request's session finds a method one lookup away, not through STATELESS to Session
--- (a metatable hop on every method call, interpreted or compiled).
-for k, v in pairs(Session) do
-  if k ~= "__index" and rawget(STATELESS, k) == nil then rawset(STATELESS, k, v) end
 end
 
 return Session

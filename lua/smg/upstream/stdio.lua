@@ -152,7 +152,7 @@ function Stdio:open()
     env = Stdio.env_list(cfg, self.bearer and oauth.env(c.spec, self.bearer)),
     cwd = cfg.cwd,
     max_line = c.limits.max_message_bytes,
-    json = true, -- (stdout lines arrive decoded; `raw` only for one that is not an object)
+    json = true, -- (stdout lines arrive decoded; `raw` only for one that decodes to no table)
   }, function(stream, msg, jerr, raw)
     if stream == 2 then return self:log_stderr(msg) end
     if stream == 3 then -- a line over max_message_bytes, dropped: `msg` is its two ends
