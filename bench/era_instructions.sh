@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two eras' passthrough tools/call in instructions per call, under callgrind: unlike
 # calls/s on a shared 2-core machine (runs of the same binary differ by 15 % and more),
-# the count repeats within about 2 % (what moves it is which traces LuaJIT compiles). smg
+# the count repeats within about 3 % (what moves it is which traces LuaJIT compiles). smg
 # fronts the C echo upstream as bench/run.sh's rows do; each era gets a warm-up (so the
 # JIT has compiled the path), then N calls are counted. Not a test: a benchmark.
 #   bench/era_instructions.sh [CALLS=3000]
